@@ -1,0 +1,33 @@
+# i-Score service image: gunicorn serving the shipped default model as a non-root user.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+RUN useradd --system --create-home --uid 10001 iscore
+
+# Dependencies and code first (cached layer), then the model versions.
+COPY pyproject.toml README.md ./
+COPY iscore ./iscore
+COPY service ./service
+COPY training ./training
+RUN pip install .
+COPY models ./models
+
+# The service only reads models/; feedback (SQLite by default) goes to /app/var.
+RUN mkdir -p /app/var && chown iscore:iscore /app/var
+USER iscore
+
+ENV ISCORE_MODEL_DIR=/app/models \
+    ISCORE_BIND=0.0.0.0:8000 \
+    ISCORE_WORKERS=2 \
+    ISCORE_DATABASE_URL=sqlite:////app/var/feedback.db
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
+# gunicorn stops gracefully on SIGTERM (docker stop); SIGHUP restarts workers on the CURRENT model.
+STOPSIGNAL SIGTERM
+CMD ["python", "-m", "service.serve"]

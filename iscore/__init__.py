@@ -1,0 +1,1 @@
+"""i-Score shared core: features, model, artifact registry, scoring and settings."""

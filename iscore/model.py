@@ -1,0 +1,155 @@
+"""The i-Score estimator: one sklearn Pipeline from raw headline records to a 0-100 score."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from iscore.features import ColumnPicker, HeadlineStats, StaticEmbedder
+
+
+class PercentileCalibratedRegressor(RegressorMixin, BaseEstimator):
+    """Wrap a regressor so ``predict`` returns the percentile (0-100) of its raw prediction.
+
+    The reference distribution is the inner model's predictions on its own training rows, so a
+    score of 70 means "predicted above 70 % of the headlines this version was trained on" and keeps
+    that meaning from one retrain to the next.
+    """
+
+    def __init__(self, regressor: Any = None, n_quantiles: int = 1001):
+        self.regressor = regressor
+        self.n_quantiles = n_quantiles
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "PercentileCalibratedRegressor":
+        base = Ridge(alpha=1.0) if self.regressor is None else self.regressor
+        self.regressor_ = clone(base)
+        if sample_weight is None:
+            self.regressor_.fit(X, y)
+        else:
+            self.regressor_.fit(X, y, sample_weight=sample_weight)
+        self.set_reference(self.regressor_.predict(X))
+        return self
+
+    def set_reference(self, raw: np.ndarray) -> "PercentileCalibratedRegressor":
+        """Store the quantiles of raw predictions that define the 0-100 scale."""
+        raw = np.asarray(raw, dtype=np.float64)
+        raw = raw[np.isfinite(raw)]
+        if raw.size == 0:
+            raise ValueError("cannot calibrate on zero finite predictions")
+        levels = np.linspace(0.0, 100.0, self.n_quantiles)
+        q = np.quantile(raw, levels / 100.0)
+        # np.interp needs strictly increasing x: merge tied quantiles into their mean level.
+        uq, inverse = np.unique(q, return_inverse=True)
+        self.quantiles_ = uq
+        self.levels_ = np.bincount(inverse, weights=levels) / np.bincount(inverse)
+        return self
+
+    def predict_raw(self, X: Any) -> np.ndarray:
+        """The inner regressor's uncalibrated prediction."""
+        return np.asarray(self.regressor_.predict(X), dtype=np.float64)
+
+    def predict(self, X: Any) -> np.ndarray:
+        raw = self.predict_raw(X)
+        if self.quantiles_.size == 1:
+            return np.full(raw.shape, 50.0)
+        out = np.interp(raw, self.quantiles_, self.levels_)
+        return np.clip(np.nan_to_num(out, nan=50.0), 0.0, 100.0)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What the pipeline is made of; stored in the manifest so a version can be rebuilt."""
+
+    word_ngrams: tuple[int, int] = (1, 2)
+    max_word_features: int = 60_000
+    min_df: int = 2
+    char_ngrams: bool = False
+    use_stats: bool = True
+    use_source: bool = True
+    use_embeddings: bool = False
+    alpha: float = 10.0
+    out_of_core: bool = False
+    hash_features: int = 2**20
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form for the manifest."""
+        d = asdict(self)
+        d["word_ngrams"] = list(self.word_ngrams)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error so typos do not pass silently."""
+        d = dict(d)
+        if "word_ngrams" in d:
+            d["word_ngrams"] = tuple(d["word_ngrams"])
+        return cls(**d)
+
+
+def build_features(config: ModelConfig, embedder: StaticEmbedder | None = None) -> FeatureUnion:
+    """The feature union named by ``config`` (unfitted)."""
+    parts: list[tuple[str, Any]] = []
+    if config.out_of_core:
+        # Stateless features only: each chunk can be transformed without a vocabulary pass.
+        words = HashingVectorizer(
+            ngram_range=config.word_ngrams,
+            n_features=config.hash_features,
+            alternate_sign=False,
+            norm="l2",
+            dtype=np.float32,
+        )
+    else:
+        words = TfidfVectorizer(
+            ngram_range=config.word_ngrams,
+            min_df=config.min_df,
+            max_features=config.max_word_features,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+    parts.append(("words", Pipeline([("pick", ColumnPicker("text")), ("vec", words)])))
+    if config.char_ngrams and not config.out_of_core:
+        chars = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(3, 5), min_df=5, max_features=50_000,
+            sublinear_tf=True, dtype=np.float32,
+        )
+        parts.append(("chars", Pipeline([("pick", ColumnPicker("text")), ("vec", chars)])))
+    if config.use_stats:
+        steps: list[tuple[str, Any]] = [("stats", HeadlineStats())]
+        if not config.out_of_core:
+            steps.append(("scale", StandardScaler()))
+        parts.append(("stats", Pipeline(steps)))
+    if config.use_source:
+        # Out-of-core fits this encoder on the sources collected in the label pass.
+        enc = OneHotEncoder(handle_unknown="ignore", min_frequency=20, dtype=np.float32)
+        parts.append(
+            ("source", Pipeline([("pick", ColumnPicker("source", two_d=True, lowercase=True)),
+                                 ("onehot", enc)]))
+        )
+    if config.use_embeddings:
+        if embedder is None:
+            raise ValueError("use_embeddings needs an embedder (vocab and vectors)")
+        parts.append(("semantic", embedder))
+    return FeatureUnion(parts)
+
+
+def build_pipeline(config: ModelConfig, embedder: StaticEmbedder | None = None) -> Pipeline:
+    """An unfitted i-Score pipeline: features, then a percentile-calibrated regressor."""
+    if config.out_of_core:
+        from sklearn.linear_model import SGDRegressor
+
+        reg: Any = SGDRegressor(alpha=config.alpha * 1e-6, penalty="l2", learning_rate="invscaling",
+                                eta0=0.01, random_state=0)
+    else:
+        reg = Ridge(alpha=config.alpha, solver="auto")
+    return Pipeline([
+        ("features", build_features(config, embedder)),
+        ("model", PercentileCalibratedRegressor(reg)),
+    ])

@@ -1,0 +1,71 @@
+"""Pure scoring functions: records in, 0-100 scores, tiers, rankings and explanations out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def score(pipeline: Any, records: Sequence[Any]) -> np.ndarray:
+    """i-Scores (0-100, finite) of ``records`` in order."""
+    if len(records) == 0:
+        return np.zeros(0, dtype=np.float64)
+    out = np.asarray(pipeline.predict(records), dtype=np.float64)
+    return np.clip(np.nan_to_num(out, nan=0.0, posinf=100.0, neginf=0.0), 0.0, 100.0)
+
+
+def tier(i_score: float, red_threshold: float) -> str:
+    """'red' at or above the threshold, else 'blue'."""
+    return "red" if i_score >= red_threshold else "blue"
+
+
+def rank_order(scores: np.ndarray, keys: Sequence[str]) -> list[int]:
+    """Indices from highest to lowest score; ties broken by key, then input position."""
+    return sorted(range(len(scores)), key=lambda i: (-round(float(scores[i]), 6), keys[i], i))
+
+
+def _linear_parts(pipeline: Any) -> tuple[Any, np.ndarray, np.ndarray] | None:
+    """(feature step, coefficients, feature names) when the model is linear in its features."""
+    try:
+        features = pipeline.named_steps["features"]
+        reg = pipeline.named_steps["model"].regressor_
+        coef = np.ravel(reg.coef_)
+        names = np.asarray(features.get_feature_names_out(), dtype=object)
+    except (AttributeError, KeyError, ValueError):
+        return None
+    if coef.shape[0] != names.shape[0]:
+        return None
+    return features, coef, names
+
+
+def explain(pipeline: Any, records: Sequence[Any], top: int = 3) -> list[dict[str, list[dict[str, Any]]]]:
+    """Per record, the features that pushed its raw prediction up and down most.
+
+    Contribution of a feature = its value times the model coefficient, so up and down sum (with
+    the intercept) to the raw prediction. Empty lists where the model is not linear.
+    """
+    parts = _linear_parts(pipeline)
+    if parts is None or len(records) == 0:
+        return [{"up": [], "down": []} for _ in records]
+    features, coef, names = parts
+    X = features.transform(records)
+    out = []
+    for i in range(X.shape[0]):
+        row = X[i]
+        if hasattr(row, "indices"):
+            idx, vals = row.indices, row.data
+        else:
+            row = np.ravel(row)
+            idx = np.flatnonzero(row)
+            vals = row[idx]
+        contrib = vals * coef[idx]
+        order = np.argsort(contrib)
+        up = [j for j in order[::-1][:top] if contrib[j] > 0]
+        down = [j for j in order[:top] if contrib[j] < 0]
+        out.append({
+            "up": [{"feature": str(names[idx[j]]), "contribution": round(float(contrib[j]), 4)} for j in up],
+            "down": [{"feature": str(names[idx[j]]), "contribution": round(float(contrib[j]), 4)} for j in down],
+        })
+    return out

@@ -1,0 +1,92 @@
+"""One typed settings object, read from ``ISCORE_*`` environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+PREFIX = "ISCORE_"
+
+
+class SettingsError(ValueError):
+    """An ``ISCORE_*`` variable has a value of the wrong type or range."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Service and job settings; each field ``x`` is read from ``ISCORE_X``."""
+
+    model_dir: Path = Path("models")
+    data_dir: Path = Path("../shared/data")
+    keep_versions: int = 5
+    red_threshold: float = 60.0
+    max_headlines: int = 2000
+    max_headline_chars: int = 1000
+    max_body_bytes: int = 2_000_000
+    default_limit: int = 10
+    admin_token: str = ""
+    reload_poll_seconds: float = 5.0
+    explain_top: int = 3
+    database_url: str = "sqlite:///var/feedback.db"
+    log_level: str = "INFO"
+    workers: int = 2
+    bind: str = "127.0.0.1:8000"
+    timeout_seconds: int = 30
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.red_threshold <= 100.0:
+            raise SettingsError("ISCORE_RED_THRESHOLD must be within 0..100")
+        for name in ("max_headlines", "max_headline_chars", "max_body_bytes", "default_limit",
+                     "workers", "timeout_seconds", "keep_versions"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be at least 1")
+        if self.reload_poll_seconds < 0:
+            raise SettingsError("ISCORE_RELOAD_POLL_SECONDS must be >= 0 (0 disables polling)")
+        if self.explain_top < 1:
+            raise SettingsError("ISCORE_EXPLAIN_TOP must be at least 1")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Build settings from the environment (``os.environ`` by default), then ``overrides``."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = PREFIX + f.name.upper()
+            if key not in env:
+                continue
+            raw = env[key]
+            try:
+                values[f.name] = _parse(f.type, raw)
+            except ValueError:
+                raise SettingsError(f"{key}={raw!r} is not a valid {f.type}") from None
+        values.update(overrides)
+        return cls(**values)
+
+    def public(self) -> dict[str, Any]:
+        """The settings without secrets, for logs and docs."""
+        d = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+        d["admin_token"] = "set" if self.admin_token else ""
+        d["database_url"] = _redact_url(self.database_url)
+        return d
+
+
+def _parse(type_name: Any, raw: str) -> Any:
+    t = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", str(type_name))
+    if t == "Path":
+        return Path(raw)
+    if t == "int":
+        return int(raw.strip())
+    if t == "float":
+        return float(raw.strip())
+    return raw
+
+
+def _redact_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

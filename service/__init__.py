@@ -1,0 +1,1 @@
+"""i-Score HTTP API (Flask)."""

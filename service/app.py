@@ -1,0 +1,183 @@
+"""The i-Score Flask app factory. Views parse, call the pure core and serialise; nothing more."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+
+from iscore.registry import ArtifactError, LoadedModel
+from iscore.scoring import explain, rank_order, score, tier
+from iscore.settings import Settings
+from service.errors import ApiError, register_error_handlers
+from service.holder import ModelHolder
+from service.observability import Metrics, configure_logging
+from service.openapi import openapi_document
+from service.schema import Headline, Limits, in_window, parse_flag, parse_json_body, parse_rank, parse_score
+
+access_log = logging.getLogger("iscore.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def create_app(settings: Settings | None = None, holder: ModelHolder | None = None,
+               load_model: bool = True) -> Flask:
+    """Build the app; loads the CURRENT model (a failure leaves /readyz at 503, not a crash)."""
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # keep reply fields in a readable order
+    metrics = Metrics()
+    holder = holder or ModelHolder(settings.model_dir, on_reload=metrics.on_reload)
+    app.extensions["iscore"] = {"settings": settings, "holder": holder, "metrics": metrics}
+    limits = Limits(settings.max_headlines, settings.max_headline_chars, settings.default_limit)
+    if load_model and holder.get() is None:
+        try:
+            holder.reload()
+        except ArtifactError:
+            pass  # recorded in holder.status; /readyz says why
+    register_error_handlers(app)
+
+    @app.before_request
+    def _start() -> None:
+        g.t0 = time.perf_counter()
+        rid = request.headers.get("X-Request-ID", "")
+        g.request_id = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
+        g.model_version = None
+        g.n_headlines = None
+        holder.maybe_reload(settings.reload_poll_seconds)
+
+    @app.after_request
+    def _finish(resp: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "(unmatched)"
+        elapsed = time.perf_counter() - g.get("t0", time.perf_counter())
+        metrics.requests.labels(route=route, method=request.method, status=str(resp.status_code)).inc()
+        metrics.latency.labels(route=route).observe(elapsed)
+        resp.headers["X-Request-ID"] = g.get("request_id", "")
+        for k, v in SECURITY_HEADERS.items():
+            resp.headers.setdefault(k, v)
+        access_log.info("request", extra={"fields": {
+            "request_id": g.get("request_id"), "method": request.method, "path": request.path,
+            "route": route, "status": resp.status_code, "ms": round(elapsed * 1000, 2),
+            "model_version": g.get("model_version"), "headlines": g.get("n_headlines"),
+        }})
+        return resp
+
+    def require_model() -> LoadedModel:
+        model = holder.get()
+        if model is None:
+            reason = holder.status.error if holder.status else "no model loaded"
+            raise ApiError(503, "model_unavailable", "no verified model is loaded; see /readyz", {"reason": reason})
+        g.model_version = model.version
+        return model
+
+    def json_body() -> Any:
+        return parse_json_body(request.get_data(cache=False), request.headers.get("Content-Type"))
+
+    def scored(model: LoadedModel, heads: list[Headline], with_explain: bool) -> list[dict[str, Any]]:
+        records = [h.record() for h in heads]
+        values = score(model.pipeline, records)
+        metrics.headlines.inc(len(heads))
+        g.n_headlines = len(heads)
+        items = [
+            {"id": h.id, "text": h.text, "i_score": round(float(v), 1), "tier": tier(round(float(v), 1), settings.red_threshold)}
+            for h, v in zip(heads, values)
+        ]
+        if with_explain:
+            for item, ex in zip(items, explain(model.pipeline, records, settings.explain_top)):
+                item["explain"] = ex
+        return items
+
+    @app.post("/v1/score")
+    def score_route() -> Any:
+        with_explain = parse_flag(request.args.get("explain"), "explain")
+        heads = parse_score(json_body(), limits)
+        model = require_model()
+        return jsonify({"model_version": model.version, "scores": scored(model, heads, with_explain)})
+
+    @app.post("/v1/rank")
+    def rank_route() -> Any:
+        with_explain = parse_flag(request.args.get("explain"), "explain")
+        req = parse_rank(json_body(), limits)
+        model = require_model()
+        heads = req.headlines
+        now = req.now or datetime.now(timezone.utc)
+        if req.window_minutes is not None:
+            heads = [h for h in heads if in_window(h, now, req.window_minutes)]
+        items = scored(model, heads, with_explain) if heads else []
+        order = rank_order([it["i_score"] for it in items], [it["id"] for it in items])[: req.limit]
+        ranked = [{"rank": r + 1, **items[i]} for r, i in enumerate(order)]
+        return jsonify({"model_version": model.version, "ranked": ranked,
+                        "considered": len(heads), "excluded_by_window": len(req.headlines) - len(heads)})
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> Any:
+        model = holder.get()
+        st = holder.status
+        last = None if st is None else {"ok": st.ok, "error": st.error,
+                                        "at": datetime.fromtimestamp(st.at, timezone.utc).isoformat()}
+        if model is None:
+            return jsonify({"status": "not_ready", "reason": st.error if st else "no model loaded",
+                            "last_reload": last}), 503
+        g.model_version = model.version
+        return jsonify({"status": "ready", "model_version": model.version, "last_reload": last})
+
+    @app.get("/v1/model")
+    def model_info() -> Any:
+        model = require_model()
+        m = model.manifest
+        keys = ("version", "created_at", "libraries", "data", "target", "model_config", "features",
+                "metrics", "sha256", "model_bytes", "command")
+        return jsonify({"model_version": model.version, "red_threshold": settings.red_threshold,
+                        "manifest": {k: m.get(k) for k in keys if k in m}})
+
+    @app.get("/metrics")
+    def metrics_route() -> Response:
+        return Response(metrics.render(), mimetype="text/plain; version=0.0.4")
+
+    @app.get("/openapi.json")
+    def openapi_route() -> Any:
+        return jsonify(openapi_document(settings))
+
+    def require_admin() -> None:
+        if not settings.admin_token:
+            raise ApiError(403, "admin_disabled", "admin routes are off: set ISCORE_ADMIN_TOKEN to enable them")
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <ISCORE_ADMIN_TOKEN>'")
+        if not hmac.compare_digest(token.strip().encode(), settings.admin_token.encode()):
+            raise ApiError(401, "unauthorized", "wrong token")
+
+    @app.post("/v1/admin/reload")
+    def reload_route() -> Any:
+        require_admin()
+        before = holder.get()
+        try:
+            model = holder.reload()
+        except ArtifactError as e:
+            raise ApiError(409, "reload_failed", "the new version was refused; the previous model keeps serving",
+                           {"reason": str(e), "serving": before.version if before else None}) from None
+        g.model_version = model.version
+        return jsonify({"model_version": model.version, "previous_version": before.version if before else None})
+
+    app.extensions["iscore"]["require_admin"] = require_admin
+    app.extensions["iscore"]["json_body"] = json_body
+    return app

@@ -1,0 +1,81 @@
+"""Prometheus metrics and one-line JSON logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """The service's metrics, in a registry of their own (so several apps can live in one process).
+
+    Under gunicorn with PROMETHEUS_MULTIPROC_DIR set (the shipped config sets it), values are
+    shared through files and /metrics reports all workers together.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("iscore_requests_total", "HTTP requests", ["route", "method", "status"], registry=r)
+        self.latency = Histogram("iscore_request_seconds", "request latency", ["route"],
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.headlines = Counter("iscore_headlines_scored_total", "headlines scored", registry=r)
+        self.reloads = Counter("iscore_model_reloads_total", "model reload attempts", ["result"], registry=r)
+        self.model_info = Gauge("iscore_model_info", "the model version being served (value 1)", ["version"],
+                                registry=r, multiprocess_mode="liveall")
+        self._version: str | None = None
+
+    def on_reload(self, ok: bool, version: str | None) -> None:
+        """Count a reload and expose the served version."""
+        self.reloads.labels(result="ok" if ok else "failed").inc()
+        if version != self._version:
+            if self._version is not None:
+                self.model_info.remove(self._version)
+            if version is not None:
+                self.model_info.labels(version=version).set(1)
+            self._version = version
+
+    def render(self) -> bytes:
+        """Prometheus text exposition of every worker (or this process)."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            reg = CollectorRegistry()
+            multiprocess.MultiProcessCollector(reg)
+            return generate_latest(reg)
+        return generate_latest(self.registry)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; structured fields come from ``extra={"fields": {...}}``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        out.update(getattr(record, "fields", {}) or {})
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def configure_logging(level: str) -> None:
+    """Send the iscore loggers to stderr as JSON lines (once per process)."""
+    root = logging.getLogger("iscore")
+    root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO")
+    if not any(getattr(h, "_iscore", False) for h in root.handlers):
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(JsonFormatter())
+        h._iscore = True  # type: ignore[attr-defined]
+        root.addHandler(h)
+        root.propagate = False

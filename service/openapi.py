@@ -1,0 +1,114 @@
+"""The OpenAPI 3 document served at /openapi.json (limits filled in from settings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from iscore.settings import Settings
+
+
+def _error_ref() -> dict[str, Any]:
+    return {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(c): _error_ref() for c in codes}
+
+
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    """Build the document; every path here is a route of the app (a test checks both ways)."""
+    headline = {
+        "oneOf": [
+            {"type": "string", "minLength": 1, "maxLength": settings.max_headline_chars},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["text"],
+                "properties": {
+                    "text": {"type": "string", "minLength": 1, "maxLength": settings.max_headline_chars},
+                    "id": {"type": "string", "maxLength": 200},
+                    "published_at": {"type": "string", "format": "date-time",
+                                     "description": "ISO-8601; a time without zone is taken as UTC"},
+                    "source": {"type": "string", "maxLength": 200},
+                },
+            },
+        ]
+    }
+    headlines = {"type": "array", "minItems": 1, "maxItems": settings.max_headlines, "items": headline}
+    explain_param = {"name": "explain", "in": "query", "required": False,
+                     "schema": {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]},
+                     "description": "add the features that pushed each score up or down most"}
+    scored_item = {
+        "type": "object",
+        "required": ["id", "text", "i_score", "tier"],
+        "properties": {
+            "id": {"type": "string"}, "text": {"type": "string"},
+            "i_score": {"type": "number", "minimum": 0, "maximum": 100},
+            "tier": {"type": "string", "enum": ["red", "blue"]},
+            "explain": {"type": "object"},
+        },
+    }
+    bad_input = _errors(400, 413, 415, 422, 503)
+    admin_errors = _errors(401, 403)
+    security = [{"bearer": []}]
+
+    def json_ok(schema: dict[str, Any]) -> dict[str, Any]:
+        return {"description": "OK", "content": {"application/json": {"schema": schema}}}
+
+    paths: dict[str, Any] = {
+        "/v1/score": {"post": {
+            "summary": "Score headlines (0-100) in request order",
+            "parameters": [explain_param],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "additionalProperties": False, "required": ["headlines"],
+                "properties": {"headlines": headlines}}}}},
+            "responses": {"200": json_ok({"type": "object", "required": ["model_version", "scores"], "properties": {
+                "model_version": {"type": "string"}, "scores": {"type": "array", "items": scored_item}}}),
+                **bad_input},
+        }},
+        "/v1/rank": {"post": {
+            "summary": "Rank headlines, highest i-Score first (ties by id, then input order)",
+            "parameters": [explain_param],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "additionalProperties": False, "required": ["headlines"],
+                "properties": {
+                    "headlines": headlines,
+                    "limit": {"type": "integer", "minimum": 1, "maximum": settings.max_headlines,
+                              "default": settings.default_limit},
+                    "window_minutes": {"type": "number", "exclusiveMinimum": 0,
+                                       "description": "keep only headlines published this many minutes before now"},
+                    "now": {"type": "string", "format": "date-time"},
+                }}}}},
+            "responses": {"200": json_ok({"type": "object", "required": ["model_version", "ranked"], "properties": {
+                "model_version": {"type": "string"},
+                "ranked": {"type": "array", "items": {"allOf": [scored_item, {"type": "object", "properties": {
+                    "rank": {"type": "integer", "minimum": 1}}}]}},
+                "considered": {"type": "integer"}, "excluded_by_window": {"type": "integer"}}}),
+                **bad_input},
+        }},
+        "/healthz": {"get": {"summary": "Process is alive", "responses": {"200": json_ok({"type": "object"})}}},
+        "/readyz": {"get": {"summary": "200 only when a verified model is loaded",
+                            "responses": {"200": json_ok({"type": "object"}), "503": json_ok({"type": "object"})}}},
+        "/v1/model": {"get": {"summary": "Manifest of the served model",
+                              "responses": {"200": json_ok({"type": "object"}), **_errors(503)}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
+            "description": "text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": json_ok({"type": "object"})}}},
+        "/v1/admin/reload": {"post": {
+            "summary": "Load the version named by the registry's CURRENT pointer",
+            "security": security,
+            "responses": {"200": json_ok({"type": "object"}), **admin_errors, **_errors(409)},
+        }},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "i-Score", "version": "1",
+                 "description": "Headline importance scores (0-100) with red/blue tiers. "
+                                f"red at or above {settings.red_threshold}."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": {"type": "object", "required": ["error", "message", "details"], "properties": {
+                "error": {"type": "string"}, "message": {"type": "string"}, "details": {"description": "what to fix (field problems, limits) or null"}}}},
+        },
+    }

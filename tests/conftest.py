@@ -1,0 +1,104 @@
+"""Shared fixtures: small synthetic headline data and a tiny published model (no ../shared needed)."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from iscore import registry
+from iscore.model import ModelConfig, build_pipeline
+from iscore.settings import Settings
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+HEAVY = ["earthquake kills", "war breaks out", "election result", "court rules", "floods kill",
+         "president resigns", "markets crash", "hospital overwhelmed"]
+LIGHT = ["cute cats", "cake recipe", "celebrity haircut", "quiz", "holiday photos", "new sneakers",
+         "garden tips", "best brunch"]
+PLACES = ["Chile", "Kenya", "Ohio", "Paris", "Manila", "Texas"]
+
+
+def make_rows(n: int = 600, seed: int = 0) -> list[dict]:
+    """Synthetic labelled headlines: 'heavy' topics get more engagement than 'light' ones."""
+    rng = random.Random(seed)
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    rows = []
+    for i in range(n):
+        heavy = rng.random() < 0.5
+        topic = rng.choice(HEAVY if heavy else LIGHT)
+        text = f"{topic.capitalize()} in {rng.choice(PLACES)} {rng.choice(['today', 'again', 'as expected', ''])}".strip()
+        base = 400 if heavy else 20
+        rows.append({
+            "headline": text,
+            "shares": int(base * rng.lognormvariate(0, 0.7)),
+            "when": (start + timedelta(hours=3 * i)).isoformat(),
+            "site": rng.choice(["site_a", "site_b"]),
+        })
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def fit_tiny(seed: int = 0, **cfg) -> tuple[object, pd.DataFrame]:
+    """A fitted pipeline on synthetic rows (fast), with its training frame."""
+    from training.target import importance_target
+
+    df = pd.DataFrame(make_rows(seed=seed)).rename(columns={"headline": "text", "site": "source"})
+    df["y"] = importance_target(df["shares"], df["source"], pd.to_datetime(df["when"]))
+    config = ModelConfig(min_df=1, **cfg)
+    return build_pipeline(config).fit(df, df["y"].to_numpy()), df
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """(pipeline, training frame) fitted once per test session."""
+    return fit_tiny()
+
+
+def publish_tiny(reg: Path, pipeline, promote: bool = True, **manifest) -> str:
+    """Publish a pipeline into a registry (optionally pointing CURRENT at it)."""
+    m = {"data": {"fingerprint": "feedc0de" * 8}, "metrics": {"primary": {"name": "spearman", "value": 0.5}}}
+    m.update(manifest)
+    v = registry.publish(reg, pipeline, m)
+    if promote:
+        registry.set_current(reg, v)
+    return v
+
+
+@pytest.fixture()
+def model_dir(tmp_path, tiny_model) -> Path:
+    """A registry with one promoted tiny model."""
+    reg = tmp_path / "models"
+    publish_tiny(reg, tiny_model[0])
+    return reg
+
+
+@pytest.fixture()
+def settings(model_dir) -> Settings:
+    return Settings(model_dir=model_dir, admin_token="s3cret-token", reload_poll_seconds=0,
+                    max_headlines=50, max_headline_chars=300, max_body_bytes=20_000)
+
+
+@pytest.fixture()
+def app(settings):
+    from service.app import create_app
+
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+def requires_shared() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent (CI has it)")

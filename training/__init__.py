@@ -1,0 +1,1 @@
+"""Training: data in, fit, evaluate, publish; the scheduled retraining job."""

@@ -1,0 +1,226 @@
+"""`iscore-train`: the training and scheduled-retraining command.
+
+Exit codes (also in the README):
+  0  success (trained / promoted / listed / rolled back)
+  1  unexpected error
+  2  usage error (bad arguments or ISCORE_* settings)
+  3  data error (file missing, columns missing, too few valid rows)
+  4  artifact error (a version failed verification, or nothing to roll back to)
+  10 promotion refused by the gate (a normal outcome: the champion stays)
+  11 another run holds the registry lock
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from iscore import registry
+from iscore.model import ModelConfig
+from iscore.settings import Settings, SettingsError
+from training.data import PRESETS, DataError, resolve_spec
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATA, EXIT_ARTIFACT, EXIT_REFUSED, EXIT_LOCKED = 0, 1, 2, 3, 4, 10, 11
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data (a preset, or a file plus its column mapping)")
+    g.add_argument("--preset", choices=sorted(PRESETS), help="a built-in data set under ISCORE_DATA_DIR")
+    g.add_argument("--data", help="CSV or JSON Lines file (overrides the preset's file)")
+    g.add_argument("--text-col", help="column with the headline")
+    g.add_argument("--label-col", help="label column; several separated by commas are summed")
+    g.add_argument("--time-col", help="publication time column (enables the time-ordered split)")
+    g.add_argument("--source-col", help="source / page / domain column")
+    g.add_argument("--label-kind", choices=["engagement", "score"], help="'score' = labels already 0-100")
+    g.add_argument("--target", default="percentile", choices=["percentile", "log", "passthrough"])
+    g.add_argument("--window", default="week", choices=["none", "day", "week", "month"],
+                   help="time window for the within-source percentile target")
+    g.add_argument("--holdout", type=float, default=0.2, help="newest fraction held out (default 0.2)")
+    g.add_argument("--min-rows", type=int, default=200, help="refuse to train on fewer valid rows")
+    g.add_argument("--cross-preset", choices=sorted(PRESETS), help="also evaluate on this data set")
+    m = p.add_argument_group("model")
+    m.add_argument("--alpha", type=float, default=ModelConfig.alpha, help="ridge regularisation")
+    m.add_argument("--max-word-features", type=int, default=ModelConfig.max_word_features)
+    m.add_argument("--char-ngrams", action="store_true", help="add character 3-5 grams (slower)")
+    m.add_argument("--no-source", action="store_true", help="do not use the source as a feature")
+
+
+def _spec(args: argparse.Namespace, settings: Settings) -> Any:
+    return resolve_spec(
+        args.preset, args.data, data_dir=settings.data_dir, text=args.text_col, label=args.label_col,
+        time=args.time_col, source=args.source_col, label_kind=args.label_kind,
+    )
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from training.pipeline import TrainOptions
+
+    cfg = ModelConfig(alpha=args.alpha, max_word_features=args.max_word_features,
+                      char_ngrams=args.char_ngrams, use_source=not args.no_source)
+    return TrainOptions(target=args.target, window=args.window, holdout_fraction=args.holdout,
+                        min_rows=args.min_rows, model=cfg)
+
+
+def _train(args: argparse.Namespace, settings: Settings, *, gated: bool) -> int:
+    from training import pipeline as tp
+    from training.evaluate import time_split
+    from training.report import render
+
+    reg = Path(args.registry or settings.model_dir)
+    opts = _options(args)
+    with registry.registry_lock(reg):
+        _log(f"loading {args.preset or args.data}")
+        prepared = tp.prepare(_spec(args, settings), opts)
+        _log(prepared.report.summary())
+        cross = None
+        if args.cross_preset:
+            cross = tp.prepare(resolve_spec(args.cross_preset, data_dir=settings.data_dir),
+                               tp.TrainOptions(target=opts.target, window=opts.window))
+        t0 = time.perf_counter()
+        pipeline, metrics = tp.train_and_evaluate(prepared, opts, cross=cross, log=_log)
+        metrics["train_seconds"] = round(time.perf_counter() - t0, 2)
+        _, test = time_split(prepared.df, opts.holdout_fraction)
+        decision = None
+        if gated:
+            champ_version = registry.current_version(reg)
+            champion_metrics = None
+            if champ_version:
+                champ = registry.load_version(reg, champ_version)
+                _log(f"evaluating champion {champ_version} on the same hold-out")
+                champion_metrics = tp.evaluate_candidate(champ.pipeline, test)
+            decision = tp.gate(metrics, champion_metrics, tolerance=args.tolerance)
+            metrics["gate"] = {"promote": decision.promote, "reason": decision.reason,
+                               "champion": champ_version, "champion_metrics": champion_metrics}
+            _log(f"gate: {'PROMOTE' if decision.promote else 'REFUSE'} ({decision.reason})")
+        manifest = tp.manifest_for(prepared, opts, metrics, "iscore-train " + shlex.join(sys.argv[1:]))
+        manifest["features"] = tp.feature_summary(pipeline)
+        preds = pipeline.predict(test)
+        if decision is not None and not decision.promote:
+            _write_reports(args, manifest, render(manifest, test["y"].to_numpy(), preds))
+            print(json.dumps({"promoted": False, "reason": decision.reason,
+                              "challenger": decision.challenger, "champion": decision.champion}))
+            return EXIT_REFUSED
+        version = registry.new_version_name(prepared.fingerprint)
+        html = render({**manifest, "version": version}, test["y"].to_numpy(), preds)
+        registry.publish(reg, pipeline, manifest, version=version, extra_files={
+            "metrics.json": json.dumps(metrics, indent=2).encode(),
+            "report.html": html.encode(),
+        })
+        _log(f"published {reg / version} (report: {reg / version / 'report.html'})")
+        if gated or args.promote:
+            registry.set_current(reg, version)
+            _log(f"CURRENT -> {version}")
+        removed = registry.prune(reg, max(args.keep, 1))
+        if removed:
+            _log(f"pruned {len(removed)} old version(s): {', '.join(removed)}")
+        print(json.dumps({"version": version, "promoted": bool(gated or args.promote),
+                          "primary": metrics["primary"], "behaviour": metrics["behaviour"]["pairs"]}))
+    return EXIT_OK
+
+
+def _write_reports(args: argparse.Namespace, manifest: dict[str, Any], html: str) -> None:
+    out = Path(args.report_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "refused-metrics.json").write_text(json.dumps(manifest["metrics"], indent=2), encoding="utf-8")
+    (out / "refused-report.html").write_text(html, encoding="utf-8")
+    _log(f"refused challenger's report written to {out}")
+
+
+def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from training import pipeline as tp
+    from training.evaluate import time_split
+
+    reg = Path(args.registry or settings.model_dir)
+    version = args.version or registry.current_version(reg)
+    if version is None:
+        raise registry.ArtifactError(f"no CURRENT version in {reg}")
+    loaded = registry.load_version(reg, version)
+    opts = _options(args)
+    prepared = tp.prepare(_spec(args, settings), opts)
+    rows = prepared.df if args.all else time_split(prepared.df, opts.holdout_fraction)[1]
+    print(json.dumps({"version": version, "rows": len(rows), **tp.evaluate_candidate(loaded.pipeline, rows)}, indent=2))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    p = argparse.ArgumentParser(prog="iscore-train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--registry", help="model registry directory (default: ISCORE_MODEL_DIR or models/)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="fit, evaluate and publish a version (no gate)")
+    _add_data_args(t)
+    t.add_argument("--promote", action="store_true", help="also point CURRENT at the new version")
+    t.add_argument("--keep", type=int, default=None, help="versions to keep (default ISCORE_KEEP_VERSIONS)")
+    r = sub.add_parser("retrain", help="the scheduled job: train, gate against CURRENT, promote or refuse")
+    _add_data_args(r)
+    r.add_argument("--tolerance", type=float, default=0.01, help="allowed drop of the primary metric")
+    r.add_argument("--keep", type=int, default=None, help="versions to keep (default ISCORE_KEEP_VERSIONS)")
+    r.add_argument("--report-dir", default="reports", help="where a refused challenger's report goes")
+    e = sub.add_parser("evaluate", help="evaluate a published version on a data set's newest hold-out")
+    _add_data_args(e)
+    e.add_argument("--version", help="default: CURRENT")
+    e.add_argument("--all", action="store_true", help="evaluate on every row, not only the hold-out")
+    sub.add_parser("list", help="list versions")
+    rb = sub.add_parser("rollback", help="point CURRENT back at the previous (or a named) version")
+    rb.add_argument("--to", help="version to switch to")
+    pr = sub.add_parser("prune", help="delete old versions")
+    pr.add_argument("--keep", type=int, default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the documented exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as e:
+        _log(f"error: {e}")
+        return EXIT_USAGE
+    if getattr(args, "keep", 0) is None:
+        args.keep = settings.keep_versions
+    reg = Path(args.registry or settings.model_dir)
+    try:
+        if args.cmd in ("train", "retrain"):
+            return _train(args, settings, gated=args.cmd == "retrain")
+        if args.cmd == "evaluate":
+            return _evaluate(args, settings)
+        if args.cmd == "list":
+            print(json.dumps(registry.list_versions(reg), indent=2))
+            return EXIT_OK
+        if args.cmd == "rollback":
+            with registry.registry_lock(reg):
+                v = registry.rollback(reg, args.to)
+            _log(f"CURRENT -> {v}")
+            print(json.dumps({"current": v}))
+            return EXIT_OK
+        if args.cmd == "prune":
+            with registry.registry_lock(reg):
+                print(json.dumps({"removed": registry.prune(reg, max(args.keep, 1))}))
+            return EXIT_OK
+    except registry.LockHeld as e:
+        _log(f"locked: {e}")
+        return EXIT_LOCKED
+    except DataError as e:
+        _log(f"data error: {e}")
+        return EXIT_DATA
+    except registry.ArtifactError as e:
+        _log(f"artifact error: {e}")
+        return EXIT_ARTIFACT
+    except ValueError as e:
+        _log(f"error: {e}")
+        return EXIT_USAGE
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

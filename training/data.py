@@ -1,0 +1,256 @@
+"""Data in: a data set is a file plus a column mapping; rows are validated and counted, never lost."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from iscore.features import normalize_text
+
+DEFAULT_DATA_DIR = Path("../shared/data")
+CANONICAL = ["text", "label", "time", "source"]
+
+
+class DataError(ValueError):
+    """The data cannot be used for training; the message says why."""
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Which input columns hold the headline, the label (summed if several), time and source."""
+
+    text: str
+    label: tuple[str, ...]
+    time: str | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A file, its format and mapping, and how its label becomes a 0-100 target."""
+
+    path: Path
+    mapping: ColumnMapping
+    format: str | None = None  # "csv" or "jsonl"; inferred from the file name when None
+    label_kind: str = "engagement"  # "engagement" (counts) or "score" (already 0-100)
+    min_year: int | None = None  # dates before this are counted as bad dates
+    boilerplate_min_count: int | None = None  # a text repeated this often is a page template
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready description for the manifest."""
+        d = asdict(self)
+        d["path"] = str(self.path)
+        d["mapping"]["label"] = list(self.mapping.label)
+        return d
+
+
+PRESETS: dict[str, DatasetSpec] = {
+    "fb_news": DatasetSpec(
+        path=Path("fb_news_pages/fb_news_link_posts.csv.gz"),
+        mapping=ColumnMapping(text="link_name", label=("num_shares",), time="status_published", source="page"),
+        min_year=2005,
+        boilerplate_min_count=20,
+    ),
+    "news_2019": DatasetSpec(
+        path=Path("news_engagement_2019/news_articles.csv.gz"),
+        mapping=ColumnMapping(
+            text="title",
+            label=("engagement_reaction_count", "engagement_comment_count", "engagement_share_count"),
+            time="published_at",
+            source="source_name",
+        ),
+    ),
+    "hn": DatasetSpec(
+        path=Path("hn/hacker_news.csv"),
+        mapping=ColumnMapping(text="title", label=("num_points",), time="created_at", source=None),
+    ),
+}
+
+
+def resolve_spec(
+    preset: str | None = None,
+    path: str | Path | None = None,
+    *,
+    data_dir: Path = DEFAULT_DATA_DIR,
+    text: str | None = None,
+    label: str | None = None,
+    time: str | None = None,
+    source: str | None = None,
+    label_kind: str | None = None,
+) -> DatasetSpec:
+    """A DatasetSpec from a preset name and/or an explicit file and column mapping."""
+    if preset is not None:
+        if preset not in PRESETS:
+            raise DataError(f"unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}")
+        spec = PRESETS[preset]
+        spec = replace(spec, path=Path(path) if path else Path(data_dir) / spec.path)
+    else:
+        if path is None or text is None or label is None:
+            raise DataError("give --preset, or --data with --text-col and --label-col")
+        spec = DatasetSpec(path=Path(path), mapping=ColumnMapping(text=text, label=()))
+    m = spec.mapping
+    mapping = ColumnMapping(
+        text=text or m.text,
+        label=tuple(label.split(",")) if label else m.label,
+        time=time if time is not None else m.time,
+        source=source if source is not None else m.source,
+    )
+    return replace(spec, mapping=mapping, label_kind=label_kind or spec.label_kind)
+
+
+def _format_of(spec: DatasetSpec) -> str:
+    if spec.format:
+        return spec.format
+    name = spec.path.name.lower().removesuffix(".gz")
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    return "csv"
+
+
+def _usecols(spec: DatasetSpec) -> list[str]:
+    m = spec.mapping
+    return [c for c in (m.text, *m.label, m.time, m.source) if c]
+
+
+def read_raw(spec: DatasetSpec, chunksize: int | None = None) -> pd.DataFrame | Iterator[pd.DataFrame]:
+    """Read the mapped columns as strings (so nothing is coerced or dropped while reading)."""
+    if not spec.path.exists():
+        raise DataError(f"data file {spec.path} does not exist")
+    cols = _usecols(spec)
+    fmt = _format_of(spec)
+    try:
+        if fmt == "csv":
+            return pd.read_csv(spec.path, usecols=lambda c: c in cols, dtype=str, keep_default_na=False,
+                               chunksize=chunksize, on_bad_lines="error")
+        reader = pd.read_json(spec.path, lines=True, dtype=False, chunksize=chunksize)
+        if chunksize:
+            return (_check_columns(c.astype(object), cols, spec) for c in reader)
+        return reader.astype(object)
+    except ValueError as e:
+        raise DataError(f"cannot read {spec.path}: {e}") from None
+
+
+def _check_columns(df: pd.DataFrame, cols: list[str], spec: DatasetSpec) -> pd.DataFrame:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise DataError(f"{spec.path}: missing column(s) {', '.join(missing)}; have {', '.join(map(str, df.columns))}")
+    return df
+
+
+@dataclass
+class ValidationReport:
+    """How many rows were read, dropped for each reason (with examples), and kept."""
+
+    read: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    kept: int = 0
+
+    def add(self, reason: str, mask: np.ndarray, texts: pd.Series) -> None:
+        n = int(mask.sum())
+        if n:
+            self.dropped[reason] = self.dropped.get(reason, 0) + n
+            ex = self.examples.setdefault(reason, [])
+            ex.extend(str(t)[:120] for t in texts[mask].head(3 - len(ex)))
+
+    def merge(self, other: "ValidationReport") -> None:
+        """Add another chunk's counts."""
+        self.read += other.read
+        self.kept += other.kept
+        for k, v in other.dropped.items():
+            self.dropped[k] = self.dropped.get(k, 0) + v
+            self.examples.setdefault(k, []).extend(other.examples.get(k, [])[: 3 - len(self.examples[k])])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        # Counts only: example rows are data excerpts and stay out of committed manifests.
+        return {"read": self.read, "dropped": dict(self.dropped), "kept": self.kept}
+
+    def summary(self) -> str:
+        """One line for the console."""
+        drops = ", ".join(f"{k} {v} (e.g. {self.examples.get(k, [])[:2]})" for k, v in sorted(self.dropped.items()))
+        return f"read {self.read} rows, kept {self.kept}; dropped: {drops or 'none'}"
+
+
+def parse_times(values: pd.Series) -> pd.Series:
+    """Parse mixed date strings to UTC timestamps; unparsable values become NaT."""
+    s = values.astype("string").str.strip()
+    out = pd.to_datetime(s, errors="coerce", utc=True, format="ISO8601")
+    rest = out.isna() & s.notna() & (s != "")
+    if rest.any():
+        out[rest] = pd.to_datetime(s[rest], errors="coerce", utc=True, format="mixed")
+    return out
+
+
+def clean(raw: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, ValidationReport]:
+    """Map, validate and de-duplicate one frame; every dropped row is counted by reason."""
+    m = spec.mapping
+    _check_columns(raw, _usecols(spec), spec)
+    rep = ValidationReport(read=len(raw))
+    text = raw[m.text].map(lambda v: normalize_text(str(v)) if v is not None and v == v else "")
+    labels = pd.DataFrame({c: pd.to_numeric(raw[c], errors="coerce") for c in m.label})
+    label = labels.sum(axis=1, min_count=len(m.label))
+    df = pd.DataFrame({"text": text, "label": label})
+    df["source"] = raw[m.source].astype(str).str.strip().str.lower() if m.source else ""
+    df["time"] = parse_times(raw[m.time]) if m.time else pd.NaT
+
+    bad_text = (df["text"] == "").to_numpy()
+    rep.add("empty_text", bad_text, raw[m.text].astype(str))
+    lab = df["label"].to_numpy(dtype=float)
+    bad_label = ~bad_text & (~np.isfinite(lab) | (lab < 0))
+    if spec.label_kind == "score":
+        bad_label |= ~bad_text & np.isfinite(lab) & (lab > 100)
+    rep.add("bad_label", bad_label, df["text"])
+    ok = ~bad_text & ~bad_label
+    if m.time:
+        t = df["time"]
+        bad_time = ok & t.isna().to_numpy()
+        if spec.min_year is not None:
+            bad_time |= ok & (t.dt.year < spec.min_year).fillna(False).to_numpy()
+        rep.add("bad_time", bad_time, df["text"])
+        ok &= ~bad_time
+    df = df[ok]
+    dup = df.duplicated(subset=["text", "source", "time", "label"], keep="first").to_numpy()
+    rep.add("duplicate", dup, df["text"])
+    df = df[~dup]
+    if spec.boilerplate_min_count:
+        counts = df["text"].str.lower().map(df["text"].str.lower().value_counts())
+        boiler = (counts >= spec.boilerplate_min_count).to_numpy()
+        rep.add("boilerplate_text", boiler, df["text"])
+        df = df[~boiler]
+    rep.kept = len(df)
+    return df.reset_index(drop=True), rep
+
+
+def load_dataset(spec: DatasetSpec, min_rows: int = 200) -> tuple[pd.DataFrame, ValidationReport]:
+    """Read, validate and clean a whole data set; refuse when fewer than ``min_rows`` remain."""
+    raw = read_raw(spec)
+    df, rep = clean(raw, spec)
+    if rep.kept < min_rows:
+        raise DataError(f"only {rep.kept} valid rows remain (need {min_rows}): {rep.summary()}")
+    if spec.mapping.time:
+        df = df.sort_values("time", kind="stable").reset_index(drop=True)
+    return df, rep
+
+
+def fingerprint(df: pd.DataFrame) -> str:
+    """sha256 of the cleaned rows (text, label, time, source) in order."""
+    h = hashlib.sha256()
+    for col in ("text", "label", "time", "source"):
+        h.update(col.encode())
+        h.update(pd.util.hash_pandas_object(df[col].astype(str), index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write rows as JSON Lines (used by tests and demos to make small data)."""
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")

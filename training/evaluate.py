@@ -1,0 +1,108 @@
+"""Evaluation: time-ordered hold-out, ranking metrics and baselines computed in the same run."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import Ridge
+from sklearn.metrics import ndcg_score
+from sklearn.pipeline import Pipeline
+
+from iscore.features import ColumnPicker, column
+from iscore.scoring import score
+
+PRIMARY_METRIC = "spearman"
+
+
+def time_split(df: pd.DataFrame, holdout_fraction: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Oldest rows for training, newest for testing (input order when there is no time)."""
+    if not 0.0 < holdout_fraction < 1.0:
+        raise ValueError("holdout_fraction must be between 0 and 1")
+    if df["time"].notna().all():
+        df = df.sort_values("time", kind="stable")
+    cut = int(round(len(df) * (1.0 - holdout_fraction)))
+    return df.iloc[:cut].reset_index(drop=True), df.iloc[cut:].reset_index(drop=True)
+
+
+def _finite(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), 4)
+
+
+def ndcg_by_group(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, k: int = 10) -> float | None:
+    """Mean NDCG@k over groups (days) with at least two rows and some relevance."""
+    vals = []
+    order = np.argsort(groups, kind="stable")
+    g_sorted = groups[order]
+    bounds = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1], True])
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        idx = order[a:b]
+        if len(idx) < 2 or np.all(y_true[idx] == 0):
+            continue
+        vals.append(ndcg_score(y_true[idx][None, :], y_pred[idx][None, :], k=k))
+    return float(np.mean(vals)) if vals else None
+
+
+def ranking_metrics(y_true: Any, y_pred: Any, days: Any = None) -> dict[str, float | None]:
+    """Spearman, Kendall, NDCG@10 within each day and MAE (0-100 scale)."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    constant = np.ptp(y_pred) == 0 if len(y_pred) else True
+    out: dict[str, float | None] = {
+        "spearman": None if constant else _finite(stats.spearmanr(y_true, y_pred).statistic),
+        "kendall": None if constant else _finite(stats.kendalltau(y_true, y_pred).statistic),
+        "mae": _finite(float(np.mean(np.abs(y_true - y_pred)))) if len(y_true) else None,
+        "n": int(len(y_true)),
+    }
+    if days is not None:
+        out["ndcg10_daily"] = _finite(ndcg_by_group(y_true, y_pred, np.asarray(days)) or float("nan"))
+    return out
+
+
+def days_of(df: pd.DataFrame) -> np.ndarray | None:
+    """Calendar day (UTC) of each row, or None when the data has no time."""
+    if df["time"].isna().all():
+        return None
+    return df["time"].dt.strftime("%Y-%m-%d").fillna("unknown").to_numpy()
+
+
+def within_source_spearman(df: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, min_rows: int = 30) -> float | None:
+    """Mean Spearman within each source with enough rows (sources differ in audience)."""
+    vals = []
+    for _, idx in df.groupby("source").indices.items():
+        if len(idx) >= min_rows and np.ptp(y_pred[idx]) > 0 and np.ptp(y_true[idx]) > 0:
+            vals.append(stats.spearmanr(y_true[idx], y_pred[idx]).statistic)
+    return _finite(float(np.mean(vals))) if vals else None
+
+
+def plain_tfidf_ridge() -> Pipeline:
+    """The plain TF-IDF + ridge baseline (text only, default settings)."""
+    return Pipeline([
+        ("pick", ColumnPicker("text")),
+        ("tfidf", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, dtype=np.float32)),
+        ("ridge", Ridge(alpha=1.0)),
+    ])
+
+
+def baseline_predictions(train: pd.DataFrame, test: pd.DataFrame, y_train: np.ndarray) -> dict[str, np.ndarray]:
+    """Predictions of each baseline on ``test`` (fitted on ``train`` in this run)."""
+    lengths = np.asarray([len(t) for t in column(test, "text")], dtype=np.float64)
+    tfidf = plain_tfidf_ridge().fit(train, y_train)
+    return {
+        "constant": np.full(len(test), float(np.median(y_train))),
+        "headline_length": 100.0 * stats.rankdata(lengths) / max(len(lengths), 1),
+        "tfidf_ridge": np.clip(tfidf.predict(test), 0, 100),
+    }
+
+
+def evaluate_on(pipeline: Any, df: pd.DataFrame, y: np.ndarray) -> dict[str, Any]:
+    """All metrics of a fitted i-Score pipeline on rows ``df`` with targets ``y``."""
+    pred = score(pipeline, df)
+    m = ranking_metrics(y, pred, days_of(df))
+    if df["source"].nunique() > 1:
+        m["spearman_within_source"] = within_source_spearman(df, y, pred)
+    return m

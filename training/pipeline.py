@@ -1,0 +1,173 @@
+"""Fit, evaluate and gate: pure functions from cleaned data to a fitted pipeline and its metrics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from iscore.model import ModelConfig, build_pipeline
+from training.behaviour import run_suite
+from training.data import DatasetSpec, ValidationReport, fingerprint, load_dataset
+from training.evaluate import (
+    PRIMARY_METRIC,
+    baseline_predictions,
+    days_of,
+    evaluate_on,
+    ranking_metrics,
+    time_split,
+)
+from training.target import importance_target
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How labels become targets and how the hold-out is cut."""
+
+    target: str = "percentile"
+    window: str = "week"
+    holdout_fraction: float = 0.2
+    min_rows: int = 200
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+
+@dataclass
+class Prepared:
+    """Cleaned rows with their 0-100 target, and how they were obtained."""
+
+    spec: DatasetSpec
+    df: pd.DataFrame
+    report: ValidationReport
+    fingerprint: str
+
+
+def prepare(spec: DatasetSpec, opts: TrainOptions) -> Prepared:
+    """Load, validate and attach the importance target ``y``."""
+    df, rep = load_dataset(spec, min_rows=opts.min_rows)
+    has_time = spec.mapping.time is not None
+    method = "passthrough" if spec.label_kind == "score" else opts.target
+    df["y"] = importance_target(
+        df["label"], df["source"] if spec.mapping.source else None,
+        df["time"] if has_time else None, method=method, window=opts.window,
+    )
+    return Prepared(spec=spec, df=df, report=rep, fingerprint=fingerprint(df))
+
+
+def fit(df: pd.DataFrame, config: ModelConfig, embedder: Any = None) -> Any:
+    """Fit a fresh i-Score pipeline on rows with a ``y`` column."""
+    return build_pipeline(config, embedder).fit(df, df["y"].to_numpy())
+
+
+def evaluate_candidate(pipeline: Any, test: pd.DataFrame) -> dict[str, Any]:
+    """Hold-out metrics plus the behavioural suite of one fitted pipeline."""
+    return {"holdout": evaluate_on(pipeline, test, test["y"].to_numpy()), "behaviour": run_suite(pipeline)}
+
+
+def evaluate_baselines(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Metrics of every baseline on the same hold-out."""
+    preds = baseline_predictions(train, test, train["y"].to_numpy())
+    days = days_of(test)
+    return {name: ranking_metrics(test["y"].to_numpy(), p, days) for name, p in preds.items()}
+
+
+def train_and_evaluate(
+    prepared: Prepared,
+    opts: TrainOptions,
+    *,
+    embedder: Any = None,
+    cross: Prepared | None = None,
+    log: Any = print,
+) -> tuple[Any, dict[str, Any]]:
+    """Fit on the older rows, evaluate on the newer ones (and a cross-source set); return both."""
+    train, test = time_split(prepared.df, opts.holdout_fraction)
+    log(f"fitting on {len(train)} older rows, holding out {len(test)} newer rows")
+    t0 = time.perf_counter()
+    pipeline = fit(train, opts.model, embedder)
+    fit_seconds = time.perf_counter() - t0
+    log(f"fitted in {fit_seconds:.1f}s; evaluating model and baselines")
+    metrics = evaluate_candidate(pipeline, test)
+    metrics["baselines"] = evaluate_baselines(train, test)
+    if cross is not None:
+        log(f"cross-source evaluation on {len(cross.df)} rows of {cross.spec.path.name}")
+        metrics["cross_source"] = {
+            "data": str(cross.spec.path.name),
+            "model": evaluate_on(pipeline, cross.df, cross.df["y"].to_numpy()),
+            "baselines": evaluate_baselines(train, cross.df),
+        }
+    metrics["primary"] = {"name": PRIMARY_METRIC, "value": metrics["holdout"][PRIMARY_METRIC]}
+    metrics["fit_seconds"] = round(fit_seconds, 2)
+    metrics["split"] = {
+        "train_rows": len(train), "test_rows": len(test),
+        "train_max_time": _iso(train["time"].max()), "test_min_time": _iso(test["time"].min()),
+        "test_max_time": _iso(test["time"].max()),
+    }
+    return pipeline, metrics
+
+
+def _iso(t: Any) -> str | None:
+    return None if t is None or pd.isna(t) else pd.Timestamp(t).isoformat()
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether a challenger may replace the champion, and why."""
+
+    promote: bool
+    reason: str
+    challenger: float | None
+    champion: float | None
+
+
+def gate(
+    challenger: dict[str, Any],
+    champion: dict[str, Any] | None,
+    *,
+    tolerance: float = 0.01,
+    behaviour_tolerance: float = 0.03,
+) -> GateDecision:
+    """Promote unless the challenger is worse than the champion beyond the tolerances."""
+    c = challenger["holdout"].get(PRIMARY_METRIC)
+    if c is None or not np.isfinite(c):
+        return GateDecision(False, f"challenger has no {PRIMARY_METRIC}", c, None)
+    if champion is None:
+        return GateDecision(True, "no champion in production", c, None)
+    p = champion["holdout"].get(PRIMARY_METRIC)
+    if p is not None and c < p - tolerance:
+        return GateDecision(False, f"{PRIMARY_METRIC} {c:.4f} < champion {p:.4f} - {tolerance}", c, p)
+    cb, pb = challenger["behaviour"].get("pairs"), champion["behaviour"].get("pairs")
+    if cb is not None and pb is not None and cb < pb - behaviour_tolerance:
+        return GateDecision(False, f"behaviour pairs {cb:.3f} < champion {pb:.3f} - {behaviour_tolerance}", c, p)
+    return GateDecision(True, f"{PRIMARY_METRIC} {c:.4f} vs champion {p}", c, p)
+
+
+def manifest_for(prepared: Prepared, opts: TrainOptions, metrics: dict[str, Any], command: str) -> dict[str, Any]:
+    """The manifest fields that describe how a version was made (registry adds the rest)."""
+    df = prepared.df
+    return {
+        "data": {
+            "spec": prepared.spec.describe(),
+            "fingerprint": prepared.fingerprint,
+            "validation": prepared.report.to_dict(),
+            "rows": {"base": int(len(df)), "feedback": 0},
+            "min_time": _iso(df["time"].min()), "max_time": _iso(df["time"].max()),
+        },
+        "target": {"method": opts.target, "window": opts.window},
+        "model_config": opts.model.to_dict(),
+        "holdout_fraction": opts.holdout_fraction,
+        "metrics": metrics,
+        "command": command,
+    }
+
+
+def feature_summary(pipeline: Any) -> dict[str, Any]:
+    """How many features each part of the union produces (for the manifest)."""
+    out: dict[str, Any] = {}
+    try:
+        for name, part in pipeline.named_steps["features"].transformer_list:
+            out[name] = int(len(part.get_feature_names_out()))
+    except (AttributeError, KeyError, ValueError):
+        pass
+    return out

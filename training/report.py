@@ -1,0 +1,80 @@
+"""Human report: one self-contained HTML page with metric tables and plots."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any
+
+import numpy as np
+
+METRIC_COLUMNS = ("spearman", "kendall", "ndcg10_daily", "mae", "spearman_within_source")
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:.4f}" if isinstance(v, float) else html.escape(str(v))
+
+
+def _table(rows: dict[str, dict[str, Any]]) -> str:
+    head = "".join(f"<th>{c}</th>" for c in METRIC_COLUMNS)
+    body = "".join(
+        f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{_fmt(m.get(c))}</td>" for c in METRIC_COLUMNS) + "</tr>"
+        for name, m in rows.items()
+    )
+    return f"<table><tr><th>model</th>{head}</tr>{body}</table>"
+
+
+def _plots(y_true: np.ndarray, y_pred: np.ndarray) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    axes[0].hist(y_pred, bins=50, color="#3366cc")
+    axes[0].set(title="i-Score distribution (hold-out)", xlabel="i-Score", ylabel="headlines")
+    axes[1].hexbin(y_pred, y_true, gridsize=40, cmap="Blues", mincnt=1)
+    axes[1].set(title="predicted vs actual target", xlabel="i-Score", ylabel="target (0-100)")
+    bins = np.clip((y_pred // 10).astype(int), 0, 9)
+    means = [y_true[bins == b].mean() if np.any(bins == b) else np.nan for b in range(10)]
+    axes[2].plot(np.arange(5, 100, 10), means, marker="o")
+    axes[2].plot([0, 100], [0, 100], "--", color="grey")
+    axes[2].set(title="calibration: mean target per score decile", xlabel="i-Score", ylabel="mean target")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return f'<img alt="plots" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def render(manifest: dict[str, Any], y_true: np.ndarray | None = None, y_pred: np.ndarray | None = None) -> str:
+    """The HTML report of one version (plots when hold-out predictions are given)."""
+    m = manifest.get("metrics", {})
+    rows = {"i-Score model": m.get("holdout", {}), **m.get("baselines", {})}
+    parts = [
+        f"<h1>i-Score model {html.escape(str(manifest.get('version', '(unpublished)')))}</h1>",
+        "<h2>Time-ordered hold-out (train on older, test on newer)</h2>", _table(rows),
+    ]
+    cross = m.get("cross_source")
+    if cross:
+        parts += [f"<h2>Cross-source: {html.escape(cross['data'])}</h2>",
+                  _table({"i-Score model": cross["model"], **cross.get("baselines", {})})]
+    b = m.get("behaviour", {})
+    parts += [
+        "<h2>Behavioural suite</h2>",
+        f"<p>pairs {_fmt(b.get('pairs'))} of {b.get('pairs_n')}, invariance {_fmt(b.get('invariance'))}, "
+        f"direction {_fmt(b.get('direction'))}</p>",
+        "<ul>" + "".join(f"<li>{html.escape(a)} &gt; {html.escape(c)}</li>" for a, c in b.get("failed_pairs", [])) + "</ul>",
+    ]
+    if m.get("candidates"):
+        parts += ["<h2>Candidates (time-ordered cross-validation)</h2>", _table(m["candidates"])]
+    val = manifest.get("data", {}).get("validation")
+    if val:
+        parts += ["<h2>Data validation</h2>", f"<pre>{html.escape(str(val))}</pre>"]
+    if y_true is not None and y_pred is not None and len(y_true):
+        parts += ["<h2>Plots</h2>", _plots(np.asarray(y_true, float), np.asarray(y_pred, float))]
+    style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>i-Score report</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
