@@ -219,7 +219,11 @@ def in_window(h: Headline, now: datetime, window_minutes: float) -> bool:
     """Published within ``window_minutes`` before ``now`` (undated and future items are not)."""
     if h.published_at is None:
         return False
-    return now - timedelta(minutes=window_minutes) <= h.published_at <= now
+    try:
+        start = now - timedelta(minutes=window_minutes)
+    except OverflowError:  # a window reaching before year 1 covers everything earlier
+        return h.published_at <= now
+    return start <= h.published_at <= now
 
 
 def parse_flag(value: str | None, name: str) -> bool:

@@ -240,3 +240,10 @@ def test_unexpected_exception_is_a_json_500_without_traceback(app):
     r = app.test_client().get("/boom")
     body = assert_error(r, 500, "internal_error")
     assert "secret" not in json.dumps(body)
+
+
+def test_rank_window_at_the_edge_of_time(client):
+    body = {"headlines": [{"text": "Ancient news", "published_at": "0001-01-01T00:10:00Z"}],
+            "window_minutes": 600, "now": "0001-01-01T01:00:00Z"}
+    r = client.post("/v1/rank", json=body)
+    assert r.status_code == 200 and len(r.get_json()["ranked"]) == 1

@@ -1,0 +1,148 @@
+"""Trainer and scheduled job: end to end on small data, gate, lock, exit codes, model behaviour."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from iscore import registry
+from iscore.scoring import score
+from training import cli
+from training.pipeline import gate
+from tests.conftest import make_rows, write_csv
+
+DATA_ARGS = ["--text-col", "headline", "--label-col", "shares", "--time-col", "when", "--source-col", "site",
+             "--min-rows", "50"]
+
+
+@pytest.fixture()
+def data_csv(tmp_path):
+    return write_csv(tmp_path / "train.csv", make_rows(600))
+
+
+def run(reg, *args) -> int:
+    return cli.main(["--registry", str(reg), *args])
+
+
+def test_train_publishes_a_verified_version_with_report(tmp_path, data_csv, capsys):
+    reg = tmp_path / "models"
+    assert run(reg, "train", "--data", str(data_csv), *DATA_ARGS, "--promote") == cli.EXIT_OK
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    v = out["version"]
+    assert registry.current_version(reg) == v
+    m = registry.verify(reg, v)
+    assert m["data"]["rows"]["base"] == 600 and m["data"]["validation"]["kept"] == 600
+    hold = m["metrics"]["holdout"]
+    assert {"spearman", "kendall", "ndcg10_daily", "mae"} <= set(hold)
+    assert set(m["metrics"]["baselines"]) == {"constant", "headline_length", "tfidf_ridge"}
+    assert hold["spearman"] > 0.5  # the synthetic signal is strong
+    assert m["metrics"]["behaviour"]["pairs_n"] >= 100
+    assert (reg / v / "report.html").read_text().count("<img") == 1
+    assert json.loads((reg / v / "metrics.json").read_text())["primary"]["name"] == "spearman"
+
+
+def test_retrain_promotes_then_refuses_a_worse_challenger(tmp_path, data_csv, capsys):
+    reg = tmp_path / "models"
+    assert run(reg, "retrain", "--data", str(data_csv), *DATA_ARGS) == cli.EXIT_OK
+    champion = registry.current_version(reg)
+    # Same data but labels shuffled: the challenger learns noise and must not replace the champion.
+    df = pd.read_csv(data_csv)
+    df["shares"] = df["shares"].sample(frac=1.0, random_state=3).to_numpy()
+    noisy = tmp_path / "noisy.csv"
+    df.to_csv(noisy, index=False)
+    capsys.readouterr()
+    code = run(reg, "retrain", "--data", str(noisy), *DATA_ARGS, "--report-dir", str(tmp_path / "rep"))
+    assert code == cli.EXIT_REFUSED
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["promoted"] is False and out["challenger"] < out["champion"]
+    assert registry.current_version(reg) == champion
+    assert len(registry.list_versions(reg)) == 1
+    assert (tmp_path / "rep" / "refused-report.html").exists()
+
+
+def test_gate_rules():
+    def m(s, b=0.9):
+        return {"holdout": {"spearman": s}, "behaviour": {"pairs": b}}
+
+    assert gate(m(0.3), None).promote
+    assert gate(m(0.295), m(0.30), tolerance=0.01).promote
+    assert not gate(m(0.28), m(0.30), tolerance=0.01).promote
+    assert not gate(m(0.35, b=0.80), m(0.30, b=0.90)).promote
+    assert not gate(m(None), m(0.3)).promote
+
+
+def test_concurrent_run_is_locked_out(tmp_path, data_csv):
+    reg = tmp_path / "models"
+    with registry.registry_lock(reg):
+        assert run(reg, "train", "--data", str(data_csv), *DATA_ARGS) == cli.EXIT_LOCKED
+    assert registry.list_versions(reg) == []
+
+
+def test_two_jobs_started_together_publish_once(tmp_path, data_csv):
+    reg = tmp_path / "models"
+    cmd = [sys.executable, "-m", "training.cli", "--registry", str(reg), "retrain", "--data", str(data_csv), *DATA_ARGS]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    codes = sorted(p.wait(120) for p in procs)
+    assert codes == [cli.EXIT_OK, cli.EXIT_LOCKED]
+    assert len(registry.list_versions(reg)) == 1
+
+
+def test_exit_codes_for_data_and_artifact_errors(tmp_path):
+    reg = tmp_path / "models"
+    assert run(reg, "train", "--data", str(tmp_path / "missing.csv"), *DATA_ARGS) == cli.EXIT_DATA
+    assert run(reg, "rollback") == cli.EXIT_ARTIFACT
+    with pytest.raises(SystemExit) as e:
+        run(reg, "train", "--preset", "no-such-preset")
+    assert e.value.code == cli.EXIT_USAGE
+
+
+def test_list_and_rollback_commands(tmp_path, data_csv, capsys):
+    reg = tmp_path / "models"
+    run(reg, "train", "--data", str(data_csv), *DATA_ARGS, "--promote")
+    run(reg, "train", "--data", str(data_csv), *DATA_ARGS, "--promote")
+    versions = [v["version"] for v in registry.list_versions(reg)]
+    assert len(versions) == 2 and registry.current_version(reg) == versions[1]
+    assert run(reg, "rollback") == cli.EXIT_OK
+    assert registry.current_version(reg) == versions[0]
+    capsys.readouterr()
+    assert run(reg, "list") == cli.EXIT_OK
+    listed = json.loads(capsys.readouterr().out)
+    assert [v["current"] for v in listed] == [True, False]
+
+
+def test_evaluate_command(tmp_path, data_csv, capsys):
+    reg = tmp_path / "models"
+    run(reg, "train", "--data", str(data_csv), *DATA_ARGS, "--promote")
+    capsys.readouterr()
+    assert run(reg, "evaluate", "--data", str(data_csv), *DATA_ARGS, "--all") == cli.EXIT_OK
+    out = json.loads(capsys.readouterr().out)
+    assert out["rows"] == 600 and out["holdout"]["spearman"] > 0.5
+
+
+# Behaviour of a fitted model on arbitrary text.
+text_st = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=200)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(text_st, min_size=1, max_size=20))
+def test_scores_are_finite_and_within_0_100(tiny_model, texts):
+    s = score(tiny_model[0], texts)
+    assert s.shape == (len(texts),) and np.all(np.isfinite(s)) and s.min() >= 0 and s.max() <= 100
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["Earthquake kills many in Chile today", "Cute cats in Paris again", "Court rules in Ohio"]),
+       st.sampled_from([" ", "  ", "\t", "\n", "\u00a0"]))
+def test_whitespace_and_case_barely_move_a_score(tiny_model, text, ws):
+    base = score(tiny_model[0], [text])[0]
+    spaced = score(tiny_model[0], [ws + text.replace(" ", ws + " ") + ws])[0]
+    lowered = score(tiny_model[0], [text.lower()])[0]
+    assert spaced == pytest.approx(base, abs=1e-9)  # whitespace is normalised away
+    assert abs(lowered - base) <= 5.0  # case only moves the capitals feature
