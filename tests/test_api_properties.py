@@ -65,7 +65,9 @@ def test_any_bytes_never_5xx(client, raw, ctype):
 @given(path=st.text(alphabet="abcdefghijklmnopqrstuvwxyz/._-0123456789", max_size=30),
        method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]))
 def test_any_path_and_method_never_5xx(client, path, method):
-    resp = client.open("/" + path, method=method, json={"headlines": ["x"]})
+    # (a leading "//" would make the test client read a host name: not what a server sees)
+    url = "/" + "/".join(seg for seg in path.split("/") if seg)
+    resp = client.open(url, method=method, json={"headlines": ["x"]})
     assert resp.status_code < 500
     if resp.status_code >= 400 and resp.mimetype == "application/json":
         assert set(resp.get_json()) == {"error", "message", "details"}
