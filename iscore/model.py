@@ -145,8 +145,10 @@ def build_pipeline(config: ModelConfig, embedder: StaticEmbedder | None = None) 
     if config.out_of_core:
         from sklearn.linear_model import SGDRegressor
 
-        reg: Any = SGDRegressor(alpha=config.alpha * 1e-6, penalty="l2", learning_rate="invscaling",
-                                eta0=0.01, random_state=0)
+        # Averaged SGD with a constant step: the best of the settings compared on the fb_news
+        # time split (Spearman 0.21 vs 0.18 invscaling, -0.01 'optimal'; see README).
+        reg: Any = SGDRegressor(alpha=config.alpha * 1e-7, penalty="l2", learning_rate="constant",
+                                eta0=0.01, average=True, random_state=0)
     else:
         reg = Ridge(alpha=config.alpha, solver="auto")
     return Pipeline([

@@ -146,3 +146,24 @@ def test_whitespace_and_case_barely_move_a_score(tiny_model, text, ws):
     lowered = score(tiny_model[0], [text.lower()])[0]
     assert spaced == pytest.approx(base, abs=1e-9)  # whitespace is normalised away
     assert abs(lowered - base) <= 5.0  # case only moves the capitals feature
+
+
+def test_out_of_core_path_matches_in_memory_validation(tmp_path, capsys):
+    rows = make_rows(900) + make_rows(20, seed=5)[:10]  # a few extra rows...
+    rows += rows[:7]  # ...and 7 exact duplicates spread over chunks
+    rows.append({"headline": "", "shares": 3, "when": "2024-03-01T00:00:00", "site": "site_a"})
+    data = write_csv(tmp_path / "big.csv", rows)
+    reg = tmp_path / "models"
+    code = run(reg, "train", "--data", str(data), *DATA_ARGS, "--out-of-core", "--chunksize", "100", "--promote")
+    assert code == cli.EXIT_OK
+    m = registry.load_current(reg).manifest
+    val = m["data"]["validation"]
+    assert val["read"] == len(rows) and val["dropped"]["duplicate"] == 7 and val["dropped"]["empty_text"] == 1
+    assert val["kept"] == len(rows) - 8 == m["data"]["rows"]["base"]
+    assert m["model_config"]["out_of_core"] is True
+    assert m["metrics"]["holdout"]["spearman"] > 0.4
+    # same validation counts as the in-memory path on the same file
+    from training.data import load_dataset, resolve_spec
+
+    _, rep = load_dataset(resolve_spec(None, data, text="headline", label="shares", time="when", source="site"), 1)
+    assert rep.kept == val["kept"] and rep.dropped == val["dropped"]

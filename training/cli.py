@@ -52,6 +52,9 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--max-word-features", type=int, default=ModelConfig.max_word_features)
     m.add_argument("--char-ngrams", action="store_true", help="add character 3-5 grams (slower)")
     m.add_argument("--no-source", action="store_true", help="do not use the source as a feature")
+    m.add_argument("--out-of-core", action="store_true",
+                   help="stream the file in chunks (hashing features + SGD) for data larger than memory")
+    m.add_argument("--chunksize", type=int, default=100_000, help="rows per chunk with --out-of-core")
 
 
 def _spec(args: argparse.Namespace, settings: Settings) -> Any:
@@ -65,7 +68,8 @@ def _options(args: argparse.Namespace) -> Any:
     from training.pipeline import TrainOptions
 
     cfg = ModelConfig(alpha=args.alpha, max_word_features=args.max_word_features,
-                      char_ngrams=args.char_ngrams, use_source=not args.no_source)
+                      char_ngrams=args.char_ngrams, use_source=not args.no_source,
+                      out_of_core=getattr(args, "out_of_core", False))
     return TrainOptions(target=args.target, window=args.window, holdout_fraction=args.holdout,
                         min_rows=args.min_rows, model=cfg)
 
@@ -79,16 +83,20 @@ def _train(args: argparse.Namespace, settings: Settings, *, gated: bool) -> int:
     opts = _options(args)
     with registry.registry_lock(reg):
         _log(f"loading {args.preset or args.data}")
-        prepared = tp.prepare(_spec(args, settings), opts)
-        _log(prepared.report.summary())
-        cross = None
-        if args.cross_preset:
-            cross = tp.prepare(resolve_spec(args.cross_preset, data_dir=settings.data_dir),
-                               tp.TrainOptions(target=opts.target, window=opts.window))
+        spec = _spec(args, settings)
         t0 = time.perf_counter()
-        pipeline, metrics = tp.train_and_evaluate(prepared, opts, cross=cross, log=_log)
+        if args.out_of_core:
+            prepared, pipeline, metrics, test = _train_out_of_core(spec, opts, args.chunksize)
+        else:
+            prepared = tp.prepare(spec, opts)
+            _log(prepared.report.summary())
+            cross = None
+            if args.cross_preset:
+                cross = tp.prepare(resolve_spec(args.cross_preset, data_dir=settings.data_dir),
+                                   tp.TrainOptions(target=opts.target, window=opts.window))
+            pipeline, metrics = tp.train_and_evaluate(prepared, opts, cross=cross, log=_log)
+            _, test = time_split(prepared.df, opts.holdout_fraction)
         metrics["train_seconds"] = round(time.perf_counter() - t0, 2)
-        _, test = time_split(prepared.df, opts.holdout_fraction)
         decision = None
         if gated:
             champ_version = registry.current_version(reg)
@@ -125,6 +133,24 @@ def _train(args: argparse.Namespace, settings: Settings, *, gated: bool) -> int:
         print(json.dumps({"version": version, "promoted": bool(gated or args.promote),
                           "primary": metrics["primary"], "behaviour": metrics["behaviour"]["pairs"]}))
     return EXIT_OK
+
+
+def _train_out_of_core(spec: Any, opts: Any, chunksize: int) -> tuple[Any, Any, dict[str, Any], Any]:
+    from training import pipeline as tp
+    from training.evaluate import PRIMARY_METRIC
+    from training.outofcore import train_streaming
+
+    out = train_streaming(spec, opts, chunksize=chunksize, log=_log)
+    _log(out["report"].summary())
+    test = out["test"]
+    metrics = tp.evaluate_candidate(out["pipeline"], test)
+    metrics["primary"] = {"name": PRIMARY_METRIC, "value": metrics["holdout"][PRIMARY_METRIC]}
+    metrics["split"] = {"train_rows": out["train_rows"], "test_rows": len(test)}
+    metrics["baselines"] = {}  # baselines need the training rows in memory: in-memory path only
+    # The manifest describes the whole streamed data set; only the hold-out is kept in memory.
+    prepared = tp.Prepared(spec=spec, df=test, report=out["report"], fingerprint=out["fingerprint"],
+                             span=(out["min_time"], out["max_time"]))
+    return prepared, out["pipeline"], metrics, test
 
 
 def _write_reports(args: argparse.Namespace, manifest: dict[str, Any], html: str) -> None:

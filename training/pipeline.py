@@ -42,6 +42,7 @@ class Prepared:
     df: pd.DataFrame
     report: ValidationReport
     fingerprint: str
+    span: tuple[str | None, str | None] | None = None  # (min, max) time when df is not all rows
 
 
 def prepare(spec: DatasetSpec, opts: TrainOptions) -> Prepared:
@@ -151,8 +152,9 @@ def manifest_for(prepared: Prepared, opts: TrainOptions, metrics: dict[str, Any]
             "spec": prepared.spec.describe(),
             "fingerprint": prepared.fingerprint,
             "validation": prepared.report.to_dict(),
-            "rows": {"base": int(len(df)), "feedback": 0},
-            "min_time": _iso(df["time"].min()), "max_time": _iso(df["time"].max()),
+            "rows": {"base": int(prepared.report.kept), "feedback": 0},
+            "min_time": prepared.span[0] if prepared.span else _iso(df["time"].min()),
+            "max_time": prepared.span[1] if prepared.span else _iso(df["time"].max()),
         },
         "target": {"method": opts.target, "window": opts.window},
         "model_config": opts.model.to_dict(),
