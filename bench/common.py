@@ -1,0 +1,53 @@
+"""Helpers shared by the benchmark scripts (not part of the product)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def machine() -> str:
+    """One line describing where the figures come from."""
+    cpu = "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}"
+
+
+def headlines(n: int, seed: int = 0) -> list[str]:
+    """Real headlines from ../shared when present, else synthetic ones."""
+    rng = random.Random(seed)
+    path = SHARED / "fb_news_pages" / "fb_news_link_posts.csv.gz"
+    if path.exists():
+        import pandas as pd
+
+        titles = pd.read_csv(path, usecols=["link_name"], dtype=str, nrows=200_000)["link_name"].dropna().tolist()
+        return [rng.choice(titles) for _ in range(n)]
+    words = "earthquake court election market storm police minister city team star recipe quiz".split()
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(5, 12))).capitalize() for _ in range(n)]
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size of a process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    """Direct child pids (gunicorn workers of a master)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out]

@@ -1,0 +1,123 @@
+"""HTTP benchmark: i-Score under gunicorn on loopback beside a bare Flask app under the same config.
+
+Run: python bench/http_bench.py [--seconds 10]   (needs `hey` and `wrk`: apt-get install -y hey wrk)
+Prints max throughput (wrk), latency p50/p95/p99 at fixed rates (hey), batch throughput with
+1,000 headlines per request, RSS per worker, and the ratios. The load generator shares the two
+cores with the server, so absolute figures understate a real deployment; the ratios are the point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import ROOT, children, headlines, machine, rss_kb  # noqa: E402
+
+CONF = ROOT / "service" / "gunicorn_conf.py"
+
+
+def start(app: str, port: int, extra_env: dict[str, str]) -> subprocess.Popen:
+    env = {**os.environ, "ISCORE_BIND": f"127.0.0.1:{port}", "ISCORE_LOG_LEVEL": "WARNING", **extra_env}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    p = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(CONF), "--pythonpath", str(ROOT), app],
+                         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/score", data=b'{"headlines": ["warm up"]}',
+                                         headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(req, timeout=2).read()
+            return p
+        except OSError:
+            time.sleep(0.3)
+    p.kill()
+    raise SystemExit(f"server {app} did not start on port {port}")
+
+
+def stop(p: subprocess.Popen) -> None:
+    p.send_signal(signal.SIGTERM)
+    p.wait(30)
+
+
+def wrk_max(url: str, body_file: Path, seconds: int, conns: int = 16) -> float:
+    lua = body_file.with_suffix(".lua")
+    lua.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                   f'local f = io.open("{body_file}")\nwrk.body = f:read("*a")\nf:close()\n')
+    out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "-s", str(lua), url],
+                         capture_output=True, text=True).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        print(f"  wrk saw {errors.group(1)} non-2xx responses", file=sys.stderr)
+    return float(m.group(1)) if m else 0.0
+
+
+def hey_rate(url: str, body_file: Path, rps: int, seconds: int) -> dict[str, float]:
+    conns = max(1, min(50, rps // 10))
+    out = subprocess.run(["hey", "-z", f"{seconds}s", "-c", str(conns), "-q", f"{rps / conns:.2f}", "-m", "POST",
+                          "-T", "application/json", "-D", str(body_file), url], capture_output=True, text=True).stdout
+    pct = {int(a): float(b) * 1000 for a, b in re.findall(r"\s(\d+)%+ in ([\d.]+) secs", out)}
+    got = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    codes = re.findall(r"\[(\d+)\]\s+(\d+) responses", out)
+    bad = sum(int(n) for c, n in codes if c != "200")
+    return {"p50": pct.get(50, float("nan")), "p95": pct.get(95, float("nan")), "p99": pct.get(99, float("nan")),
+            "rps": float(got.group(1)) if got else 0.0, "non200": bad}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--rates", default="50,200,500")
+    args = ap.parse_args()
+    for tool in ("wrk", "hey"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} not found: apt-get install -y hey wrk")
+    tmp = Path(tempfile.mkdtemp(prefix="iscore-bench-"))
+    one = tmp / "one.json"
+    one.write_text(json.dumps({"headlines": ["Earthquake kills at least 300 in central Turkey"]}))
+    batch = tmp / "batch.json"
+    batch.write_text(json.dumps({"headlines": headlines(1000)}))
+    rates = [int(r) for r in args.rates.split(",")]
+    print(f"# HTTP on loopback, gunicorn {CONF.name} (2 workers x 4 threads); {machine()}")
+    print(f"# load generator on the same machine; {args.seconds}s per measurement")
+    results = {}
+    for name, app, port in (("iscore", "service.app:create_app()", 18081), ("bare", "bench.bare_app:create_app()", 18082)):
+        p = start(app, port, {"ISCORE_RELOAD_POLL_SECONDS": "5"})
+        try:
+            url = f"http://127.0.0.1:{port}/v1/score"
+            r = {"max_rps": wrk_max(url, one, args.seconds)}
+            for rate in rates:
+                r[rate] = hey_rate(url, one, rate, args.seconds)
+            if name == "iscore":
+                r["batch_req_s"] = wrk_max(url, batch, args.seconds, conns=4)
+                r["rss_kb"] = [rss_kb(w) for w in children(p.pid)]
+            results[name] = r
+        finally:
+            stop(p)
+    s, b = results["iscore"], results["bare"]
+    print(f"max throughput, single headline: iscore {s['max_rps']:,.0f} req/s, bare {b['max_rps']:,.0f} req/s, "
+          f"ratio {s['max_rps'] / b['max_rps']:.2f}")
+    for rate in rates:
+        for name in ("iscore", "bare"):
+            x = results[name][rate]
+            print(f"{name:>6} @ {rate:>4} rps: p50 {x['p50']:.1f} ms, p95 {x['p95']:.1f} ms, p99 {x['p99']:.1f} ms "
+                  f"(achieved {x['rps']:.0f} rps, non-200 {x['non200']})")
+    print(f"batch of 1,000 headlines: {s['batch_req_s']:.1f} req/s = {s['batch_req_s'] * 1000:,.0f} headlines/s")
+    print(f"RSS per worker: {', '.join(f'{k / 1024:.0f} MiB' for k in s['rss_kb'])}")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
