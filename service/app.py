@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -12,6 +13,9 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from iscore import feedback
 from iscore.registry import ArtifactError, LoadedModel
 from iscore.scoring import explain, rank_order, score, tier
 from iscore.settings import Settings
@@ -19,7 +23,16 @@ from service.errors import ApiError, register_error_handlers
 from service.holder import ModelHolder
 from service.observability import Metrics, configure_logging
 from service.openapi import openapi_document
-from service.schema import Headline, Limits, in_window, parse_flag, parse_json_body, parse_rank, parse_score
+from service.schema import (
+    Headline,
+    Limits,
+    in_window,
+    parse_feedback,
+    parse_flag,
+    parse_json_body,
+    parse_rank,
+    parse_score,
+)
 
 access_log = logging.getLogger("iscore.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -178,6 +191,46 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
         g.model_version = model.version
         return jsonify({"model_version": model.version, "previous_version": before.version if before else None})
 
-    app.extensions["iscore"]["require_admin"] = require_admin
-    app.extensions["iscore"]["json_body"] = json_body
+    store = FeedbackStore(settings.database_url)
+    app.extensions["iscore"]["feedback"] = store
+
+    @app.post("/v1/feedback")
+    def feedback_route() -> Any:
+        require_admin()
+        batch = parse_feedback(json_body(), limits)
+        counts = store.call(lambda engine: feedback.store(engine, batch))
+        return jsonify(counts)
+
+    @app.get("/v1/feedback/stats")
+    def feedback_stats_route() -> Any:
+        require_admin()
+        return jsonify(store.call(feedback.stats))
+
     return app
+
+
+class FeedbackStore:
+    """The feedback database, connected and migrated on first use (not at start-up or import)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._engine: Any = None
+        self._lock = threading.Lock()
+
+    def engine(self) -> Any:
+        """The migrated engine, created once per process."""
+        with self._lock:
+            if self._engine is None:
+                engine = feedback.make_engine(self.url)
+                feedback.migrate(engine)
+                self._engine = engine
+            return self._engine
+
+    def call(self, fn: Any) -> Any:
+        """Run fn(engine); a database failure is a 503 (nothing was stored), never a 500."""
+        try:
+            return fn(self.engine())
+        except SQLAlchemyError as e:
+            logging.getLogger("iscore.feedback").error("feedback store failed", extra={"fields": {"error": str(e)[:500]}})
+            raise ApiError(503, "feedback_store_unavailable",
+                           "the feedback database is unavailable; nothing was stored, retry later") from None

@@ -99,6 +99,24 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "security": security,
             "responses": {"200": json_ok({"type": "object"}), **admin_errors, **_errors(409)},
         }},
+        "/v1/feedback": {"post": {
+            "summary": "Store observed labels for headlines (idempotent)",
+            "security": security,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["items"], "additionalProperties": False,
+                "properties": {"items": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "required": ["text", "label"], "additionalProperties": False,
+                    "properties": {
+                        "id": {"type": "string"}, "text": {"type": "string"}, "label": {"type": "number"},
+                        "label_kind": {"type": "string"}, "published_at": {"type": "string", "format": "date-time"},
+                        "source": {"type": "string"}, "observed_at": {"type": "string", "format": "date-time"},
+                    }}}}}}}},
+            "responses": {"200": json_ok({"type": "object"}), **admin_errors, **bad_input},
+        }},
+        "/v1/feedback/stats": {"get": {
+            "summary": "Feedback counts by day and label kind", "security": security,
+            "responses": {"200": json_ok({"type": "object"}), **admin_errors},
+        }},
     }
     return {
         "openapi": "3.1.0",

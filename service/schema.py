@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -236,3 +237,54 @@ def parse_flag(value: str | None, name: str) -> bool:
     if v in ("0", "false", "no", "off", ""):
         return False
     raise ApiError(400, "invalid_query", f"query parameter {name!r} must be true or false", {"got": value[:50]})
+
+
+_LABEL_KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def parse_feedback(body: Any, limits: Limits) -> list[Any]:
+    """Validate a /v1/feedback body into FeedbackItems; raise 422 listing every problem."""
+    from iscore.feedback import FeedbackItem
+
+    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+        raise ApiError(422, "invalid_request", "the body must be a JSON object with an 'items' list")
+    extra = set(body) - {"items"}
+    raw = body["items"]
+    if not raw:
+        raise ApiError(422, "invalid_request", "'items' must not be empty")
+    if len(raw) > limits.max_headlines:
+        raise ApiError(422, "too_many_items", f"at most {limits.max_headlines} items per request (got {len(raw)})",
+                       {"max_items": limits.max_headlines, "got": len(raw)})
+    problems: list[dict[str, str]] = []
+    if extra:
+        problems.append(_problem("(body)", f"unknown field(s): {', '.join(sorted(map(str, extra)))[:200]}"))
+    out = []
+    allowed = {"id", "text", "label", "label_kind", "published_at", "source", "observed_at"}
+    for i, item in enumerate(raw):
+        f = f"items[{i}]"
+        if not isinstance(item, dict):
+            problems.append(_problem(f, "must be an object with 'text' and 'label'"))
+            continue
+        if set(item) - allowed:
+            problems.append(_problem(f, f"unknown field(s): {', '.join(sorted(map(str, set(item) - allowed)))[:200]}"))
+        h = _headline({"text": item.get("text"), "id": item.get("id"), "source": item.get("source"),
+                       "published_at": item.get("published_at")}, i, limits, problems)
+        kind = item.get("label_kind", "score")
+        if not isinstance(kind, str) or not _LABEL_KIND.match(kind):
+            problems.append(_problem(f"{f}.label_kind", "must match [a-z][a-z0-9_]{0,39}, e.g. score, shares, clicks"))
+            kind = "score"
+        label = item.get("label")
+        if isinstance(label, bool) or not isinstance(label, (int, float)) or not math.isfinite(label):
+            problems.append(_problem(f"{f}.label", "is required and must be a finite number"))
+        elif label < 0 or (kind == "score" and label > 100):
+            problems.append(_problem(f"{f}.label", "must be >= 0 (and <= 100 for label_kind 'score')"))
+        observed = parse_time(item.get("observed_at"), f"{f}.observed_at", problems)
+        if h is not None and not problems:
+            out.append(FeedbackItem(text=h.text, label=float(label), label_kind=kind,
+                                    id=h.id if item.get("id") is not None else None,
+                                    source=h.source or "", published_at=h.published_at, observed_at=observed))
+        if len(problems) >= 50:
+            break
+    if problems:
+        raise ApiError(422, "invalid_request", f"{len(problems)} problem(s) in the request; see details", problems[:50])
+    return out

@@ -81,8 +81,9 @@ def model_dir(tmp_path, tiny_model) -> Path:
 
 
 @pytest.fixture()
-def settings(model_dir) -> Settings:
+def settings(model_dir, tmp_path) -> Settings:
     return Settings(model_dir=model_dir, admin_token="s3cret-token", reload_poll_seconds=0,
+                    database_url=f"sqlite:///{tmp_path / 'feedback.db'}",
                     max_headlines=50, max_headline_chars=300, max_body_bytes=20_000)
 
 

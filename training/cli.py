@@ -47,6 +47,11 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--holdout", type=float, default=0.2, help="newest fraction held out (default 0.2)")
     g.add_argument("--min-rows", type=int, default=200, help="refuse to train on fewer valid rows")
     g.add_argument("--cross-preset", choices=sorted(PRESETS), help="also evaluate on this data set")
+    f = p.add_argument_group("production feedback")
+    f.add_argument("--feedback", action="store_true", help="also train on labels from the feedback database")
+    f.add_argument("--feedback-db", help="database URL (default ISCORE_DATABASE_URL)")
+    f.add_argument("--feedback-weight", type=float, default=2.0, help="sample weight of a feedback row (default 2)")
+    f.add_argument("--feedback-days", type=int, default=0, help="only feedback observed in the last N days (0 = all)")
     m = p.add_argument_group("model")
     m.add_argument("--alpha", type=float, default=ModelConfig.alpha, help="ridge regularisation")
     m.add_argument("--max-word-features", type=int, default=ModelConfig.max_word_features)
@@ -115,8 +120,9 @@ def _train(args: argparse.Namespace, settings: Settings, *, gated: bool) -> int:
         if args.out_of_core:
             prepared, pipeline, metrics, test = _train_out_of_core(spec, opts, args.chunksize)
         else:
-            prepared = tp.prepare(spec, opts)
-            _log(prepared.report.summary())
+            fb_rows = _feedback_rows(args, settings)
+            prepared = tp.prepare(spec, opts, fb_rows, args.feedback_weight)
+            _log(prepared.report.summary() + (f"; feedback rows {len(fb_rows)}" if fb_rows else ""))
             if args.select:
                 from training.select import DEFAULT_GRID, best, cross_validate
 
@@ -190,6 +196,22 @@ def _embed(args: argparse.Namespace, settings: Settings) -> int:
     _log(f"wrote {args.out}: {data['vectors'].shape[0]} words x {data['vectors'].shape[1]} dims")
     print(json.dumps(data["provenance"]))
     return EXIT_OK
+
+
+def _feedback_rows(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]]:
+    """Current labels from the feedback database (when --feedback), optionally only recent ones."""
+    if not args.feedback:
+        return []
+    from datetime import datetime, timedelta, timezone
+
+    from iscore import feedback
+
+    engine = feedback.make_engine(args.feedback_db or settings.database_url)
+    feedback.migrate(engine)
+    since = datetime.now(timezone.utc) - timedelta(days=args.feedback_days) if args.feedback_days else None
+    rows = feedback.read_all(engine, since)
+    _log(f"feedback: {len(rows)} labelled headlines from the database")
+    return rows
 
 
 def _train_out_of_core(spec: Any, opts: Any, chunksize: int) -> tuple[Any, Any, dict[str, Any], Any]:

@@ -20,9 +20,17 @@ PRIMARY_METRIC = "spearman"
 
 
 def time_split(df: pd.DataFrame, holdout_fraction: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Oldest rows for training, newest for testing (input order when there is no time)."""
+    """Oldest rows for training, newest for testing (input order when there is no time).
+
+    With an ``origin`` column (base data and production feedback), each origin is split on its
+    own, so recent feedback is both learned from and tested on.
+    """
     if not 0.0 < holdout_fraction < 1.0:
         raise ValueError("holdout_fraction must be between 0 and 1")
+    if "origin" in df.columns and df["origin"].nunique() > 1:
+        parts = [time_split(g, holdout_fraction) for _, g in df.groupby("origin", sort=True)]
+        return (pd.concat([a for a, _ in parts], ignore_index=True),
+                pd.concat([b for _, b in parts], ignore_index=True))
     if df["time"].notna().all():
         df = df.sort_values("time", kind="stable")
     cut = int(round(len(df) * (1.0 - holdout_fraction)))

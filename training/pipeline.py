@@ -45,8 +45,9 @@ class Prepared:
     span: tuple[str | None, str | None] | None = None  # (min, max) time when df is not all rows
 
 
-def prepare(spec: DatasetSpec, opts: TrainOptions) -> Prepared:
-    """Load, validate and attach the importance target ``y``."""
+def prepare(spec: DatasetSpec, opts: TrainOptions, feedback_rows: list[dict[str, Any]] | None = None,
+            feedback_weight: float = 1.0) -> Prepared:
+    """Load, validate and attach the importance target ``y`` (plus production feedback, if any)."""
     df, rep = load_dataset(spec, min_rows=opts.min_rows)
     has_time = spec.mapping.time is not None
     method = "passthrough" if spec.label_kind == "score" else opts.target
@@ -54,12 +55,34 @@ def prepare(spec: DatasetSpec, opts: TrainOptions) -> Prepared:
         df["label"], df["source"] if spec.mapping.source else None,
         df["time"] if has_time else None, method=method, window=opts.window,
     )
+    df["origin"] = "base"
+    df["weight"] = 1.0
+    if feedback_rows:
+        df = pd.concat([df, feedback_frame(feedback_rows, opts, feedback_weight)], ignore_index=True)
     return Prepared(spec=spec, df=df, report=rep, fingerprint=fingerprint(df))
 
 
+def feedback_frame(rows: list[dict[str, Any]], opts: TrainOptions, weight: float) -> pd.DataFrame:
+    """Feedback rows as training rows: 0-100 'score' labels pass through, counts become percentiles."""
+    fb = pd.DataFrame(rows)
+    fb["time"] = pd.to_datetime(fb["published_at"].fillna(fb["observed_at"]), utc=True)
+    fb["y"] = 0.0
+    for kind, idx in fb.groupby("label_kind").groups.items():
+        part = fb.loc[idx]
+        fb.loc[idx, "y"] = importance_target(
+            part["label"], part["source"], part["time"],
+            method="passthrough" if kind == "score" else opts.target, window=opts.window)
+    fb["origin"] = "feedback"
+    fb["weight"] = float(weight)
+    return fb[["text", "label", "source", "time", "y", "origin", "weight"]]
+
+
 def fit(df: pd.DataFrame, config: ModelConfig, embedder: Any = None) -> Any:
-    """Fit a fresh i-Score pipeline on rows with a ``y`` column."""
-    return build_pipeline(config, embedder).fit(df, df["y"].to_numpy())
+    """Fit a fresh i-Score pipeline on rows with a ``y`` (and optional ``weight``) column."""
+    pipeline = build_pipeline(config, embedder)
+    if "weight" in df.columns and (df["weight"] != 1.0).any():
+        return pipeline.fit(df, df["y"].to_numpy(), model__sample_weight=df["weight"].to_numpy())
+    return pipeline.fit(df, df["y"].to_numpy())
 
 
 def evaluate_candidate(pipeline: Any, test: pd.DataFrame) -> dict[str, Any]:
@@ -91,6 +114,9 @@ def train_and_evaluate(
     log(f"fitted in {fit_seconds:.1f}s; evaluating model and baselines")
     metrics = evaluate_candidate(pipeline, test)
     metrics["baselines"] = evaluate_baselines(train, test)
+    if "origin" in test.columns and (test["origin"] == "feedback").any():
+        fb = test[test["origin"] == "feedback"].reset_index(drop=True)
+        metrics["holdout_feedback"] = evaluate_on(pipeline, fb, fb["y"].to_numpy())
     if cross is not None:
         log(f"cross-source evaluation on {len(cross.df)} rows of {cross.spec.path.name}")
         metrics["cross_source"] = {
@@ -152,7 +178,8 @@ def manifest_for(prepared: Prepared, opts: TrainOptions, metrics: dict[str, Any]
             "spec": prepared.spec.describe(),
             "fingerprint": prepared.fingerprint,
             "validation": prepared.report.to_dict(),
-            "rows": {"base": int(prepared.report.kept), "feedback": 0},
+            "rows": {"base": int(prepared.report.kept),
+                     "feedback": int((df["origin"] == "feedback").sum()) if "origin" in df.columns else 0},
             "min_time": prepared.span[0] if prepared.span else _iso(df["time"].min()),
             "max_time": prepared.span[1] if prepared.span else _iso(df["time"].max()),
         },

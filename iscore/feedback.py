@@ -1,0 +1,206 @@
+"""Feedback store: labels observed after publication, written by the service, read by training.
+
+SQLite (WAL, synchronous=FULL) by default, PostgreSQL when the URL points at one; one code
+path through SQLAlchemy Core. The schema is created and migrated by :func:`migrate` from a list
+of versioned steps. An item is identified by its ``id`` or, without one, by its normalised text
+and source; re-sending it updates the label (the later observation wins) and every submission is
+kept in ``feedback_history``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from iscore.features import normalize_text
+
+metadata = sa.MetaData()
+
+items = sa.Table(
+    "feedback_items", metadata,
+    sa.Column("item_key", sa.String(80), primary_key=True),
+    sa.Column("item_id", sa.String(200), nullable=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("source", sa.String(200), nullable=False, server_default=""),
+    sa.Column("label", sa.Float, nullable=False),
+    sa.Column("label_kind", sa.String(40), nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("observed_day", sa.String(10), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updates", sa.Integer, nullable=False, server_default="1"),
+)
+history = sa.Table(
+    "feedback_history", metadata,
+    sa.Column("seq", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("item_key", sa.String(80), nullable=False, index=True),
+    sa.Column("label", sa.Float, nullable=False),
+    sa.Column("label_kind", sa.String(40), nullable=False),
+    sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+)
+schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, primary_key=True))
+
+# Versioned migrations: (version, callable(connection)). Append new steps; never edit old ones.
+MIGRATIONS: list[tuple[int, Any]] = [
+    (1, lambda conn: metadata.create_all(conn, tables=[items, history], checkfirst=True)),
+    (2, lambda conn: conn.execute(sa.text(
+        "CREATE INDEX IF NOT EXISTS ix_feedback_items_day_kind ON feedback_items (observed_day, label_kind)"))),
+]
+LATEST = MIGRATIONS[-1][0]
+
+
+@dataclass(frozen=True)
+class FeedbackItem:
+    """One validated label for one headline."""
+
+    text: str
+    label: float
+    label_kind: str = "score"
+    id: str | None = None
+    source: str = ""
+    published_at: datetime | None = None
+    observed_at: datetime | None = None
+
+    def key(self) -> str:
+        """Identity: the client's id, else the normalised text and source."""
+        if self.id:
+            return "id:" + hashlib.sha256(self.id.encode()).hexdigest()[:64]
+        raw = normalize_text(self.text).lower() + "\x1f" + self.source.lower()
+        return "ts:" + hashlib.sha256(raw.encode()).hexdigest()[:64]
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine with durable settings (SQLite: WAL, synchronous=FULL, busy timeout)."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")  # a 2xx means the row survives a power cut
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: sa.Engine) -> int:
+    """Bring the schema to the latest version (safe when several workers start at once)."""
+    lock = _sqlite_migrate_lock(engine)
+    with lock, engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(823461)"))
+        schema_version.create(conn, checkfirst=True)
+        current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+        for version, step in MIGRATIONS:
+            if version > current:
+                step(conn)
+                conn.execute(schema_version.insert().values(version=version))
+        return max(current, LATEST)
+
+
+def _sqlite_migrate_lock(engine: sa.Engine) -> Any:
+    """A file lock beside a SQLite database so concurrent workers migrate one at a time."""
+    import contextlib
+    import fcntl
+
+    db = engine.url.database
+    if engine.dialect.name != "sqlite" or not db or db == ":memory:":
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def held() -> Any:
+        with open(db + ".migrate.lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            yield
+
+    return held()
+
+
+def _utc(t: datetime | None, default: datetime) -> datetime:
+    if t is None:
+        return default
+    return t.astimezone(timezone.utc) if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def store(engine: sa.Engine, batch: Sequence[FeedbackItem], now: datetime | None = None) -> dict[str, int]:
+    """Insert or update a batch in one transaction; returns counts of new and updated items."""
+    now = now or datetime.now(timezone.utc)
+    # The same item twice in one batch: the later one wins, both go to history.
+    latest: dict[str, dict[str, Any]] = {}
+    hist = []
+    for it in batch:
+        observed = _utc(it.observed_at, now)
+        row = {
+            "item_key": it.key(), "item_id": it.id, "text": normalize_text(it.text), "source": it.source.lower(),
+            "label": float(it.label), "label_kind": it.label_kind, "published_at": it.published_at and _utc(it.published_at, now),
+            "observed_at": observed, "observed_day": observed.strftime("%Y-%m-%d"), "received_at": now, "updates": 1,
+        }
+        prev = latest.get(row["item_key"])
+        if prev is None or observed >= prev["observed_at"]:
+            latest[row["item_key"]] = row
+        hist.append({k: row[k] for k in ("item_key", "label", "label_kind", "observed_at", "received_at")})
+    with engine.begin() as conn:
+        keys = list(latest)
+        existing = set(conn.execute(sa.select(items.c.item_key).where(items.c.item_key.in_(keys))).scalars())
+        ins = _insert(conn)(items).values(list(latest.values()))
+        exc = ins.excluded
+        ins = ins.on_conflict_do_update(
+            index_elements=[items.c.item_key],
+            set_={"label": exc.label, "label_kind": exc.label_kind, "observed_at": exc.observed_at,
+                  "observed_day": exc.observed_day, "received_at": exc.received_at, "text": exc.text,
+                  "source": exc.source, "published_at": sa.func.coalesce(exc.published_at, items.c.published_at),
+                  "updates": items.c.updates + 1},
+            where=exc.observed_at >= items.c.observed_at,
+        )
+        conn.execute(ins)
+        conn.execute(history.insert(), hist)
+    return {"received": len(batch), "new": len(set(keys) - existing), "updated": len(existing)}
+
+
+def _insert(conn: sa.Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def stats(engine: sa.Engine) -> dict[str, Any]:
+    """Item counts by observation day and label kind, plus totals."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(items.c.observed_day, items.c.label_kind, sa.func.count())
+            .group_by(items.c.observed_day, items.c.label_kind)
+            .order_by(items.c.observed_day, items.c.label_kind)
+        ).all()
+        n_hist = conn.execute(sa.select(sa.func.count()).select_from(history)).scalar() or 0
+    by_day = [{"day": d, "label_kind": k, "items": int(n)} for d, k, n in rows]
+    return {"items": sum(r["items"] for r in by_day), "submissions": int(n_hist), "by_day": by_day}
+
+
+def read_all(engine: sa.Engine, since: datetime | None = None) -> list[dict[str, Any]]:
+    """Current label of every item (optionally observed since a time), for training."""
+    q = sa.select(items.c.text, items.c.source, items.c.label, items.c.label_kind, items.c.published_at,
+                  items.c.observed_at)
+    if since is not None:
+        q = q.where(items.c.observed_at >= since)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(q.order_by(items.c.observed_at))]
+
+
+def label_kinds(rows: Iterable[dict[str, Any]]) -> set[str]:
+    """The distinct label kinds in some rows."""
+    return {r["label_kind"] for r in rows}
