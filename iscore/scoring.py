@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ def rank_order(scores: np.ndarray, keys: Sequence[str]) -> list[int]:
     return sorted(range(len(scores)), key=lambda i: (-round(float(scores[i]), 6), keys[i], i))
 
 
+@functools.lru_cache(maxsize=4)  # feature names of a big vocabulary take ~50 ms to build
 def _linear_parts(pipeline: Any) -> tuple[Any, np.ndarray, np.ndarray] | None:
     """(feature step, coefficients, feature names) when the model is linear in its features."""
     try:

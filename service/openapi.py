@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from iscore.settings import Settings
+from service.schema import MAX_WINDOW_MINUTES, TEXT_PATTERN
 
 
 def _error_ref() -> dict[str, Any]:
@@ -19,24 +20,26 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
     """Build the document; every path here is a route of the app (a test checks both ways)."""
     headline = {
         "oneOf": [
-            {"type": "string", "minLength": 1, "maxLength": settings.max_headline_chars},
+            {"type": "string", "minLength": 1, "maxLength": settings.max_headline_chars, "pattern": TEXT_PATTERN},
             {
                 "type": "object",
                 "additionalProperties": False,
                 "required": ["text"],
                 "properties": {
-                    "text": {"type": "string", "minLength": 1, "maxLength": settings.max_headline_chars},
-                    "id": {"type": "string", "maxLength": 200},
-                    "published_at": {"type": "string", "format": "date-time",
+                    "text": {"type": "string", "minLength": 1, "maxLength": settings.max_headline_chars,
+                             "pattern": TEXT_PATTERN},
+                    "id": {"type": ["string", "integer", "null"], "maxLength": 200,
+                           "description": "echoed back; defaults to the item's index"},
+                    "published_at": {"type": ["string", "null"], "format": "date-time",
                                      "description": "ISO-8601; a time without zone is taken as UTC"},
-                    "source": {"type": "string", "maxLength": 200},
+                    "source": {"type": ["string", "null"], "maxLength": 200},
                 },
             },
         ]
     }
     headlines = {"type": "array", "minItems": 1, "maxItems": settings.max_headlines, "items": headline}
     explain_param = {"name": "explain", "in": "query", "required": False,
-                     "schema": {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]},
+                     "schema": {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no", "on", "off"]},
                      "description": "add the features that pushed each score up or down most"}
     scored_item = {
         "type": "object",
@@ -75,9 +78,9 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "headlines": headlines,
                     "limit": {"type": "integer", "minimum": 1, "maximum": settings.max_headlines,
                               "default": settings.default_limit},
-                    "window_minutes": {"type": "number", "exclusiveMinimum": 0,
+                    "window_minutes": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": MAX_WINDOW_MINUTES,
                                        "description": "keep only headlines published this many minutes before now"},
-                    "now": {"type": "string", "format": "date-time"},
+                    "now": {"type": ["string", "null"], "format": "date-time"},
                 }}}}},
             "responses": {"200": json_ok({"type": "object", "required": ["model_version", "ranked"], "properties": {
                 "model_version": {"type": "string"},
@@ -104,12 +107,21 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "security": security,
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["items"], "additionalProperties": False,
-                "properties": {"items": {"type": "array", "minItems": 1, "items": {
+                "properties": {"items": {"type": "array", "minItems": 1, "maxItems": settings.max_headlines, "items": {
                     "type": "object", "required": ["text", "label"], "additionalProperties": False,
+                    # label_kind 'score' (also the default) means a 0-100 rating
+                    "if": {"properties": {"label_kind": {"const": "score"}}},
+                    "then": {"properties": {"label": {"maximum": 100}}},
                     "properties": {
-                        "id": {"type": "string"}, "text": {"type": "string"}, "label": {"type": "number"},
-                        "label_kind": {"type": "string"}, "published_at": {"type": "string", "format": "date-time"},
-                        "source": {"type": "string"}, "observed_at": {"type": "string", "format": "date-time"},
+                        "id": {"type": ["string", "integer", "null"], "maxLength": 200},
+                        "text": {"type": "string", "minLength": 1, "maxLength": settings.max_headline_chars,
+                                 "pattern": TEXT_PATTERN},
+                        "label": {"type": "number", "minimum": 0,
+                                  "description": "0-100 for label_kind 'score'; a count (>= 0) otherwise"},
+                        "label_kind": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,39}$", "default": "score"},
+                        "published_at": {"type": ["string", "null"], "format": "date-time"},
+                        "source": {"type": ["string", "null"], "maxLength": 200},
+                        "observed_at": {"type": ["string", "null"], "format": "date-time"},
                     }}}}}}}},
             "responses": {"200": json_ok({"type": "object"}), **admin_errors, **bad_input},
         }},

@@ -17,6 +17,10 @@ MAX_SOURCE_CHARS = 200
 MAX_WINDOW_MINUTES = 60 * 24 * 366 * 10
 MAX_JSON_DEPTH = 32
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# A headline needs one character that is neither white space nor a control character. The set is
+# spelled out (no \s) so the OpenAPI document states exactly the rule the server applies.
+TEXT_PATTERN = "[^ \\t\\n\\r\\f\\v\\x00-\\x1f\\x7f-\\x9f\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]"
+_VISIBLE = re.compile(TEXT_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,7 @@ def _headline(item: Any, i: int, limits: Limits, problems: list[dict[str, str]])
         problems.append(_problem(f"{field}.text", f"must be at most {limits.max_headline_chars} characters"))
         return None
     clean = normalize_text(_CONTROL.sub(" ", text))
-    if not clean:
+    if not _VISIBLE.search(text) or not clean:
         problems.append(_problem(f"{field}.text", "must not be empty or only whitespace"))
         return None
     raw_id = item.get("id")
@@ -203,6 +207,8 @@ def parse_rank(body: Any, limits: Limits) -> RankRequest:
     headlines = parse_headlines(body, limits, frozenset({"headlines", "limit", "window_minutes", "now"}))
     problems: list[dict[str, str]] = []
     limit = body.get("limit", limits.default_limit)
+    if isinstance(limit, float) and limit.is_integer():  # JSON Schema counts 10.0 as an integer
+        limit = int(limit)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= limits.max_headlines:
         problems.append(_problem("limit", f"must be an integer from 1 to {limits.max_headlines}"))
     window = body.get("window_minutes")
@@ -234,7 +240,7 @@ def parse_flag(value: str | None, name: str) -> bool:
     v = value.strip().lower()
     if v in ("1", "true", "yes", "on"):
         return True
-    if v in ("0", "false", "no", "off", ""):
+    if v in ("0", "false", "no", "off"):
         return False
     raise ApiError(400, "invalid_query", f"query parameter {name!r} must be true or false", {"got": value[:50]})
 

@@ -126,7 +126,7 @@ def test_score_rejects_bad_bodies_with_a_reason(client, body, status, error):
 
 
 @pytest.mark.parametrize("extra", [
-    {"limit": 0}, {"limit": -5}, {"limit": 10**12}, {"limit": True}, {"limit": 2.5}, {"limit": "3"},
+    {"limit": 0}, {"limit": -5}, {"limit": 10**12}, {"limit": True}, {"limit": 2.5}, {"limit": "3"}, {"limit": None},
     {"window_minutes": 0}, {"window_minutes": -1}, {"window_minutes": 1e300}, {"window_minutes": "60"},
     {"now": "not a time"}, {"now": 5},
 ])

@@ -85,3 +85,12 @@ def test_select_records_every_candidate(tmp_path, capsys):
     best = max(cands.values(), key=lambda c: (c["spearman"], c["behaviour_pairs"]))
     for k, v in best["config"].items():
         assert m["model_config"][k] == v
+
+
+def test_grid_candidates_state_their_feature_sets():
+    from training.select import DEFAULT_GRID
+
+    # Each candidate says whether it uses embeddings, so a base config cannot leak into it.
+    assert all("use_embeddings" in c for c in DEFAULT_GRID.values())
+    assert any(c["use_embeddings"] for c in DEFAULT_GRID.values())
+    assert any(not c["use_embeddings"] for c in DEFAULT_GRID.values())

@@ -17,9 +17,9 @@ from training.behaviour import run_suite
 from training.evaluate import evaluate_on
 
 DEFAULT_GRID: dict[str, dict[str, Any]] = {
-    "words a10": {"alpha": 10.0},
-    "words a30": {"alpha": 30.0},
-    "words a100": {"alpha": 100.0},
+    "words a10": {"alpha": 10.0, "use_embeddings": False},
+    "words a30": {"alpha": 30.0, "use_embeddings": False},
+    "words a100": {"alpha": 100.0, "use_embeddings": False},
     "words+emb a30": {"alpha": 30.0, "use_embeddings": True, "embedding_weight": 3.0},
     "words+emb a100": {"alpha": 100.0, "use_embeddings": True, "embedding_weight": 3.0},
     "words+emb(x10) a100": {"alpha": 100.0, "use_embeddings": True, "embedding_weight": 10.0},
