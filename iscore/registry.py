@@ -320,7 +320,11 @@ def prune(registry: Path, keep: int) -> list[str]:
     names = [v["version"] for v in list_versions(registry)]
     doomed = [v for v in names[: max(0, len(names) - keep)] if v != current]
     for v in doomed:
-        shutil.rmtree(registry / v)
+        # Rename first (atomic), then delete: a crash mid-delete leaves a hidden leftover, never
+        # a half-deleted version that looks complete.
+        trash = registry / f"{TMP_PREFIX}deleted-{v}-{uuid.uuid4().hex[:6]}"
+        os.rename(registry / v, trash)
+        shutil.rmtree(trash)
     for d in registry.glob(f"{TMP_PREFIX}*"):  # leftovers of crashed publishes
         shutil.rmtree(d, ignore_errors=True)
     return doomed
