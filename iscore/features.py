@@ -16,7 +16,6 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 
-_WS = re.compile(r"\s+")
 _NUMBER = re.compile(r"\d")
 _LEAD_NUMBER = re.compile(r"^\d+\b")
 _QUOTE = re.compile(r"[\"'\u2018\u2019\u201c\u201d]")
@@ -27,7 +26,7 @@ UNKNOWN_SOURCE = ""
 
 def normalize_text(text: str) -> str:
     """Collapse runs of whitespace (newlines, tabs, NBSP) and strip the ends."""
-    return _WS.sub(" ", text).strip()
+    return " ".join(text.split())  # str.split() knows the same Unicode white space as re's \s, faster
 
 
 def column(records: Any, field: str) -> list[str]:
@@ -105,8 +104,8 @@ STAT_NAMES = (
 
 def headline_stats(text: str) -> list[float]:
     """Simple surface features of one headline (length, numbers, punctuation, capitals)."""
-    t = normalize_text(text)
-    words = t.split(" ") if t else []
+    words = text.split()
+    t = " ".join(words)
     n_words = len(words)
     upper = sum(1 for w in words if len(w) > 1 and w.isupper())
     return [
