@@ -65,7 +65,9 @@ def wrk_max(url: str, body_file: Path, seconds: int, conns: int = 16) -> float:
 
 
 def hey_rate(url: str, body_file: Path, rps: int, seconds: int) -> dict[str, float]:
-    conns = max(1, min(50, rps // 10))
+    # hey starts all its workers' tickers together, so c workers send in bursts of c: keep c
+    # small (one per 100 rps) so the figure is latency, not the generator's own burstiness.
+    conns = max(1, rps // 100)
     out = subprocess.run(["hey", "-z", f"{seconds}s", "-c", str(conns), "-q", f"{rps / conns:.2f}", "-m", "POST",
                           "-T", "application/json", "-D", str(body_file), url], capture_output=True, text=True).stdout
     pct = {int(a): float(b) * 1000 for a, b in re.findall(r"\s(\d+)%+ in ([\d.]+) secs", out)}

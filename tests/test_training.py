@@ -167,3 +167,30 @@ def test_out_of_core_path_matches_in_memory_validation(tmp_path, capsys):
 
     _, rep = load_dataset(resolve_spec(None, data, text="headline", label="shares", time="when", source="site"), 1)
     assert rep.kept == val["kept"] and rep.dropped == val["dropped"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 6), st.lists(st.sampled_from(["sparse", "dense", "empty"]), min_size=1, max_size=4), st.integers(0, 99))
+def test_hstack_csr_matches_scipy(n, kinds, seed):
+    import scipy.sparse as sp
+
+    from iscore.model import hstack_csr
+
+    rng = np.random.default_rng(seed)
+    parts = []
+    for k in kinds:
+        cols = int(rng.integers(1, 6))
+        if k == "sparse":
+            parts.append(sp.random(n, cols, density=0.4, format="csr", random_state=seed))
+        elif k == "dense":
+            parts.append(rng.normal(size=(n, cols)))
+        else:
+            parts.append(sp.csr_matrix((n, cols)))
+    np.testing.assert_array_equal(hstack_csr(parts).toarray(), sp.hstack(parts).toarray())
+
+
+def test_fast_linear_prediction_equals_sklearn(tiny_model):
+    pipe = tiny_model[0]
+    X = pipe.named_steps["features"].transform(["Earthquake kills many in Chile", "Cute cats", ""])
+    reg = pipe.named_steps["model"]
+    np.testing.assert_allclose(reg.predict_raw(X), reg.regressor_.predict(X), rtol=1e-10, atol=1e-10)
