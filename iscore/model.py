@@ -53,17 +53,24 @@ def hstack_csr(parts: list[Any]) -> sp.csr_matrix:
     return sp.csr_matrix((data, indices, indptr), shape=(n, col0))
 
 
-class PercentileCalibratedRegressor(RegressorMixin, BaseEstimator):
-    """Wrap a regressor so ``predict`` returns the percentile (0-100) of its raw prediction.
+# Display curve: percentile of the raw prediction -> i-Score. A sidebar shows the top of an hour's
+# news, so the scale spends its range there: the median headline scores 35, the top 20 % score 55+,
+# the top 5 % 75+, and red (60 by default) is roughly the top 15 %.
+DEFAULT_CURVE = ((0.0, 0.0), (50.0, 35.0), (80.0, 55.0), (95.0, 75.0), (99.5, 90.0), (100.0, 100.0))
 
-    The reference distribution is the inner model's predictions on its own training rows, so a
-    score of 70 means "predicted above 70 % of the headlines this version was trained on" and keeps
-    that meaning from one retrain to the next.
+
+class PercentileCalibratedRegressor(RegressorMixin, BaseEstimator):
+    """Wrap a regressor so ``predict`` returns a 0-100 score from the percentile of its prediction.
+
+    The reference distribution is the inner model's predictions on its own training rows, mapped
+    through a fixed monotone ``curve`` (percentile -> score). A given score therefore always means
+    the same percentile of "what this version was trained on", from one retrain to the next.
     """
 
-    def __init__(self, regressor: Any = None, n_quantiles: int = 1001):
+    def __init__(self, regressor: Any = None, n_quantiles: int = 1001, curve: Any = DEFAULT_CURVE):
         self.regressor = regressor
         self.n_quantiles = n_quantiles
+        self.curve = curve
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "PercentileCalibratedRegressor":
         base = Ridge(alpha=1.0) if self.regressor is None else self.regressor
@@ -99,12 +106,20 @@ class PercentileCalibratedRegressor(RegressorMixin, BaseEstimator):
             return np.asarray(out, dtype=np.float64).ravel()
         return np.asarray(reg.predict(X), dtype=np.float64)
 
-    def predict(self, X: Any) -> np.ndarray:
+    def percentile(self, X: Any) -> np.ndarray:
+        """Percentile (0-100) of each raw prediction among the training predictions."""
         raw = self.predict_raw(X)
         if self.quantiles_.size == 1:
             return np.full(raw.shape, 50.0)
-        out = np.interp(raw, self.quantiles_, self.levels_)
-        return np.clip(np.nan_to_num(out, nan=50.0), 0.0, 100.0)
+        return np.clip(np.nan_to_num(np.interp(raw, self.quantiles_, self.levels_), nan=50.0), 0.0, 100.0)
+
+    def predict(self, X: Any) -> np.ndarray:
+        pct = self.percentile(X)
+        curve = getattr(self, "curve", None)  # versions pickled before the curve existed
+        if not curve:
+            return pct
+        xs, ys = zip(*curve)
+        return np.interp(pct, xs, ys)
 
 
 @dataclass(frozen=True)

@@ -85,8 +85,10 @@ def test_concurrent_run_is_locked_out(tmp_path, data_csv):
     assert registry.list_versions(reg) == []
 
 
-def test_two_jobs_started_together_publish_once(tmp_path, data_csv):
+def test_two_jobs_started_together_publish_once(tmp_path):
     reg = tmp_path / "models"
+    # Enough rows that a run holds the lock for seconds, far longer than the other's start-up.
+    data_csv = write_csv(tmp_path / "big.csv", make_rows(20_000))
     cmd = [sys.executable, "-m", "training.cli", "--registry", str(reg), "retrain", "--data", str(data_csv), *DATA_ARGS]
     procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
     codes = sorted(p.wait(120) for p in procs)
@@ -195,3 +197,17 @@ def test_fast_linear_prediction_equals_sklearn(tiny_model):
     X = pipe.named_steps["features"].transform(["Earthquake kills many in Chile", "Cute cats", ""])
     reg = pipe.named_steps["model"]
     np.testing.assert_allclose(reg.predict_raw(X), reg.regressor_.predict(X), rtol=1e-10, atol=1e-10)
+
+
+def test_display_curve_is_monotone_and_spans_0_100(tiny_model):
+    from iscore.model import DEFAULT_CURVE
+
+    xs, ys = zip(*DEFAULT_CURVE)
+    assert xs[0] == ys[0] == 0 and xs[-1] == ys[-1] == 100
+    assert all(b > a for a, b in zip(xs, xs[1:])) and all(b > a for a, b in zip(ys, ys[1:]))
+    reg = tiny_model[0].named_steps["model"]
+    X = tiny_model[0].named_steps["features"].transform(tiny_model[1])
+    pct, s = reg.percentile(X), reg.predict(X)
+    order = np.argsort(pct)
+    assert np.all(np.diff(s[order]) >= -1e-9)  # same order as the percentile
+    assert abs(np.median(s) - 35) < 5  # the median training headline sits at the curve's 50th point
