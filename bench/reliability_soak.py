@@ -1,6 +1,6 @@
 """Soak: steady load on gunicorn while new versions are published and swapped in, plus slow clients.
 
-Run: python bench/reliability_soak.py [--seconds 30] [--rps 100] [--slow-clients 40]
+Run: python bench/reliability_soak.py [--seconds 30] [--rps 100] [--slow-clients 40] [--sighup]
 Copies the shipped model into a temporary registry, starts gunicorn (2 workers) on loopback with
 pointer polling every second, drives single-headline /v1/score requests at a fixed rate, and every
 second publishes a new version and swaps it in (alternately through the admin route and by only
@@ -131,6 +131,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--rps", type=float, default=100)
     ap.add_argument("--slow-clients", type=int, default=40)
+    ap.add_argument("--sighup", action="store_true", help="also send SIGHUP to the master half-way")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="iscore-soak-"))
     reg = tmp / "models"
@@ -149,8 +150,14 @@ def main() -> None:
     swaps, reload_codes = [], []
     i = 0
     t_end = time.monotonic() + args.seconds - 1
+    hup_at = time.monotonic() + args.seconds / 2 if args.sighup else None
     while time.monotonic() < t_end:
         time.sleep(1.0)
+        if hup_at and time.monotonic() >= hup_at:
+            server.send_signal(signal.SIGHUP)  # gunicorn replaces its workers, which load CURRENT
+            swaps.append(time.monotonic())
+            hup_at = None
+            print("sent SIGHUP to the gunicorn master")
         v = registry.publish(reg, pipeline, {"data": {"fingerprint": f"{i:08x}"}})
         registry.set_current(reg, v)
         if i % 2 == 0:
