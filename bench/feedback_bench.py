@@ -94,7 +94,7 @@ def main() -> None:
                                                    "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="iscore-fbbench-"))
-    print(f"# /v1/feedback writes, gunicorn 2 workers x 4 threads, 4 client threads, {args.batch} items/request; {machine()}")
+    print(f"# /v1/feedback writes, gunicorn 2 workers, 4 client threads, {args.batch} items/request; {machine()}")
     targets = [("sqlite", f"sqlite:///{tmp / 'fb.db'}")]
     if pg_ok(args.pg):
         targets.append(("postgresql", args.pg))

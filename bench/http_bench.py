@@ -92,7 +92,7 @@ def main() -> None:
     batch = tmp / "batch.json"
     batch.write_text(json.dumps({"headlines": headlines(1000)}))
     rates = [int(r) for r in args.rates.split(",")]
-    print(f"# HTTP on loopback, gunicorn {CONF.name} (2 workers x 4 threads); {machine()}")
+    print(f"# HTTP on loopback, gunicorn {CONF.name} (2 gevent workers); {machine()}")
     print(f"# load generator on the same machine; {args.seconds}s per measurement")
     results = {}
     for name, app, port in (("iscore", "service.app:create_app()", 18081), ("bare", "bench.bare_app:create_app()", 18082)):

@@ -1,7 +1,11 @@
 """Gunicorn settings for i-Score, read from the same ISCORE_* variables as the app.
 
-- gthread workers: each worker process holds one model and serves ISCORE_THREADS requests at
-  once, so a slow client occupies one thread, not a whole worker.
+- gevent workers (ISCORE_WORKER_CLASS, default gevent): each worker process holds one model and
+  serves up to 1000 connections; a slow client that dribbles its request costs a greenlet, not a
+  worker or a thread (with gthread, 40 such clients starved the server in bench/reliability_soak.py;
+  with gevent every normal request was answered). Scoring is CPU-bound and short (~1 ms), so
+  requests simply take turns; model reloads run in a real thread so they do not stall the loop.
+  `ISCORE_WORKER_CLASS=gthread` (with ISCORE_THREADS per worker) is the fallback.
 - timeout: a worker silent for ISCORE_TIMEOUT_SECONDS is killed and replaced.
 - graceful_timeout: on SIGTERM (or SIGHUP, which restarts workers on the new CURRENT model)
   in-flight requests get this long to finish.
@@ -17,8 +21,9 @@ _s = Settings.from_env()
 
 bind = os.environ.get("ISCORE_BIND", _s.bind)
 workers = _s.workers
-worker_class = "gthread"
+worker_class = os.environ.get("ISCORE_WORKER_CLASS", "gevent")
 threads = int(os.environ.get("ISCORE_THREADS", "4"))
+worker_connections = 1000  # gevent: connections per worker
 timeout = _s.timeout_seconds
 graceful_timeout = 30
 keepalive = 5

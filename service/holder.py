@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,8 +65,7 @@ class ModelHolder:
             target = version or registry.current_version(self.model_dir)
             if target is None:
                 raise ArtifactError(f"no CURRENT pointer in {self.model_dir}")
-            loaded = registry.load_version(self.model_dir, target)
-            smoke(loaded)
+            loaded = off_event_loop(_load_and_smoke, self.model_dir, target)
         except ArtifactError as e:
             self._record(False, None, str(e))
             raise
@@ -113,6 +113,28 @@ class ModelHolder:
                     pass  # recorded; the old model keeps serving
         finally:
             self._reload_lock.release()
+
+
+def _load_and_smoke(model_dir: Path, version: str) -> LoadedModel:
+    loaded = registry.load_version(model_dir, version)
+    smoke(loaded)
+    return loaded
+
+
+def off_event_loop(fn: Any, *args: Any) -> Any:
+    """Run CPU-heavy work (unpickling a model) in a real OS thread under gevent workers.
+
+    In a gevent worker every request shares one event loop; a reload run inline would stall all
+    of them for the whole load. In a real thread the GIL is handed back every few milliseconds.
+    """
+    try:
+        import gevent
+        import gevent.monkey
+    except ImportError:
+        return fn(*args)
+    if not gevent.monkey.is_module_patched("threading"):
+        return fn(*args)
+    return gevent.get_hub().threadpool.apply(fn, args)
 
 
 def smoke(loaded: LoadedModel) -> None:
