@@ -40,6 +40,7 @@ def server(tmp_path, tiny_model):
     env = {**os.environ, "ISCORE_MODEL_DIR": str(reg), "ISCORE_BIND": f"127.0.0.1:{port}", "ISCORE_WORKERS": "2",
            "ISCORE_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}", "ISCORE_LOG_LEVEL": "WARNING"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.pop("ISCORE_WORKER_CLASS", None)  # test the shipped default
     p = subprocess.Popen([sys.executable, "-m", "service.serve"], cwd=ROOT, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     for _ in range(150):
