@@ -119,8 +119,8 @@ def parse_time(value: Any, field: str, problems: list[dict[str, str]]) -> dateti
     try:
         return t.astimezone(timezone.utc)
     except (OverflowError, ValueError):
-        problems.append(_problem(field, "is out of range"))
-        return None
+        # e.g. 0001-01-01T00:00+02:00 is before the first representable UTC instant
+        return datetime.min.replace(tzinfo=timezone.utc) if t.year == 1 else datetime.max.replace(tzinfo=timezone.utc)
 
 
 def _opt_str(value: Any, field: str, max_chars: int, problems: list[dict[str, str]]) -> str | None:
@@ -234,10 +234,10 @@ def in_window(h: Headline, now: datetime, window_minutes: float) -> bool:
 
 
 def parse_flag(value: str | None, name: str) -> bool:
-    """A boolean query flag: true/false/1/0/yes/no (absent = false)."""
+    """A boolean query flag: true/false/1/0/yes/no/on/off, lower case as documented (absent = false)."""
     if value is None:
         return False
-    v = value.strip().lower()
+    v = value
     if v in ("1", "true", "yes", "on"):
         return True
     if v in ("0", "false", "no", "off"):

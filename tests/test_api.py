@@ -247,3 +247,15 @@ def test_rank_window_at_the_edge_of_time(client):
             "window_minutes": 600, "now": "0001-01-01T01:00:00Z"}
     r = client.post("/v1/rank", json=body)
     assert r.status_code == 200 and len(r.get_json()["ranked"]) == 1
+
+
+@pytest.mark.parametrize("flag", ["FALSE", " true", "", "maybe"])
+def test_explain_flag_is_exactly_as_documented(client, flag):
+    assert_error(client.post(f"/v1/score?explain={flag}", json={"headlines": ["x"]}), 400, "invalid_query")
+
+
+def test_timestamps_at_the_ends_of_time_are_accepted(client):
+    heads = [{"text": "a", "published_at": "0001-01-01T00:00:00+02:00"},
+             {"text": "b", "published_at": "9999-12-31T23:59:59-05:00"}]
+    r = client.post("/v1/rank", json={"headlines": heads, "window_minutes": 60})
+    assert r.status_code == 200 and r.get_json()["excluded_by_window"] == 2
