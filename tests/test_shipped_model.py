@@ -1,0 +1,62 @@
+"""The default model committed under models/: it verifies, serves, and keeps its recorded quality."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from iscore import registry
+from iscore.scoring import score
+from training.behaviour import run_suite
+from tests.conftest import SHARED_DATA, requires_shared
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return registry.load_current(MODELS)
+
+
+def test_shipped_model_verifies_and_records_how_it_was_made(shipped):
+    m = shipped.manifest
+    assert m["command"].startswith("iscore-train train --preset fb_news")
+    assert m["data"]["rows"]["base"] > 300_000 and len(m["data"]["fingerprint"]) == 64
+    assert m["embeddings"]["base_model_licence"] == "Apache-2.0"
+    assert m["model_bytes"] < 8 * 2**20
+    hold, base = m["metrics"]["holdout"], m["metrics"]["baselines"]
+    assert hold["spearman"] > max(b["spearman"] or 0 for b in base.values())
+
+
+def test_behavioural_suite_reproduces_the_recorded_pass_rates(shipped):
+    # The suite runs in CI against the shipped model; a change to features or scoring that
+    # moves these numbers must come with a retrained model.
+    now = run_suite(shipped.pipeline)
+    recorded = shipped.manifest["metrics"]["behaviour"]
+    assert now["pairs"] == recorded["pairs"] and now["direction"] == recorded["direction"]
+    assert now["invariance"] == recorded["invariance"]
+    assert now["pairs"] >= 0.8
+
+
+def test_clear_cases_rank_the_way_an_editor_would(shipped):
+    s = score(shipped.pipeline, [
+        "Earthquake kills at least 300 in central Turkey",
+        "Ten easy recipes for a quick weekday dinner",
+        "Central bank raises interest rates to fight inflation",
+        "Pop star debuts new haircut at awards after-party",
+    ])
+    assert s[0] > s[1] and s[2] > s[3]
+    assert np.all((s >= 0) & (s <= 100))
+
+
+@requires_shared()
+def test_cross_source_metric_reproduces_on_shared_data(shipped):
+    from training.data import resolve_spec
+    from training.evaluate import evaluate_on
+    from training.pipeline import TrainOptions, prepare
+
+    cross = prepare(resolve_spec("news_2019", data_dir=SHARED_DATA), TrainOptions())
+    m = evaluate_on(shipped.pipeline, cross.df, cross.df["y"].to_numpy())
+    assert m["spearman"] == pytest.approx(shipped.manifest["metrics"]["cross_source"]["model"]["spearman"], abs=1e-4)
