@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import platform
 import random
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,3 +55,30 @@ def children(pid: int) -> list[int]:
     """Direct child pids (gunicorn workers of a master)."""
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     return [int(p) for p in out]
+
+
+def start_gunicorn(port: int, env: dict[str, str] | None = None, app: str = "service.app:create_app()") -> subprocess.Popen:
+    """gunicorn with the shipped config on loopback; returns once /v1/score answers 200."""
+    full = {**os.environ, "ISCORE_BIND": f"127.0.0.1:{port}", "ISCORE_LOG_LEVEL": "WARNING", **(env or {})}
+    full.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the config makes a fresh one per server
+    conf = ROOT / "service" / "gunicorn_conf.py"
+    p = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(conf), "--pythonpath", str(ROOT), app],
+                         cwd=ROOT, env=full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("POST", "/v1/score", b'{"headlines": ["warm up"]}', {"Content-Type": "application/json"})
+            if c.getresponse().status == 200:
+                return p
+        except OSError:
+            pass
+        time.sleep(0.2)
+    p.kill()
+    raise SystemExit(f"{app} did not start on port {port}")
+
+
+def stop(p: subprocess.Popen) -> None:
+    """Graceful SIGTERM, as in production."""
+    p.send_signal(signal.SIGTERM)
+    p.wait(60)

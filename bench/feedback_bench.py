@@ -11,8 +11,6 @@ import argparse
 import http.client
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -21,27 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, machine  # noqa: E402
+from bench.common import machine, start_gunicorn, stop  # noqa: E402
 
 TOKEN = "bench-token"
-
-
-def serve(db_url: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "ISCORE_BIND": f"127.0.0.1:{port}", "ISCORE_ADMIN_TOKEN": TOKEN,
-           "ISCORE_DATABASE_URL": db_url, "ISCORE_LOG_LEVEL": "WARNING"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    p = subprocess.Popen([sys.executable, "-m", "service.serve"], cwd=ROOT, env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/readyz")
-            if c.getresponse().status == 200:
-                return p
-        except OSError:
-            time.sleep(0.2)
-    p.kill()
-    raise SystemExit("server did not start")
 
 
 def drive(port: int, seconds: float, batch: int, tag: str) -> tuple[int, int, int]:
@@ -101,12 +81,11 @@ def main() -> None:
     else:
         print(f"postgresql: skipped, nothing answers at {args.pg}")
     for i, (name, url) in enumerate(targets):
-        p = serve(url, 18120 + i)
+        p = start_gunicorn(18120 + i, {"ISCORE_ADMIN_TOKEN": TOKEN, "ISCORE_DATABASE_URL": url})
         try:
             ok, bad, items = drive(18120 + i, args.seconds, args.batch, f"{name}{time.time_ns()}")
         finally:
-            p.send_signal(signal.SIGTERM)
-            p.wait(30)
+            stop(p)
         print(f"{name:<10} {ok / args.seconds:7.1f} requests/s, {items / args.seconds:9,.0f} items/s "
               f"(non-200: {bad})")
 

@@ -10,45 +10,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, children, headlines, machine, rss_kb  # noqa: E402
+from bench.common import ROOT, children, headlines, machine, rss_kb, start_gunicorn, stop  # noqa: E402
 
 CONF = ROOT / "service" / "gunicorn_conf.py"
-
-
-def start(app: str, port: int, extra_env: dict[str, str]) -> subprocess.Popen:
-    env = {**os.environ, "ISCORE_BIND": f"127.0.0.1:{port}", "ISCORE_LOG_LEVEL": "WARNING", **extra_env}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    p = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(CONF), "--pythonpath", str(ROOT), app],
-                         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/score", data=b'{"headlines": ["warm up"]}',
-                                         headers={"Content-Type": "application/json"})
-            urllib.request.urlopen(req, timeout=2).read()
-            return p
-        except OSError:
-            time.sleep(0.3)
-    p.kill()
-    raise SystemExit(f"server {app} did not start on port {port}")
-
-
-def stop(p: subprocess.Popen) -> None:
-    p.send_signal(signal.SIGTERM)
-    p.wait(30)
 
 
 def wrk_max(url: str, body_file: Path, seconds: int, conns: int = 16) -> float:
@@ -96,7 +69,7 @@ def main() -> None:
     print(f"# load generator on the same machine; {args.seconds}s per measurement")
     results = {}
     for name, app, port in (("iscore", "service.app:create_app()", 18081), ("bare", "bench.bare_app:create_app()", 18082)):
-        p = start(app, port, {"ISCORE_RELOAD_POLL_SECONDS": "5"})
+        p = start_gunicorn(port, {"ISCORE_RELOAD_POLL_SECONDS": "5"}, app)
         try:
             url = f"http://127.0.0.1:{port}/v1/score"
             r = {"max_rps": wrk_max(url, one, args.seconds)}

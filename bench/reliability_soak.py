@@ -14,11 +14,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,31 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, machine  # noqa: E402
+from bench.common import ROOT, machine, start_gunicorn  # noqa: E402
 from iscore import registry  # noqa: E402
 
 TOKEN = "soak-token"
 BODY = json.dumps({"headlines": ["Earthquake kills at least 300 in central Turkey"]})
-
-
-def start_server(reg: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "ISCORE_MODEL_DIR": str(reg), "ISCORE_BIND": f"127.0.0.1:{port}",
-           "ISCORE_ADMIN_TOKEN": TOKEN, "ISCORE_RELOAD_POLL_SECONDS": "1", "ISCORE_LOG_LEVEL": "WARNING",
-           "ISCORE_TIMEOUT_SECONDS": "30"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    p = subprocess.Popen([sys.executable, "-m", "service.serve"], cwd=ROOT, env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/readyz")
-            if c.getresponse().status == 200:
-                return p
-        except OSError:
-            pass
-        time.sleep(0.2)
-    p.kill()
-    raise SystemExit("server did not become ready")
 
 
 def load(port: int, rps: float, seconds: float, out: list, threads: int = 8) -> None:
@@ -142,7 +120,8 @@ def main() -> None:
     registry.set_current(reg, cur)
     pipeline = registry.load_version(reg, cur).pipeline
     port = 18090
-    server = start_server(reg, port)
+    server = start_gunicorn(port, {"ISCORE_MODEL_DIR": str(reg), "ISCORE_ADMIN_TOKEN": TOKEN,
+                                   "ISCORE_RELOAD_POLL_SECONDS": "1", "ISCORE_TIMEOUT_SECONDS": "30"})
     print(f"# soak: {args.seconds:.0f}s at {args.rps:.0f} rps with swaps every second; {machine()}")
     results: list = []
     loader = threading.Thread(target=load, args=(port, args.rps, args.seconds, results))

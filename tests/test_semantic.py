@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
-import pytest
 
 from iscore import registry
-from iscore.features import StaticEmbedder
 from training import cli
 from training.embed import load_embedder, save
 from tests.conftest import make_rows, write_csv

@@ -8,7 +8,6 @@ inside each model version that uses them, so serving never needs torch.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
