@@ -35,6 +35,7 @@ def make_rows(n: int = 600, seed: int = 0) -> list[dict]:
         rows.append({
             "headline": text,
             "shares": int(base * rng.lognormvariate(0, 0.7)),
+            "comments": int(base / 4 * rng.lognormvariate(0, 1.0)),
             "when": (start + timedelta(hours=3 * i)).isoformat(),
             "site": rng.choice(["site_a", "site_b"]),
         })

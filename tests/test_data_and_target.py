@@ -123,3 +123,38 @@ def test_invalid_labels_are_refused(kw):
 def test_log_target_is_bounded_and_monotone():
     y = importance_target(pd.Series([0, 1, 10, 100]), method="log")
     assert y[0] == 0 and y[-1] == 100 and np.all(np.diff(y) > 0)
+
+
+def test_label_blend_is_a_weighted_mean_of_per_column_targets(tmp_path):
+    from training.data import parse_blend
+    from training.target import dataset_target
+
+    rows = [{"headline": f"h{i}", "shares": i, "comments": 9 - i, "site": "a"} for i in range(10)]
+    path = tmp_path / "d.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    spec = resolve_spec(None, path, text="headline", label="shares", source="site", label_blend="shares=3,comments=1")
+    assert spec.label_blend == (("shares", 3.0), ("comments", 1.0)) and spec.mapping.label == ("shares", "comments")
+    df, _ = load_dataset(spec, min_rows=1)
+    y = dataset_target(df, spec)
+    ys = importance_target(df["label:shares"], df["source"])
+    yc = importance_target(df["label:comments"], df["source"])
+    np.testing.assert_allclose(y, 0.75 * ys + 0.25 * yc)
+    with pytest.raises(DataError, match="column=weight"):
+        parse_blend("shares:3")
+    with pytest.raises(DataError, match="above 0"):
+        parse_blend("shares=0")
+
+
+def test_a_negative_blend_column_is_a_bad_label(tmp_path):
+    rows = [{"headline": "a", "shares": 5, "comments": -1}, {"headline": "b", "shares": 5, "comments": 1}]
+    path = tmp_path / "d.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    spec = resolve_spec(None, path, text="headline", label="shares", label_blend="shares=1,comments=1")
+    df, rep = load_dataset(spec, min_rows=1)
+    assert rep.dropped == {"bad_label": 1} and list(df["text"]) == ["b"]
+
+
+def test_explicit_label_column_replaces_the_preset_blend():
+    assert resolve_spec("fb_news").label_blend is not None
+    spec = resolve_spec("fb_news", label="num_reactions")
+    assert spec.label_blend is None and spec.mapping.label == ("num_reactions",)

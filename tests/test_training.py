@@ -156,18 +156,21 @@ def test_out_of_core_path_matches_in_memory_validation(tmp_path, capsys):
     rows.append({"headline": "", "shares": 3, "when": "2024-03-01T00:00:00", "site": "site_a"})
     data = write_csv(tmp_path / "big.csv", rows)
     reg = tmp_path / "models"
-    code = run(reg, "train", "--data", str(data), *DATA_ARGS, "--out-of-core", "--chunksize", "100", "--promote")
+    code = run(reg, "train", "--data", str(data), *DATA_ARGS, "--out-of-core", "--chunksize", "100", "--promote",
+               "--label-blend", "shares=0.7,comments=0.3")
     assert code == cli.EXIT_OK
     m = registry.load_current(reg).manifest
     val = m["data"]["validation"]
     assert val["read"] == len(rows) and val["dropped"]["duplicate"] == 7 and val["dropped"]["empty_text"] == 1
     assert val["kept"] == len(rows) - 8 == m["data"]["rows"]["base"]
     assert m["model_config"]["out_of_core"] is True
+    assert m["data"]["spec"]["label_blend"] == {"shares": 0.7, "comments": 0.3}
     assert m["metrics"]["holdout"]["spearman"] > 0.4
     # same validation counts as the in-memory path on the same file
     from training.data import load_dataset, resolve_spec
 
-    _, rep = load_dataset(resolve_spec(None, data, text="headline", label="shares", time="when", source="site"), 1)
+    _, rep = load_dataset(resolve_spec(None, data, text="headline", label="shares", time="when", source="site",
+                                       label_blend="shares=0.7,comments=0.3"), 1)
     assert rep.kept == val["kept"] and rep.dropped == val["dropped"]
 
 

@@ -41,6 +41,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--time-col", help="publication time column (enables the time-ordered split)")
     g.add_argument("--source-col", help="source / page / domain column")
     g.add_argument("--label-kind", choices=["engagement", "score"], help="'score' = labels already 0-100")
+    g.add_argument("--label-blend", help="blend per-column targets, e.g. num_shares=0.7,num_comments=0.3 "
+                                         "(fb_news uses exactly this by default)")
     g.add_argument("--target", default="percentile", choices=["percentile", "log", "passthrough"])
     g.add_argument("--window", default="week", choices=["none", "day", "week", "month"],
                    help="time window for the within-source percentile target")
@@ -69,7 +71,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 def _spec(args: argparse.Namespace, settings: Settings) -> Any:
     return resolve_spec(
         args.preset, args.data, data_dir=settings.data_dir, text=args.text_col, label=args.label_col,
-        time=args.time_col, source=args.source_col, label_kind=args.label_kind,
+        time=args.time_col, source=args.source_col, label_kind=args.label_kind, label_blend=args.label_blend,
     )
 
 

@@ -40,6 +40,9 @@ class DatasetSpec:
     mapping: ColumnMapping
     format: str | None = None  # "csv" or "jsonl"; inferred from the file name when None
     label_kind: str = "engagement"  # "engagement" (counts) or "score" (already 0-100)
+    # Weighted blend of per-column targets instead of one target of the summed columns, e.g.
+    # (("num_shares", 0.7), ("num_comments", 0.3)); every blend column must be in mapping.label.
+    label_blend: tuple[tuple[str, float], ...] | None = None
     min_year: int | None = None  # dates before this are counted as bad dates
     boilerplate_min_count: int | None = None  # a text repeated this often is a page template
 
@@ -48,13 +51,18 @@ class DatasetSpec:
         d = asdict(self)
         d["path"] = str(self.path)
         d["mapping"]["label"] = list(self.mapping.label)
+        d["label_blend"] = dict(self.label_blend) if self.label_blend else None
         return d
 
 
 PRESETS: dict[str, DatasetSpec] = {
     "fb_news": DatasetSpec(
         path=Path("fb_news_pages/fb_news_link_posts.csv.gz"),
-        mapping=ColumnMapping(text="link_name", label=("num_shares",), time="status_published", source="page"),
+        mapping=ColumnMapping(text="link_name", label=("num_shares", "num_comments"), time="status_published",
+                              source="page"),
+        # Shares alone rank the 2019 cross-source set at Spearman 0.145 and get 84.5 % of the
+        # behavioural pairs right; blending in 30 % comments gives 0.192 and 85.4 % (README).
+        label_blend=(("num_shares", 0.7), ("num_comments", 0.3)),
         min_year=2005,
         boilerplate_min_count=20,
     ),
@@ -84,6 +92,7 @@ def resolve_spec(
     time: str | None = None,
     source: str | None = None,
     label_kind: str | None = None,
+    label_blend: str | None = None,
 ) -> DatasetSpec:
     """A DatasetSpec from a preset name and/or an explicit file and column mapping."""
     if preset is not None:
@@ -102,7 +111,28 @@ def resolve_spec(
         time=time if time is not None else m.time,
         source=source if source is not None else m.source,
     )
-    return replace(spec, mapping=mapping, label_kind=label_kind or spec.label_kind)
+    blend = spec.label_blend if not label else None  # an explicit --label-col replaces the preset's blend
+    if label_blend:
+        blend = parse_blend(label_blend)
+        mapping = replace(mapping, label=tuple(c for c, _ in blend))
+    return replace(spec, mapping=mapping, label_kind=label_kind or spec.label_kind, label_blend=blend)
+
+
+def parse_blend(text: str) -> tuple[tuple[str, float], ...]:
+    """'a=0.7,b=0.3' -> (("a", 0.7), ("b", 0.3)); weights must be positive."""
+    out = []
+    for part in text.split(","):
+        col, _, w = part.partition("=")
+        try:
+            weight = float(w)
+        except ValueError:
+            raise DataError(f"label blend {text!r}: write column=weight pairs, e.g. num_shares=0.7,num_comments=0.3") from None
+        if not col.strip() or not weight > 0:
+            raise DataError(f"label blend {text!r}: each part needs a column and a weight above 0")
+        out.append((col.strip(), weight))
+    if len({c for c, _ in out}) != len(out):
+        raise DataError(f"label blend {text!r}: a column appears twice")
+    return tuple(out)
 
 
 def _format_of(spec: DatasetSpec) -> str:
@@ -198,13 +228,16 @@ def clean(raw: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, Validatio
     labels = pd.DataFrame({c: pd.to_numeric(raw[c], errors="coerce") for c in m.label})
     label = labels.sum(axis=1, min_count=len(m.label))
     df = pd.DataFrame({"text": text, "label": label})
+    if spec.label_blend:
+        for c, _ in spec.label_blend:
+            df[f"label:{c}"] = labels[c]
     df["source"] = raw[m.source].astype(str).str.strip().str.lower() if m.source else ""
     df["time"] = parse_times(raw[m.time]) if m.time else pd.NaT
 
     bad_text = (df["text"] == "").to_numpy()
     rep.add("empty_text", bad_text, raw[m.text].astype(str))
     lab = df["label"].to_numpy(dtype=float)
-    bad_label = ~bad_text & (~np.isfinite(lab) | (lab < 0))
+    bad_label = ~bad_text & (~np.isfinite(lab) | (labels < 0).any(axis=1).to_numpy())
     if spec.label_kind == "score":
         bad_label |= ~bad_text & np.isfinite(lab) & (lab > 100)
     rep.add("bad_label", bad_label, df["text"])

@@ -21,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 from iscore.features import HeadlineStats
 from iscore.model import build_pipeline
 from training.data import DataError, DatasetSpec, ValidationReport, clean, read_raw
-from training.target import importance_target
+from training.target import dataset_target
 
 REFERENCE_ROWS = 100_000  # training rows whose predictions define the 0-100 scale
 
@@ -58,7 +58,7 @@ def train_streaming(spec: DatasetSpec, opts: Any, chunksize: int = 100_000, log:
         report.merge(rep)
         keep.append(fresh)
         d = df[fresh]
-        labels.append(d["label"].to_numpy(float))
+        labels.append(d[[c for c in d.columns if c == "label" or c.startswith("label:")]].reset_index(drop=True))
         sources.append(d["source"].to_numpy(object))
         times.append(d["time"].to_numpy())
         lower_keys.append(pd.util.hash_pandas_object(d["text"].str.lower(), index=False).to_numpy())
@@ -68,7 +68,8 @@ def train_streaming(spec: DatasetSpec, opts: Any, chunksize: int = 100_000, log:
         log(f"pass 1: chunk {i + 1}, {report.read} rows read, {report.kept} kept")
     if not labels:
         raise DataError(f"{spec.path}: no rows")
-    label = np.concatenate(labels)
+    label_frame = pd.concat(labels, ignore_index=True)
+    label = label_frame["label"].to_numpy(float)
     source = np.concatenate(sources)
     when = pd.to_datetime(np.concatenate(times), utc=True) if spec.mapping.time else None
     lk = np.concatenate(lower_keys)
@@ -83,10 +84,9 @@ def train_streaming(spec: DatasetSpec, opts: Any, chunksize: int = 100_000, log:
         raise DataError(f"only {report.kept} valid rows remain (need {opts.min_rows}): {report.summary()}")
     ok = ~template
     y = np.full(len(label), np.nan)
-    y[ok] = importance_target(pd.Series(label[ok]), pd.Series(source[ok]) if spec.mapping.source else None,
-                              pd.Series(when[ok]) if when is not None else None,
-                              method="passthrough" if spec.label_kind == "score" else opts.target,
-                              window=opts.window)
+    frame = label_frame[ok].reset_index(drop=True).assign(
+        source=source[ok], time=pd.Series(when[ok]) if when is not None else pd.NaT)
+    y[ok] = dataset_target(frame, spec, method=opts.target, window=opts.window)
     if when is not None:
         cutoff = np.quantile(when[ok].asi8, 1.0 - opts.holdout_fraction)
         is_test = when.asi8 > cutoff

@@ -20,7 +20,7 @@ from training.evaluate import (
     ranking_metrics,
     time_split,
 )
-from training.target import importance_target
+from training.target import dataset_target, importance_target
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,7 @@ def prepare(spec: DatasetSpec, opts: TrainOptions, feedback_rows: list[dict[str,
             feedback_weight: float = 1.0) -> Prepared:
     """Load, validate and attach the importance target ``y`` (plus production feedback, if any)."""
     df, rep = load_dataset(spec, min_rows=opts.min_rows)
-    has_time = spec.mapping.time is not None
-    method = "passthrough" if spec.label_kind == "score" else opts.target
-    df["y"] = importance_target(
-        df["label"], df["source"] if spec.mapping.source else None,
-        df["time"] if has_time else None, method=method, window=opts.window,
-    )
+    df["y"] = dataset_target(df, spec, method=opts.target, window=opts.window)
     df["origin"] = "base"
     df["weight"] = 1.0
     if feedback_rows:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -54,3 +56,15 @@ def importance_target(
     ranks = g.rank(method="average").to_numpy()
     sizes = g.transform("size").to_numpy()
     return 100.0 * (ranks - 0.5) / sizes
+
+
+def dataset_target(df: pd.DataFrame, spec: Any, *, method: str = "percentile", window: str = "week") -> np.ndarray:
+    """The 0-100 target of cleaned rows under a data set's spec (blended over label columns if set)."""
+    source = df["source"] if spec.mapping.source else None
+    time = df["time"] if spec.mapping.time else None
+    method = "passthrough" if spec.label_kind == "score" else method
+    if not spec.label_blend:
+        return importance_target(df["label"], source, time, method=method, window=window)
+    total = sum(w for _, w in spec.label_blend)
+    return sum(w * importance_target(df[f"label:{c}"], source, time, method=method, window=window)
+               for c, w in spec.label_blend) / total
