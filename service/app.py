@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
-
 from sqlalchemy.exc import SQLAlchemyError
 
 from iscore import feedback
@@ -45,8 +44,7 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(settings: Settings | None = None, holder: ModelHolder | None = None,
-               load_model: bool = True) -> Flask:
+def create_app(settings: Settings | None = None) -> Flask:
     """Build the app; loads the CURRENT model (a failure leaves /readyz at 503, not a crash)."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
@@ -54,14 +52,13 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # keep reply fields in a readable order
     metrics = Metrics()
-    holder = holder or ModelHolder(settings.model_dir, on_reload=metrics.on_reload)
+    holder = ModelHolder(settings.model_dir, on_reload=metrics.on_reload)
     app.extensions["iscore"] = {"settings": settings, "holder": holder, "metrics": metrics}
     limits = Limits(settings.max_headlines, settings.max_headline_chars, settings.default_limit)
-    if load_model and holder.get() is None:
-        try:
-            holder.reload()
-        except ArtifactError:
-            pass  # recorded in holder.status; /readyz says why
+    try:
+        holder.reload()
+    except ArtifactError:
+        pass  # recorded in holder.status; /readyz says why
     register_error_handlers(app)
 
     @app.before_request
@@ -80,6 +77,10 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
         metrics.requests.labels(route=route, method=request.method, status=str(resp.status_code)).inc()
         metrics.latency.labels(route=route).observe(elapsed)
         resp.headers["X-Request-ID"] = g.get("request_id", "")
+        current = holder.get()
+        served = g.get("model_version") or (current.version if current else None)
+        if served:
+            resp.headers["X-Model-Version"] = served  # on every reply, errors included
         for k, v in SECURITY_HEADERS.items():
             resp.headers.setdefault(k, v)
         access_log.info("request", extra={"fields": {
@@ -138,7 +139,8 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
 
     @app.get("/healthz")
     def healthz() -> Any:
-        return jsonify({"status": "ok"})
+        model = holder.get()
+        return jsonify({"status": "ok", "model_version": model.version if model else None})
 
     @app.get("/readyz")
     def readyz() -> Any:

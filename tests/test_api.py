@@ -172,7 +172,11 @@ def test_unknown_route_and_method_use_the_error_shape(client):
 
 
 def test_healthz_and_readyz(client):
-    assert client.get("/healthz").get_json() == {"status": "ok"}
+    version = client.application.extensions["iscore"]["holder"].get().version
+    assert client.get("/healthz").get_json() == {"status": "ok", "model_version": version}
+    # every reply names the model in a header, error replies included
+    assert client.get("/nope").headers["X-Model-Version"] == version
+    assert client.post("/v1/score", json={}).headers["X-Model-Version"] == version
     r = client.get("/readyz")
     assert r.status_code == 200 and r.get_json()["status"] == "ready"
 
