@@ -41,11 +41,11 @@ def synthesise(n: int, path: Path) -> None:
     import pandas as pd
 
     src = pd.read_csv(SHARED / "fb_news_pages" / "fb_news_link_posts.csv.gz",
-                      usecols=["page", "link_name", "status_published", "num_shares"], dtype=str).dropna()
+                      usecols=["page", "link_name", "status_published", "num_shares", "num_comments"], dtype=str).dropna()
     rng = np.random.default_rng(0)
     chunk = 200_000
     with open(path, "w") as f:
-        f.write("page,link_name,status_published,num_shares\n")
+        f.write("page,link_name,status_published,num_shares,num_comments\n")
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
             a = src.iloc[rng.integers(0, len(src), m)].reset_index(drop=True)
@@ -53,7 +53,7 @@ def synthesise(n: int, path: Path) -> None:
             wa, wb = a["link_name"].str.split(), b.str.split()
             text = [" ".join(x[: max(1, len(x) // 2)] + y[len(y) // 2:]) for x, y in zip(wa, wb)]
             out = pd.DataFrame({"page": a["page"], "link_name": text, "status_published": a["status_published"],
-                                "num_shares": a["num_shares"]})
+                                "num_shares": a["num_shares"], "num_comments": a["num_comments"]})
             out.to_csv(f, header=False, index=False)
 
 
