@@ -14,7 +14,8 @@ COPY pyproject.toml README.md ./
 COPY iscore ./iscore
 COPY service ./service
 COPY training ./training
-RUN pip install .
+# The train extra (pandas, matplotlib) lets the same image run the scheduled `iscore-train retrain`.
+RUN pip install ".[train]"
 COPY models ./models
 
 # The service only reads models/; feedback (SQLite by default) goes to /app/var.
