@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -138,21 +138,12 @@ class ModelConfig:
     alpha: float = 30.0
     out_of_core: bool = False
     hash_features: int = 2**20
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form for the manifest."""
         d = asdict(self)
         d["word_ngrams"] = list(self.word_ngrams)
         return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
-        """Inverse of :meth:`to_dict`; unknown keys are an error so typos do not pass silently."""
-        d = dict(d)
-        if "word_ngrams" in d:
-            d["word_ngrams"] = tuple(d["word_ngrams"])
-        return cls(**d)
 
 
 def build_features(config: ModelConfig, embedder: StaticEmbedder | None = None) -> FeatureUnion:

@@ -146,7 +146,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     def readyz() -> Any:
         model = holder.get()
         st = holder.status
-        last = None if st is None else {"ok": st.ok, "error": st.error,
+        last = None if st is None else {"ok": st.ok, "version": st.version, "error": st.error,
                                         "at": datetime.fromtimestamp(st.at, timezone.utc).isoformat()}
         if model is None:
             return jsonify({"status": "not_ready", "reason": st.error if st else "no model loaded",

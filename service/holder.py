@@ -30,7 +30,7 @@ class ReloadStatus:
     """Outcome of the last reload attempt, for /readyz and /metrics."""
 
     ok: bool
-    version: str | None
+    version: str | None  # loaded, or attempted when ok is False
     error: str | None
     at: float
 
@@ -61,17 +61,18 @@ class ModelHolder:
             return self._reload_locked(version)
 
     def _reload_locked(self, version: str | None) -> LoadedModel:
+        target = version
         try:
             target = version or registry.current_version(self.model_dir)
             if target is None:
                 raise ArtifactError(f"no CURRENT pointer in {self.model_dir}")
             loaded = off_event_loop(_load_and_smoke, self.model_dir, target)
         except ArtifactError as e:
-            self._record(False, None, str(e))
+            self._record(False, target, str(e))
             raise
         except Exception as e:  # anything else a bad artifact can raise while scoring
             msg = f"smoke test failed: {type(e).__name__}: {e}"
-            self._record(False, None, msg)
+            self._record(False, target, msg)
             raise ArtifactError(msg) from None
         with self._swap_lock:
             previous = self._model
@@ -104,6 +105,7 @@ class ModelHolder:
             except ArtifactError as e:
                 self._record(False, None, str(e))
                 return
+            # A version that already failed is not retried on every poll (admin reload still can).
             current = self._model.version if self._model else None
             failed_same = self.status is not None and not self.status.ok and self.status.version == target
             if target and target != current and not failed_same:

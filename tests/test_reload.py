@@ -119,3 +119,21 @@ def test_smoke_test_failure_keeps_old_model(model_dir, tiny_model):
     with pytest.raises(registry.ArtifactError, match="smoke"):
         holder.reload()
     assert holder.get() is good and holder.status.ok is False and v != good.version
+
+
+def test_a_broken_current_is_not_retried_on_every_poll(model_dir, monkeypatch):
+    from service.app import create_app
+
+    app = create_app(Settings(model_dir=model_dir, reload_poll_seconds=0.001))
+    c = app.test_client()
+    old = c.get("/readyz").get_json()["model_version"]
+    bad = _corrupt(model_dir, "byte")
+    calls = []
+    real = registry.load_version
+    monkeypatch.setattr(registry, "load_version", lambda *a: calls.append(a) or real(*a))
+    for _ in range(5):
+        time.sleep(0.003)
+        assert c.post("/v1/score", json={"headlines": ["x"]}).get_json()["model_version"] == old
+    assert len(calls) == 1
+    last = c.get("/readyz").get_json()["last_reload"]
+    assert last["ok"] is False and last["version"] == bad
