@@ -21,8 +21,6 @@ _LEAD_NUMBER = re.compile(r"^\d+\b")
 _QUOTE = re.compile(r"[\"'\u2018\u2019\u201c\u201d]")
 _SECOND_PERSON = re.compile(r"\byou(r|'re|rs)?\b", re.IGNORECASE)
 
-UNKNOWN_SOURCE = ""
-
 
 def normalize_text(text: str) -> str:
     """Collapse runs of whitespace (newlines, tabs, NBSP) and strip the ends."""

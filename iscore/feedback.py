@@ -10,7 +10,7 @@ kept in ``feedback_history``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -199,8 +199,3 @@ def read_all(engine: sa.Engine, since: datetime | None = None) -> list[dict[str,
         q = q.where(items.c.observed_at >= since)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(q.order_by(items.c.observed_at))]
-
-
-def label_kinds(rows: Iterable[dict[str, Any]]) -> set[str]:
-    """The distinct label kinds in some rows."""
-    return {r["label_kind"] for r in rows}

@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     except ArtifactError:
         pass  # recorded in holder.status; /readyz says why
     register_error_handlers(app)
+    logging.getLogger("iscore.app").info("app created", extra={"fields": {"settings": settings.public()}})
 
     @app.before_request
     def _start() -> None:

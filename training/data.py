@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -15,7 +14,6 @@ import pandas as pd
 from iscore.features import normalize_text
 
 DEFAULT_DATA_DIR = Path("../shared/data")
-CANONICAL = ["text", "label", "time", "source"]
 
 
 class DataError(ValueError):
@@ -280,10 +278,3 @@ def fingerprint(df: pd.DataFrame) -> str:
         h.update(col.encode())
         h.update(pd.util.hash_pandas_object(df[col].astype(str), index=False).to_numpy().tobytes())
     return h.hexdigest()
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write rows as JSON Lines (used by tests and demos to make small data)."""
-    with open(path, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
