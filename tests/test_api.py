@@ -263,3 +263,36 @@ def test_timestamps_at_the_ends_of_time_are_accepted(client):
              {"text": "b", "published_at": "9999-12-31T23:59:59-05:00"}]
     r = client.post("/v1/rank", json={"headlines": heads, "window_minutes": 60})
     assert r.status_code == 200 and r.get_json()["excluded_by_window"] == 2
+
+
+@pytest.mark.parametrize("stamp,inside", [
+    ("2026-11-24T11:30:00.123456+05:45", False),  # 05:45 UTC, before the window
+    ("2026-11-24T17:15:00+05:45", True),          # 11:30 UTC
+    ("2026-11-24 11:30", True),                   # no zone: taken as UTC
+    ("20261124T113000Z", True),                   # ISO basic format
+    ("2026-W48-2T11:30", True),                   # ISO week date: Tuesday of week 48
+    ("2026-11-24T23:30:00+14:00", False),         # 09:30 UTC, before the window
+    ("2026-11-24T01:30:00-10:00", True),          # 11:30 UTC
+])
+def test_rank_window_understands_iso_formats_and_zones(client, stamp, inside):
+    body = {"headlines": [{"text": "x", "published_at": stamp}], "window_minutes": 60, "now": "2026-11-24T12:00:00Z"}
+    r = client.post("/v1/rank", json=body)
+    assert r.status_code == 200 and len(r.get_json()["ranked"]) == int(inside)
+
+
+@pytest.mark.parametrize("stamp", ["Tue, 24 Nov 2026 10:00:00 GMT", "24/11/2026", "2026-13-01", "yesterday", "1e9"])
+def test_unparsable_timestamps_are_422(client, stamp):
+    body = assert_error(client.post("/v1/score", json={"headlines": [{"text": "x", "published_at": stamp}]}),
+                        422, "invalid_request")
+    assert body["details"][0]["field"] == "headlines[0].published_at"
+
+
+def test_million_character_headline_and_long_words_with_default_limits(model_dir):
+    from service.app import create_app
+
+    c = create_app(Settings(model_dir=model_dir, reload_poll_seconds=0)).test_client()
+    b = assert_error(c.post("/v1/score", json={"headlines": ["x" * 10**6]}), 422, "invalid_request")
+    assert "at most 1000 characters" in b["details"][0]["problem"]
+    r = c.post("/v1/score", json={"headlines": ["Supercalifragilistic" * 45]})  # one 900-char word
+    assert r.status_code == 200 and 0 <= r.get_json()["scores"][0]["i_score"] <= 100
+    assert_error(c.post("/v1/score", json={"headlines": ["x"] * 2001}), 422, "too_many_headlines")
