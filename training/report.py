@@ -18,10 +18,10 @@ def _fmt(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) else html.escape(str(v))
 
 
-def _table(rows: dict[str, dict[str, Any]]) -> str:
-    head = "".join(f"<th>{c}</th>" for c in METRIC_COLUMNS)
+def _table(rows: dict[str, dict[str, Any]], columns: tuple[str, ...] = METRIC_COLUMNS) -> str:
+    head = "".join(f"<th>{c}</th>" for c in columns)
     body = "".join(
-        f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{_fmt(m.get(c))}</td>" for c in METRIC_COLUMNS) + "</tr>"
+        f"<tr><td>{html.escape(name)}</td>" + "".join(f"<td>{_fmt(m.get(c))}</td>" for c in columns) + "</tr>"
         for name, m in rows.items()
     )
     return f"<table><tr><th>model</th>{head}</tr>{body}</table>"
@@ -70,7 +70,8 @@ def render(manifest: dict[str, Any], y_true: np.ndarray | None = None, y_pred: n
         "<ul>" + "".join(f"<li>{html.escape(a)} &gt; {html.escape(c)}</li>" for a, c in b.get("failed_pairs", [])) + "</ul>",
     ]
     if m.get("candidates"):
-        parts += ["<h2>Candidates (time-ordered cross-validation)</h2>", _table(m["candidates"])]
+        parts += ["<h2>Candidates (time-ordered cross-validation)</h2>",
+                  _table(m["candidates"], ("spearman", "ndcg10_daily", "behaviour_pairs", "invariance"))]
     val = manifest.get("data", {}).get("validation")
     if val:
         parts += ["<h2>Data validation</h2>", f"<pre>{html.escape(str(val))}</pre>"]
