@@ -70,17 +70,21 @@ class SourceEncoder(TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> "SourceEncoder":
         from collections import Counter
 
-        counts = Counter(normalize_text(s).lower() for s in column(X, "source"))
+        counts = Counter(self._key(s) for s in column(X, "source"))
         self.categories_ = sorted(s for s, c in counts.items() if s and c >= self.min_count)
         self.index_ = {s: i for i, s in enumerate(self.categories_)}
         return self
 
     def transform(self, X: Any) -> sp.csr_matrix:
-        idx = [self.index_.get(normalize_text(s).lower(), -1) for s in column(X, "source")]
+        idx = [self.index_.get(self._key(s), -1) for s in column(X, "source")]
         rows = [r for r, i in enumerate(idx) if i >= 0]
         cols = [i for i in idx if i >= 0]
         return sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
                              shape=(len(idx), len(self.categories_)))
+
+    @staticmethod
+    def _key(source: str) -> str:
+        return normalize_text(source).lower()
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray([f"source={s}" for s in self.categories_], dtype=object)

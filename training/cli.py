@@ -137,8 +137,7 @@ def _train(args: argparse.Namespace, settings: Settings, *, gated: bool) -> int:
             if args.cross_preset:
                 cross = tp.prepare(resolve_spec(args.cross_preset, data_dir=settings.data_dir),
                                    tp.TrainOptions(target=opts.target, window=opts.window))
-            pipeline, metrics = tp.train_and_evaluate(prepared, opts, embedder=embedder, cross=cross, log=_log)
-            _, test = time_split(prepared.df, opts.holdout_fraction)
+            pipeline, metrics, test = tp.train_and_evaluate(prepared, opts, embedder=embedder, cross=cross, log=_log)
         metrics["train_seconds"] = round(time.perf_counter() - t0, 2)
         if candidates:
             metrics["candidates"] = candidates
@@ -218,14 +217,12 @@ def _feedback_rows(args: argparse.Namespace, settings: Settings) -> list[dict[st
 
 def _train_out_of_core(spec: Any, opts: Any, chunksize: int) -> tuple[Any, Any, dict[str, Any], Any]:
     from training import pipeline as tp
-    from training.evaluate import PRIMARY_METRIC
     from training.outofcore import train_streaming
 
     out = train_streaming(spec, opts, chunksize=chunksize, log=_log)
     _log(out["report"].summary())
     test = out["test"]
     metrics = tp.evaluate_candidate(out["pipeline"], test)
-    metrics["primary"] = {"name": PRIMARY_METRIC, "value": metrics["holdout"][PRIMARY_METRIC]}
     metrics["split"] = {"train_rows": out["train_rows"], "test_rows": len(test)}
     metrics["baselines"] = {}  # baselines need the training rows in memory: in-memory path only
     # The manifest describes the whole streamed data set; only the hold-out is kept in memory.

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.preprocessing import StandardScaler
 
 from iscore.features import HeadlineStats
@@ -75,7 +76,7 @@ def train_streaming(spec: DatasetSpec, opts: Any, chunksize: int = 100_000, log:
     lk = np.concatenate(lower_keys)
     template = np.zeros(len(label), bool)
     if spec.boilerplate_min_count:
-        uniq, inv, counts = np.unique(lk, return_inverse=True, return_counts=True)
+        _, inv, counts = np.unique(lk, return_inverse=True, return_counts=True)
         template = counts[inv] >= spec.boilerplate_min_count
         if template.any():
             report.dropped["boilerplate_text"] = int(template.sum())
@@ -97,7 +98,7 @@ def train_streaming(spec: DatasetSpec, opts: Any, chunksize: int = 100_000, log:
     if "stats" in parts:
         parts["stats"].steps.append(("scale", scaler))
     reg = pipeline.named_steps["model"]
-    reg.regressor_ = reg.regressor.__class__(**reg.regressor.get_params())
+    reg.regressor_ = clone(reg.regressor)
     n_train = int((ok & ~is_test).sum())
     ref_every = max(1, n_train // REFERENCE_ROWS)
     reference, test_rows = [], []

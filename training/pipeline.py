@@ -81,8 +81,10 @@ def fit(df: pd.DataFrame, config: ModelConfig, embedder: Any = None) -> Any:
 
 
 def evaluate_candidate(pipeline: Any, test: pd.DataFrame) -> dict[str, Any]:
-    """Hold-out metrics plus the behavioural suite of one fitted pipeline."""
-    return {"holdout": evaluate_on(pipeline, test, test["y"].to_numpy()), "behaviour": run_suite(pipeline)}
+    """Hold-out metrics (and the primary one named) plus the behavioural suite of one fitted pipeline."""
+    holdout = evaluate_on(pipeline, test, test["y"].to_numpy())
+    return {"holdout": holdout, "primary": {"name": PRIMARY_METRIC, "value": holdout[PRIMARY_METRIC]},
+            "behaviour": run_suite(pipeline)}
 
 
 def evaluate_baselines(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -99,8 +101,12 @@ def train_and_evaluate(
     embedder: Any = None,
     cross: Prepared | None = None,
     log: Any = print,
-) -> tuple[Any, dict[str, Any]]:
-    """Fit on the older rows, evaluate on the newer ones (and a cross-source set); return both."""
+) -> tuple[Any, dict[str, Any], pd.DataFrame]:
+    """Fit on the older rows, evaluate on the newer ones (and a cross-source set).
+
+    Returns the pipeline, its metrics and the hold-out rows it was evaluated on (the gate and the
+    report use the same rows).
+    """
     train, test = time_split(prepared.df, opts.holdout_fraction)
     log(f"fitting on {len(train)} older rows, holding out {len(test)} newer rows")
     t0 = time.perf_counter()
@@ -119,14 +125,13 @@ def train_and_evaluate(
             "model": evaluate_on(pipeline, cross.df, cross.df["y"].to_numpy()),
             "baselines": evaluate_baselines(train, cross.df),
         }
-    metrics["primary"] = {"name": PRIMARY_METRIC, "value": metrics["holdout"][PRIMARY_METRIC]}
     metrics["fit_seconds"] = round(fit_seconds, 2)
     metrics["split"] = {
         "train_rows": len(train), "test_rows": len(test),
         "train_max_time": _iso(train["time"].max()), "test_min_time": _iso(test["time"].min()),
         "test_max_time": _iso(test["time"].max()),
     }
-    return pipeline, metrics
+    return pipeline, metrics, test
 
 
 def _iso(t: Any) -> str | None:
