@@ -59,6 +59,51 @@ def hstack_csr(parts: list[Any]) -> sp.csr_matrix:
 DEFAULT_CURVE = ((0.0, 0.0), (50.0, 35.0), (80.0, 55.0), (95.0, 75.0), (99.5, 90.0), (100.0, 100.0))
 
 
+class EditorialBlendRegressor(RegressorMixin, BaseEstimator):
+    """Two ridge heads on the same features, added into one linear model.
+
+    ``y`` has two columns: the engagement target (every row) and a desk label (100 hard news,
+    0 soft news, NaN unknown; see training/desk.py). Each head's training predictions are scaled
+    to unit spread, then ``raw = engagement + desk_weight * desk``. Because both heads are linear
+    in the same features, the sum is one coefficient vector: scoring costs what one ridge costs.
+    """
+
+    def __init__(self, alpha: float = 30.0, desk_alpha: float = 30.0, desk_weight: float = 0.5):
+        self.alpha = alpha
+        self.desk_alpha = desk_alpha
+        self.desk_weight = desk_weight
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "EditorialBlendRegressor":
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim != 2 or y.shape[1] != 2:
+            raise ValueError("EditorialBlendRegressor needs y with two columns: engagement target and desk label")
+        desk = y[:, 1]
+        known = np.isfinite(desk)
+        if len(np.unique(desk[known])) < 2:
+            raise ValueError("the desk head needs rows of both desks (hard and soft news); "
+                             f"got {int(known.sum())} labelled rows")
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        self.engagement_ = Ridge(alpha=self.alpha).fit(X, y[:, 0], sample_weight=w)
+        rows = np.flatnonzero(known)
+        self.desk_ = Ridge(alpha=self.desk_alpha).fit(X[rows], desk[rows], sample_weight=None if w is None else w[rows])
+        self.desk_rows_ = int(rows.size)
+        # Unit spread on the training rows, so desk_weight means "desk std per engagement std".
+        self.scales_ = (_spread(X @ self.engagement_.coef_), _spread(X @ self.desk_.coef_))
+        self.coef_ = (self.engagement_.coef_ / self.scales_[0]
+                      + self.desk_weight * self.desk_.coef_ / self.scales_[1])
+        self.intercept_ = np.asarray([self.engagement_.intercept_ / self.scales_[0]
+                                      + self.desk_weight * self.desk_.intercept_ / self.scales_[1]])
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(X @ self.coef_ + self.intercept_[0], dtype=np.float64).ravel()
+
+
+def _spread(values: Any) -> float:
+    std = float(np.std(np.asarray(values, dtype=np.float64)))
+    return std if std > 0 else 1.0
+
+
 class PercentileCalibratedRegressor(RegressorMixin, BaseEstimator):
     """Wrap a regressor so ``predict`` returns a 0-100 score from the percentile of its prediction.
 
@@ -99,7 +144,7 @@ class PercentileCalibratedRegressor(RegressorMixin, BaseEstimator):
     def predict_raw(self, X: Any) -> np.ndarray:
         """The inner regressor's uncalibrated prediction."""
         reg = self.regressor_
-        if isinstance(reg, (Ridge, SGDRegressor)):
+        if isinstance(reg, (Ridge, SGDRegressor, EditorialBlendRegressor)):
             # X @ coef + intercept is all a fitted linear model's predict does; calling it directly
             # skips input validation that costs more than the product for one headline.
             out = X @ np.ravel(reg.coef_) + np.ravel(reg.intercept_)[0]
@@ -136,6 +181,9 @@ class ModelConfig:
     use_words: bool = True
     embedding_weight: float = 1.0
     alpha: float = 30.0
+    # Weight of the desk (hard vs soft news) head against the engagement head; 0 = engagement only.
+    desk_weight: float = 0.0
+    desk_alpha: float = 30.0
     out_of_core: bool = False
     hash_features: int = 2**20
 
@@ -196,6 +244,8 @@ def build_pipeline(config: ModelConfig, embedder: StaticEmbedder | None = None) 
         # time split (Spearman 0.21 vs 0.18 invscaling, -0.01 'optimal'; see README).
         reg: Any = SGDRegressor(alpha=config.alpha * 1e-7, penalty="l2", learning_rate="constant",
                                 eta0=0.01, average=True, random_state=0)
+    elif config.desk_weight > 0:
+        reg = EditorialBlendRegressor(alpha=config.alpha, desk_alpha=config.desk_alpha, desk_weight=config.desk_weight)
     else:
         reg = Ridge(alpha=config.alpha, solver="auto")
     return Pipeline([

@@ -78,8 +78,8 @@ def test_select_records_every_candidate(tmp_path, capsys):
                      "--embeddings", str(tiny_vectors(tmp_path)), "--promote"]) == cli.EXIT_OK
     m = registry.load_current(reg).manifest
     cands = m["metrics"]["candidates"]
-    assert len(cands) >= 5 and all("spearman" in c and "behaviour_pairs" in c for c in cands.values())
-    best = max(cands.values(), key=lambda c: (c["spearman"], c["behaviour_pairs"]))
+    assert len(cands) >= 5 and all("spearman" in c and "dev_pairs" in c for c in cands.values())
+    best = max(cands.values(), key=lambda c: (c["spearman"], c["dev_pairs"]))
     for k, v in best["config"].items():
         assert m["model_config"][k] == v
 

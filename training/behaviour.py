@@ -10,7 +10,8 @@ import numpy as np
 
 from iscore.scoring import score
 
-SUITE_PATH = Path(__file__).with_name("suites") / "behaviour_v1.json"
+SUITE_PATH = Path(__file__).with_name("suites") / "behaviour_v1.json"  # the test suite, reported and gated
+DEV_SUITE_PATH = SUITE_PATH.with_name("behaviour_dev.json")  # for model selection only
 
 
 def load_suite(path: Path = SUITE_PATH) -> dict[str, Any]:

@@ -27,6 +27,11 @@ from training.data import PRESETS, DataError, resolve_spec
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATA, EXIT_ARTIFACT, EXIT_REFUSED, EXIT_LOCKED = 0, 1, 2, 3, 4, 10, 11
 
+# What `train --select` chose on fb_news on 2026-11-25 (README, "Desk head"): the candidate with the
+# best CV Spearman among those whose dev-suite pair rate reaches 95 %. Plain `train` and the nightly
+# `retrain` use it, so a scheduled retrain rebuilds the shipped recipe.
+DEFAULT_DESK_WEIGHT = 1.0
+
 
 def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -40,6 +45,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-col", help="label column; several separated by commas are summed")
     g.add_argument("--time-col", help="publication time column (enables the time-ordered split)")
     g.add_argument("--source-col", help="source / page / domain column")
+    g.add_argument("--url-col", help="article URL column; its section path (/politics/, /food/...) gives the desk label")
     g.add_argument("--label-kind", choices=["engagement", "score"], help="'score' = labels already 0-100")
     g.add_argument("--label-blend", help="blend per-column targets, e.g. num_shares=0.7,num_comments=0.3 "
                                          "(fb_news uses exactly this by default)")
@@ -59,6 +65,10 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--max-word-features", type=int, default=ModelConfig.max_word_features)
     m.add_argument("--char-ngrams", action="store_true", help="add character 3-5 grams (slower)")
     m.add_argument("--no-source", action="store_true", help="do not use the source as a feature")
+    m.add_argument("--desk-weight", type=float, default=DEFAULT_DESK_WEIGHT,
+                   help=f"weight of the hard-vs-soft-news desk head against engagement (default {DEFAULT_DESK_WEIGHT:g}; "
+                        "0 = engagement only; off automatically when the data has no desk labels)")
+    m.add_argument("--desk-alpha", type=float, default=ModelConfig.desk_alpha, help="desk head regularisation")
     m.add_argument("--embeddings", help="static word vectors (.npz from `iscore-train embed`) to add as features")
     m.add_argument("--no-embeddings", action="store_true", help="do not reuse the champion's word vectors")
     m.add_argument("--select", action="store_true",
@@ -72,6 +82,7 @@ def _spec(args: argparse.Namespace, settings: Settings) -> Any:
     return resolve_spec(
         args.preset, args.data, data_dir=settings.data_dir, text=args.text_col, label=args.label_col,
         time=args.time_col, source=args.source_col, label_kind=args.label_kind, label_blend=args.label_blend,
+        url=args.url_col,
     )
 
 
@@ -80,7 +91,10 @@ def _options(args: argparse.Namespace) -> Any:
 
     cfg = ModelConfig(alpha=args.alpha, max_word_features=args.max_word_features,
                       char_ngrams=args.char_ngrams, use_source=not args.no_source,
-                      out_of_core=getattr(args, "out_of_core", False))
+                      out_of_core=getattr(args, "out_of_core", False),
+                      # The streaming path has no desk head (it fits one SGD regressor).
+                      desk_weight=0.0 if getattr(args, "out_of_core", False) else args.desk_weight,
+                      desk_alpha=args.desk_alpha)
     return TrainOptions(target=args.target, window=args.window, holdout_fraction=args.holdout,
                         min_rows=args.min_rows, model=cfg)
 
@@ -125,14 +139,11 @@ def _train(args: argparse.Namespace, settings: Settings, *, gated: bool) -> int:
             fb_rows = _feedback_rows(args, settings)
             prepared = tp.prepare(spec, opts, fb_rows, args.feedback_weight)
             _log(prepared.report.summary() + (f"; feedback rows {len(fb_rows)}" if fb_rows else ""))
+            opts = replace(opts, model=tp.with_usable_desk(opts.model, prepared.df, _log))
             if args.select:
-                from training.select import DEFAULT_GRID, best, cross_validate
-
                 older, _ = time_split(prepared.df, opts.holdout_fraction)
-                candidates = cross_validate(older, opts.model, DEFAULT_GRID, embedder=embedder, log=_log)
-                chosen = best(candidates)
-                _log(f"selected {chosen} by time-ordered cross-validation")
-                opts = replace(opts, model=replace(opts.model, **candidates[chosen]["config"]))
+                candidates, model = _select(older, opts.model, embedder)
+                opts = replace(opts, model=model)
             cross = None
             if args.cross_preset:
                 cross = tp.prepare(resolve_spec(args.cross_preset, data_dir=settings.data_dir),
@@ -177,6 +188,30 @@ def _train(args: argparse.Namespace, settings: Settings, *, gated: bool) -> int:
         print(json.dumps({"version": version, "promoted": bool(gated or args.promote),
                           "primary": metrics["primary"], "behaviour": metrics["behaviour"]["pairs"]}))
     return EXIT_OK
+
+
+def _select(older: Any, base: ModelConfig, embedder: Any) -> tuple[dict[str, Any], ModelConfig]:
+    """Features and regularisation by CV Spearman; then the desk head's weight by the dev suite."""
+    from dataclasses import replace
+
+    from training.select import DEFAULT_GRID, DESK_GRID, best, best_meeting_target, cross_validate
+
+    desk_on = base.desk_weight > 0
+    engagement_only = replace(base, desk_weight=0.0)
+    candidates = cross_validate(older, engagement_only, DEFAULT_GRID, embedder=embedder, log=_log)
+    chosen = best(candidates)
+    _log(f"features: {chosen} (best time-ordered CV Spearman)")
+    model = replace(engagement_only, **candidates[chosen]["config"])
+    if not desk_on:
+        return candidates, model
+    stage2 = cross_validate(older, model, DESK_GRID, embedder=embedder, log=_log)
+    pool = {chosen: candidates[chosen], **{f"{chosen} + {k}": v for k, v in stage2.items()}}
+    pick = best_meeting_target(pool)
+    _log(f"desk head: {pick} (best CV Spearman among those meeting the dev-suite pair target)")
+    if pick != chosen:
+        model = replace(model, **stage2[pick.removeprefix(f"{chosen} + ")]["config"])
+    candidates.update({k: v for k, v in pool.items() if k != chosen})
+    return candidates, model
 
 
 def _embed(args: argparse.Namespace, settings: Settings) -> int:

@@ -93,6 +93,7 @@ def resolve_spec(
     source: str | None = None,
     label_kind: str | None = None,
     label_blend: str | None = None,
+    url: str | None = None,
 ) -> DatasetSpec:
     """A DatasetSpec from a preset name and/or an explicit file and column mapping."""
     if preset is not None:
@@ -110,7 +111,7 @@ def resolve_spec(
         label=tuple(label.split(",")) if label else m.label,
         time=time if time is not None else m.time,
         source=source if source is not None else m.source,
-        url=m.url,
+        url=url if url is not None else m.url,
     )
     blend = spec.label_blend if not label else None  # an explicit --label-col replaces the preset's blend
     if label_blend:

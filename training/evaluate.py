@@ -10,6 +10,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Ridge
+from sklearn.metrics import roc_auc_score
 from sklearn.metrics import ndcg_score
 from sklearn.pipeline import Pipeline
 
@@ -107,10 +108,25 @@ def baseline_predictions(train: pd.DataFrame, test: pd.DataFrame, y_train: np.nd
     }
 
 
+def desk_auc(df: pd.DataFrame, pred: np.ndarray, min_rows: int = 20) -> float | None:
+    """ROC AUC of the scores for hard news (desk 100) against soft news (desk 0), where labelled."""
+    if "desk" not in df.columns:
+        return None
+    d = df["desk"].to_numpy(dtype=float)
+    known = np.isfinite(d)
+    hard = d[known] == 100.0
+    if hard.sum() < min_rows or (~hard).sum() < min_rows:
+        return None
+    return _finite(round(float(roc_auc_score(hard, np.asarray(pred)[known])), 4))
+
+
 def evaluate_on(pipeline: Any, df: pd.DataFrame, y: np.ndarray) -> dict[str, Any]:
     """All metrics of a fitted i-Score pipeline on rows ``df`` with targets ``y``."""
     pred = score(pipeline, df)
     m = ranking_metrics(y, pred, days_of(df))
     if df["source"].nunique() > 1:
         m["spearman_within_source"] = within_source_spearman(df, y, pred)
+    auc = desk_auc(df, pred)
+    if auc is not None:
+        m["desk_auc"] = auc
     return m

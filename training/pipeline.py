@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -12,10 +12,12 @@ import pandas as pd
 from iscore.model import ModelConfig, build_pipeline
 from training.behaviour import run_suite
 from training.data import DatasetSpec, ValidationReport, fingerprint, load_dataset
+from training.desk import desk_labels
 from training.evaluate import (
     PRIMARY_METRIC,
     baseline_predictions,
     days_of,
+    desk_auc,
     evaluate_on,
     ranking_metrics,
     time_split,
@@ -50,6 +52,7 @@ def prepare(spec: DatasetSpec, opts: TrainOptions, feedback_rows: list[dict[str,
     """Load, validate and attach the importance target ``y`` (plus production feedback, if any)."""
     df, rep = load_dataset(spec, min_rows=opts.min_rows)
     df["y"] = dataset_target(df, spec, method=opts.target, window=opts.window)
+    df["desk"] = desk_labels(df["url"]) if "url" in df.columns else np.nan
     df["origin"] = "base"
     df["weight"] = 1.0
     if feedback_rows:
@@ -72,12 +75,44 @@ def feedback_frame(rows: list[dict[str, Any]], opts: TrainOptions, weight: float
     return fb[["text", "label", "source", "time", "y", "origin", "weight"]]
 
 
+MIN_DESK_ROWS = 100  # per desk; fewer hard- or soft-news rows than this cannot train the desk head
+
+
+def desk_counts(df: pd.DataFrame) -> tuple[int, int]:
+    """How many rows carry a hard-news and a soft-news desk label."""
+    if "desk" not in df.columns:
+        return 0, 0
+    d = df["desk"].to_numpy(dtype=float)
+    return int((d == 100.0).sum()), int((d == 0.0).sum())
+
+
+def with_usable_desk(config: ModelConfig, df: pd.DataFrame, log: Any = print) -> ModelConfig:
+    """``config``, with the desk head switched off when the data has too few desk labels for it."""
+    if config.desk_weight <= 0 or config.out_of_core:
+        return config
+    hard, soft = desk_counts(df)
+    if min(hard, soft) >= MIN_DESK_ROWS:
+        return config
+    log(f"desk head off: {hard} hard-news and {soft} soft-news rows (need {MIN_DESK_ROWS} of each; "
+        "map a URL column whose paths name sections)")
+    return replace(config, desk_weight=0.0)
+
+
+def targets(df: pd.DataFrame, config: ModelConfig) -> np.ndarray:
+    """What the regressor fits: ``y``, plus the desk label as a second column when the desk head is on."""
+    y = df["y"].to_numpy(dtype=np.float64)
+    if config.desk_weight > 0 and not config.out_of_core:
+        return np.column_stack([y, df["desk"].to_numpy(dtype=np.float64)])
+    return y
+
+
 def fit(df: pd.DataFrame, config: ModelConfig, embedder: Any = None) -> Any:
-    """Fit a fresh i-Score pipeline on rows with a ``y`` (and optional ``weight``) column."""
+    """Fit a fresh i-Score pipeline on rows with a ``y`` (and optional ``weight`` and ``desk``) column."""
     pipeline = build_pipeline(config, embedder)
+    y = targets(df, config)
     if "weight" in df.columns and (df["weight"] != 1.0).any():
-        return pipeline.fit(df, df["y"].to_numpy(), model__sample_weight=df["weight"].to_numpy())
-    return pipeline.fit(df, df["y"].to_numpy())
+        return pipeline.fit(df, y, model__sample_weight=df["weight"].to_numpy())
+    return pipeline.fit(df, y)
 
 
 def evaluate_candidate(pipeline: Any, test: pd.DataFrame) -> dict[str, Any]:
@@ -91,7 +126,13 @@ def evaluate_baselines(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, dic
     """Metrics of every baseline on the same hold-out."""
     preds = baseline_predictions(train, test, train["y"].to_numpy())
     days = days_of(test)
-    return {name: ranking_metrics(test["y"].to_numpy(), p, days) for name, p in preds.items()}
+    out = {}
+    for name, p in preds.items():
+        out[name] = ranking_metrics(test["y"].to_numpy(), p, days)
+        auc = desk_auc(test, p)
+        if auc is not None:
+            out[name]["desk_auc"] = auc
+    return out
 
 
 def train_and_evaluate(

@@ -71,7 +71,7 @@ def render(manifest: dict[str, Any], y_true: np.ndarray | None = None, y_pred: n
     ]
     if m.get("candidates"):
         parts += ["<h2>Candidates (time-ordered cross-validation)</h2>",
-                  _table(m["candidates"], ("spearman", "ndcg10_daily", "behaviour_pairs", "invariance"))]
+                  _table(m["candidates"], ("spearman", "ndcg10_daily", "desk_auc", "dev_pairs", "dev_invariance"))]
     val = manifest.get("data", {}).get("validation")
     if val:
         parts += ["<h2>Data validation</h2>", f"<pre>{html.escape(str(val))}</pre>"]
