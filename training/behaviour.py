@@ -47,7 +47,9 @@ def run_suite(pipeline: Any, suite: dict[str, Any] | None = None) -> dict[str, A
         "pairs": rate(pair_ok),
         "pairs_n": int(pair_ok.size),
         "invariance": rate(inv_ok),
+        "invariance_n": int(inv_ok.size),
         "invariance_max_spread_seen": round(max(inv_results), 2) if inv_results else None,
         "direction": rate(dir_ok),
+        "direction_n": int(dir_ok.size),
         "failed_pairs": [pairs[i] for i in np.flatnonzero(~pair_ok)[:20]],
     }

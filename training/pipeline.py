@@ -208,6 +208,11 @@ def gate(
     cb, pb = challenger["behaviour"].get("pairs"), champion["behaviour"].get("pairs")
     if cb is not None and pb is not None and cb < pb - behaviour_tolerance:
         return GateDecision(False, f"behaviour pairs {cb:.3f} < champion {pb:.3f} - {behaviour_tolerance}", c, p)
+    for part in ("invariance", "direction"):
+        # Few checks per part: losing one of them is tolerated, losing two is a regression.
+        cv, pv, n = challenger["behaviour"].get(part), champion["behaviour"].get(part), challenger["behaviour"].get(f"{part}_n")
+        if cv is not None and pv is not None and n and cv < pv - 1.0 / n - 1e-9:
+            return GateDecision(False, f"behaviour {part} {cv:.3f} < champion {pv:.3f} (more than one of {n} checks lost)", c, p)
     return GateDecision(True, f"{PRIMARY_METRIC} {c:.4f} vs champion {p}", c, p)
 
 
