@@ -199,3 +199,12 @@ def test_select_reports_desk_candidates_and_obeys_its_rule(tmp_path):
     pick = best_meeting_target(pool)
     assert m["model_config"]["desk_weight"] == pool[pick]["config"].get("desk_weight", 0.0)
     json.dumps(m)  # the manifest stays plain JSON
+
+
+def test_a_missing_url_column_means_no_desk_labels_not_an_error(tmp_path, capsys):
+    data = write_csv(tmp_path / "d.csv", [{k: v for k, v in r.items() if k != "link"} for r in desk_rows()])
+    reg = tmp_path / "models"
+    assert cli.main(["--registry", str(reg), "train", "--data", str(data), *ARGS, "--url-col", "link",
+                     "--promote"]) == cli.EXIT_OK
+    assert registry.load_current(reg).manifest["model_config"]["desk_weight"] == 0.0
+    assert "desk head off: 0 hard-news and 0 soft-news rows" in capsys.readouterr().err

@@ -147,8 +147,14 @@ def _format_of(spec: DatasetSpec) -> str:
 
 
 def _usecols(spec: DatasetSpec) -> list[str]:
+    """Columns to read: the required ones plus the optional URL."""
+    return [*_required(spec), *([spec.mapping.url] if spec.mapping.url else [])]
+
+
+def _required(spec: DatasetSpec) -> list[str]:
+    """Columns a file must have; a missing URL column only means no desk labels."""
     m = spec.mapping
-    return [c for c in (m.text, *m.label, m.time, m.source, m.url) if c]
+    return [c for c in (m.text, *m.label, m.time, m.source) if c]
 
 
 def read_raw(spec: DatasetSpec, chunksize: int | None = None) -> pd.DataFrame | Iterator[pd.DataFrame]:
@@ -163,7 +169,7 @@ def read_raw(spec: DatasetSpec, chunksize: int | None = None) -> pd.DataFrame | 
                                chunksize=chunksize, on_bad_lines="error")
         reader = pd.read_json(spec.path, lines=True, dtype=False, chunksize=chunksize)
         if chunksize:
-            return (_check_columns(c.astype(object), cols, spec) for c in reader)
+            return (_check_columns(c.astype(object), _required(spec), spec) for c in reader)
         return reader.astype(object)
     except ValueError as e:
         raise DataError(f"cannot read {spec.path}: {e}") from None
@@ -224,7 +230,7 @@ def parse_times(values: pd.Series) -> pd.Series:
 def clean(raw: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, ValidationReport]:
     """Map, validate and de-duplicate one frame; every dropped row is counted by reason."""
     m = spec.mapping
-    _check_columns(raw, _usecols(spec), spec)
+    _check_columns(raw, _required(spec), spec)
     rep = ValidationReport(read=len(raw))
     text = raw[m.text].map(lambda v: normalize_text(str(v)) if v is not None and v == v else "")
     labels = pd.DataFrame({c: pd.to_numeric(raw[c], errors="coerce") for c in m.label})
@@ -235,7 +241,7 @@ def clean(raw: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, Validatio
             df[f"label:{c}"] = labels[c]
     df["source"] = raw[m.source].astype(str).str.strip().str.lower() if m.source else ""
     df["time"] = parse_times(raw[m.time]) if m.time else pd.NaT
-    if m.url:
+    if m.url and m.url in raw.columns:
         df["url"] = raw[m.url].astype(str)
 
     bad_text = (df["text"] == "").to_numpy()
