@@ -1,8 +1,8 @@
 """Training benchmark: wall time and peak RSS of the documented training commands.
 
 Run: python bench/train_bench.py [--rows 1000000]   (needs ../shared/data)
-1. in memory, Hacker News (20k rows);  2. in memory, fb_news (317k rows);
-3. out of core, a synthetic file of --rows rows made by resampling and recombining fb_news
+1. in memory, Hacker News (20k rows);  2. in memory, fb_news (317k rows), with and without the
+desk head;  3. out of core, a synthetic file of --rows rows made by resampling and recombining fb_news
    headlines (first half of one title + second half of another).
 Each run is a fresh `iscore-train train` process into a temporary registry; peak RSS is that
 process's own (wait4).
@@ -70,10 +70,13 @@ def main() -> None:
     for name, cmd in (
         ("hn 20k in memory", ["train", "--preset", "hn"]),
         ("fb_news 317k in memory", ["train", "--preset", "fb_news"]),
+        ("fb_news 317k, no desk head", ["train", "--preset", "fb_news", "--desk-weight", "0"]),
     ):
         wall, rss, code = run(["--registry", str(tmp / "reg"), *cmd], env)
         results[name] = wall
         print(f"{name:<34} {wall:7.1f} s  peak RSS {rss:7.0f} MiB  exit {code}")
+    print(f"ratio fb_news with / without the desk head wall time: "
+          f"{results['fb_news 317k in memory'] / results['fb_news 317k, no desk head']:.2f}x")
     big = tmp / "synthetic.csv"
     t0 = time.perf_counter()
     synthesise(args.rows, big)
