@@ -142,7 +142,9 @@ def _train(args: argparse.Namespace, settings: Settings, *, gated: bool) -> int:
             opts = replace(opts, model=tp.with_usable_desk(opts.model, prepared.df, _log))
             if args.select:
                 older, _ = time_split(prepared.df, opts.holdout_fraction)
-                candidates, model = _select(older, opts.model, embedder)
+                from training.select import select
+
+                candidates, model = select(older, opts.model, embedder=embedder, log=_log)
                 opts = replace(opts, model=model)
             cross = None
             if args.cross_preset:
@@ -188,30 +190,6 @@ def _train(args: argparse.Namespace, settings: Settings, *, gated: bool) -> int:
         print(json.dumps({"version": version, "promoted": bool(gated or args.promote),
                           "primary": metrics["primary"], "behaviour": metrics["behaviour"]["pairs"]}))
     return EXIT_OK
-
-
-def _select(older: Any, base: ModelConfig, embedder: Any) -> tuple[dict[str, Any], ModelConfig]:
-    """Features and regularisation by CV Spearman; then the desk head's weight by the dev suite."""
-    from dataclasses import replace
-
-    from training.select import DEFAULT_GRID, DESK_GRID, best, best_meeting_target, cross_validate
-
-    desk_on = base.desk_weight > 0
-    engagement_only = replace(base, desk_weight=0.0)
-    candidates = cross_validate(older, engagement_only, DEFAULT_GRID, embedder=embedder, log=_log)
-    chosen = best(candidates)
-    _log(f"features: {chosen} (best time-ordered CV Spearman)")
-    model = replace(engagement_only, **candidates[chosen]["config"])
-    if not desk_on:
-        return candidates, model
-    stage2 = cross_validate(older, model, DESK_GRID, embedder=embedder, log=_log)
-    pool = {chosen: candidates[chosen], **{f"{chosen} + {k}": v for k, v in stage2.items()}}
-    pick = best_meeting_target(pool)
-    _log(f"desk head: {pick} (best CV Spearman among those meeting the dev-suite pair target)")
-    if pick != chosen:
-        model = replace(model, **stage2[pick.removeprefix(f"{chosen} + ")]["config"])
-    candidates.update({k: v for k, v in pool.items() if k != chosen})
-    return candidates, model
 
 
 def _embed(args: argparse.Namespace, settings: Settings) -> int:

@@ -104,3 +104,29 @@ def best_meeting_target(results: dict[str, dict[str, Any]], target: float = PAIR
     if meeting:
         return best(meeting)
     return max(results, key=lambda k: (results[k]["dev_pairs"] or 0, results[k]["spearman"]))
+
+
+def select(
+    train: pd.DataFrame, base: ModelConfig, *, embedder: Any = None, log: Any = print
+) -> tuple[dict[str, dict[str, Any]], ModelConfig]:
+    """Every candidate's CV results and the chosen config, in two stages.
+
+    1. Features and ridge alpha by CV Spearman, engagement only (DEFAULT_GRID).
+    2. When ``base`` has the desk head on: desk weight and alpha (DESK_GRID) on the chosen features,
+       by :func:`best_meeting_target` over the stage-1 winner and the desk candidates.
+    """
+    engagement_only = replace(base, desk_weight=0.0)
+    results = cross_validate(train, engagement_only, DEFAULT_GRID, embedder=embedder, log=log)
+    first = best(results)
+    model = replace(engagement_only, **results[first]["config"])
+    log(f"features: {first} (best time-ordered CV Spearman)")
+    if base.desk_weight <= 0:
+        return results, model
+    desk = {f"{first} + {k}": v
+            for k, v in cross_validate(train, model, DESK_GRID, embedder=embedder, log=log).items()}
+    pick = best_meeting_target({first: results[first], **desk})
+    log(f"desk head: {pick} (best CV Spearman among those meeting the dev-suite pair target)")
+    results.update(desk)
+    if pick != first:
+        model = replace(model, **desk[pick]["config"])
+    return results, model
