@@ -208,3 +208,31 @@ def test_a_missing_url_column_means_no_desk_labels_not_an_error(tmp_path, capsys
                      "--promote"]) == cli.EXIT_OK
     assert registry.load_current(reg).manifest["model_config"]["desk_weight"] == 0.0
     assert "desk head off: 0 hard-news and 0 soft-news rows" in capsys.readouterr().err
+
+
+def test_editorial_auc_is_the_mean_within_source():
+    from training.evaluate import editorial_auc
+
+    # Source a: flagged rows score highest (AUC 1); source b: lowest (AUC 0); c: too few flags.
+    df = pd.DataFrame({"source": ["a"] * 40 + ["b"] * 40 + ["c"] * 40,
+                       "flag": [1.0] * 20 + [0.0] * 20 + [1.0] * 20 + [0.0] * 20 + [1.0] * 5 + [0.0] * 35})
+    pred = np.r_[np.arange(40, 0, -1), np.arange(40), np.arange(40)].astype(float)
+    assert editorial_auc(df, pred) == 0.5
+    assert editorial_auc(df.iloc[:40], pred[:40]) == 1.0
+    assert editorial_auc(df.assign(flag=np.nan), pred) is None
+    assert editorial_auc(df.drop(columns="flag"), pred) is None
+
+
+def test_news_2019_preset_maps_url_and_editorial_flag(tmp_path):
+    from training.data import clean, resolve_spec
+
+    spec = resolve_spec("news_2019", data_dir=tmp_path)
+    raw = pd.DataFrame({"title": ["A", "B"], "engagement_reaction_count": ["1", "2"],
+                        "engagement_comment_count": ["0", "0"], "engagement_share_count": ["3", "4"],
+                        "published_at": ["2019-09-03T10:00:00Z", "2019-09-03T11:00:00Z"],
+                        "source_name": ["Reuters", "BBC"], "url": ["https://x.com/world/a", "https://x.com/tv/b"],
+                        "top_article": ["1.0", ""]})
+    df, rep = clean(raw, spec)
+    assert rep.kept == 2
+    assert df["url"].tolist() == ["https://x.com/world/a", "https://x.com/tv/b"]
+    assert df["flag"].iloc[0] == 1.0 and np.isnan(df["flag"].iloc[1])

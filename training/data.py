@@ -29,6 +29,7 @@ class ColumnMapping:
     time: str | None = None
     source: str | None = None
     url: str | None = None  # the article's link; its section path gives the desk label (training/desk.py)
+    flag: str | None = None  # a 0/1 editorial flag (e.g. "top article"); evaluation only, never trained on
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ PRESETS: dict[str, DatasetSpec] = {
             time="published_at",
             source="source_name",
             url="url",
+            flag="top_article",
         ),
     ),
     "hn": DatasetSpec(
@@ -112,6 +114,7 @@ def resolve_spec(
         time=time if time is not None else m.time,
         source=source if source is not None else m.source,
         url=url if url is not None else m.url,
+        flag=m.flag,
     )
     blend = spec.label_blend if not label else None  # an explicit --label-col replaces the preset's blend
     if label_blend:
@@ -148,11 +151,11 @@ def _format_of(spec: DatasetSpec) -> str:
 
 def _usecols(spec: DatasetSpec) -> list[str]:
     """Columns to read: the required ones plus the optional URL."""
-    return [*_required(spec), *([spec.mapping.url] if spec.mapping.url else [])]
+    return [*_required(spec), *(c for c in (spec.mapping.url, spec.mapping.flag) if c)]
 
 
 def _required(spec: DatasetSpec) -> list[str]:
-    """Columns a file must have; a missing URL column only means no desk labels."""
+    """Columns a file must have; without the URL or flag column there are no desk labels or editorial AUC."""
     m = spec.mapping
     return [c for c in (m.text, *m.label, m.time, m.source) if c]
 
@@ -243,6 +246,8 @@ def clean(raw: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, Validatio
     df["time"] = parse_times(raw[m.time]) if m.time else pd.NaT
     if m.url and m.url in raw.columns:
         df["url"] = raw[m.url].astype(str)
+    if m.flag and m.flag in raw.columns:
+        df["flag"] = pd.to_numeric(raw[m.flag], errors="coerce")
 
     bad_text = (df["text"] == "").to_numpy()
     rep.add("empty_text", bad_text, raw[m.text].astype(str))

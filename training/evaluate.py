@@ -10,8 +10,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import Ridge
-from sklearn.metrics import roc_auc_score
-from sklearn.metrics import ndcg_score
+from sklearn.metrics import ndcg_score, roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from iscore.features import ColumnPicker, column
@@ -120,13 +119,34 @@ def desk_auc(df: pd.DataFrame, pred: np.ndarray, min_rows: int = 20) -> float | 
     return _finite(round(float(roc_auc_score(hard, np.asarray(pred)[known])), 4))
 
 
+def editorial_auc(df: pd.DataFrame, pred: np.ndarray, min_rows: int = 20) -> float | None:
+    """Mean within-source ROC AUC of the scores for flagged rows (e.g. the publisher's top
+    articles) against the rest; sources with fewer than ``min_rows`` of either kind are skipped."""
+    if "flag" not in df.columns:
+        return None
+    flag = df["flag"].to_numpy(dtype=float)
+    pred = np.asarray(pred)
+    aucs = []
+    for idx in df.groupby("source").indices.values():
+        f = flag[idx]
+        known = np.isfinite(f)
+        top = f[known] == 1.0
+        if top.sum() >= min_rows and (~top).sum() >= min_rows:
+            aucs.append(roc_auc_score(top, pred[idx][known]))
+    return _finite(round(float(np.mean(aucs)), 4)) if aucs else None
+
+
 def evaluate_on(pipeline: Any, df: pd.DataFrame, y: np.ndarray) -> dict[str, Any]:
     """All metrics of a fitted i-Score pipeline on rows ``df`` with targets ``y``."""
     pred = score(pipeline, df)
     m = ranking_metrics(y, pred, days_of(df))
     if df["source"].nunique() > 1:
         m["spearman_within_source"] = within_source_spearman(df, y, pred)
-    auc = desk_auc(df, pred)
-    if auc is not None:
-        m["desk_auc"] = auc
+    m.update(label_aucs(df, pred))
     return m
+
+
+def label_aucs(df: pd.DataFrame, pred: np.ndarray) -> dict[str, float]:
+    """The desk and editorial AUCs of ``pred`` where ``df`` has those labels."""
+    out = {"desk_auc": desk_auc(df, pred), "editorial_auc": editorial_auc(df, pred)}
+    return {k: v for k, v in out.items() if v is not None}

@@ -17,8 +17,8 @@ from training.evaluate import (
     PRIMARY_METRIC,
     baseline_predictions,
     days_of,
-    desk_auc,
     evaluate_on,
+    label_aucs,
     ranking_metrics,
     time_split,
 )
@@ -128,10 +128,7 @@ def evaluate_baselines(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, dic
     days = days_of(test)
     out = {}
     for name, p in preds.items():
-        out[name] = ranking_metrics(test["y"].to_numpy(), p, days)
-        auc = desk_auc(test, p)
-        if auc is not None:
-            out[name]["desk_auc"] = auc
+        out[name] = {**ranking_metrics(test["y"].to_numpy(), p, days), **label_aucs(test, p)}
     return out
 
 
