@@ -68,7 +68,7 @@ class EditorialBlendRegressor(RegressorMixin, BaseEstimator):
     in the same features, the sum is one coefficient vector: scoring costs what one ridge costs.
     """
 
-    def __init__(self, alpha: float = 30.0, desk_alpha: float = 30.0, desk_weight: float = 0.5):
+    def __init__(self, alpha: float = 30.0, desk_alpha: float = 30.0, desk_weight: float = 1.0):
         self.alpha = alpha
         self.desk_alpha = desk_alpha
         self.desk_weight = desk_weight
