@@ -21,7 +21,7 @@ from training import cli
 from training.desk import desk_labels, desk_of
 from training.evaluate import desk_auc
 from training.pipeline import fit, with_usable_desk
-from training.select import best_meeting_target
+from training.select import DESK_GRID, best_meeting_target
 
 
 @pytest.mark.parametrize("url, desk", [
@@ -130,6 +130,12 @@ def test_desk_head_reorders_what_engagement_gets_wrong():
     assert desk_auc(df, score(blended, df)) > desk_auc(df, score(eng_only, df))
 
 
+def test_fit_with_the_desk_head_but_no_desk_column_says_what_is_missing():
+    df = _frame(desk_rows()).drop(columns="desk")
+    with pytest.raises(ValueError, match="needs a 'desk' column"):
+        fit(df, ModelConfig(min_df=1, desk_weight=1.0))
+
+
 def test_desk_head_switches_off_without_enough_labels():
     df = _frame(desk_rows())
     cfg = ModelConfig(desk_weight=0.5)
@@ -192,7 +198,7 @@ def test_select_reports_desk_candidates_and_obeys_its_rule(tmp_path):
     m = registry.load_current(reg).manifest
     cands = m["metrics"]["candidates"]
     desk = {k: v for k, v in cands.items() if "desk" in k}
-    assert len(desk) == 8 and all(v["desk_auc"] is not None for v in desk.values())
+    assert len(desk) == len(DESK_GRID) and all(v["desk_auc"] is not None for v in desk.values())
     first_stage = {k: v for k, v in cands.items() if "desk" not in k}
     winner = max(first_stage, key=lambda k: (first_stage[k]["spearman"], first_stage[k]["dev_pairs"]))
     pool = {winner: first_stage[winner], **desk}

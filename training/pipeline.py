@@ -102,6 +102,9 @@ def targets(df: pd.DataFrame, config: ModelConfig) -> np.ndarray:
     """What the regressor fits: ``y``, plus the desk label as a second column when the desk head is on."""
     y = df["y"].to_numpy(dtype=np.float64)
     if config.desk_weight > 0 and not config.out_of_core:
+        if "desk" not in df.columns:
+            raise ValueError("desk_weight > 0 needs a 'desk' column (prepare() derives it from the URL column); "
+                             "use with_usable_desk() or desk_weight=0")
         return np.column_stack([y, df["desk"].to_numpy(dtype=np.float64)])
     return y
 
