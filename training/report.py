@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-METRIC_COLUMNS = ("spearman", "kendall", "ndcg10_daily", "mae", "spearman_within_source")
+METRIC_COLUMNS = ("spearman", "kendall", "ndcg10_daily", "mae", "spearman_within_source", "desk_auc", "editorial_auc")
 
 
 def _fmt(v: Any) -> str:
