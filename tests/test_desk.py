@@ -242,3 +242,11 @@ def test_news_2019_preset_maps_url_and_editorial_flag(tmp_path):
     assert rep.kept == 2
     assert df["url"].tolist() == ["https://x.com/world/a", "https://x.com/tv/b"]
     assert df["flag"].iloc[0] == 1.0 and np.isnan(df["flag"].iloc[1])
+
+
+@pytest.mark.parametrize("flag, value", [("--desk-weight", "-1"), ("--desk-weight", "nan"), ("--desk-alpha", "0")])
+def test_cli_refuses_meaningless_desk_settings(tmp_path, capsys, flag, value):
+    data = write_csv(tmp_path / "d.csv", desk_rows(200))
+    assert cli.main(["--registry", str(tmp_path / "m"), "train", "--data", str(data), *ARGS, flag, value]) == cli.EXIT_USAGE
+    assert flag in capsys.readouterr().err
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())

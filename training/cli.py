@@ -89,6 +89,10 @@ def _spec(args: argparse.Namespace, settings: Settings) -> Any:
 def _options(args: argparse.Namespace) -> Any:
     from training.pipeline import TrainOptions
 
+    if not args.desk_weight >= 0:
+        raise ValueError(f"--desk-weight must be 0 (engagement only) or more, not {args.desk_weight}")
+    if not args.desk_alpha > 0:
+        raise ValueError(f"--desk-alpha must be above 0, not {args.desk_alpha}")
     cfg = ModelConfig(alpha=args.alpha, max_word_features=args.max_word_features,
                       char_ngrams=args.char_ngrams, use_source=not args.no_source,
                       out_of_core=getattr(args, "out_of_core", False),
