@@ -107,16 +107,22 @@ def baseline_predictions(train: pd.DataFrame, test: pd.DataFrame, y_train: np.nd
     }
 
 
+def _binary_auc(labels: np.ndarray, positive: float, pred: np.ndarray, min_rows: int) -> float | None:
+    """ROC AUC of ``pred`` for ``labels == positive`` against the other finite labels (NaN = unknown);
+    None when either side has fewer than ``min_rows`` rows."""
+    known = np.isfinite(labels)
+    pos = labels[known] == positive
+    if pos.sum() < min_rows or (~pos).sum() < min_rows:
+        return None
+    return float(roc_auc_score(pos, pred[known]))
+
+
 def desk_auc(df: pd.DataFrame, pred: np.ndarray, min_rows: int = 20) -> float | None:
     """ROC AUC of the scores for hard news (desk 100) against soft news (desk 0), where labelled."""
     if "desk" not in df.columns:
         return None
-    d = df["desk"].to_numpy(dtype=float)
-    known = np.isfinite(d)
-    hard = d[known] == 100.0
-    if hard.sum() < min_rows or (~hard).sum() < min_rows:
-        return None
-    return _finite(round(float(roc_auc_score(hard, np.asarray(pred)[known])), 4))
+    auc = _binary_auc(df["desk"].to_numpy(dtype=float), 100.0, np.asarray(pred), min_rows)
+    return None if auc is None else _finite(round(auc, 4))
 
 
 def editorial_auc(df: pd.DataFrame, pred: np.ndarray, min_rows: int = 20) -> float | None:
@@ -124,15 +130,9 @@ def editorial_auc(df: pd.DataFrame, pred: np.ndarray, min_rows: int = 20) -> flo
     articles) against the rest; sources with fewer than ``min_rows`` of either kind are skipped."""
     if "flag" not in df.columns:
         return None
-    flag = df["flag"].to_numpy(dtype=float)
-    pred = np.asarray(pred)
-    aucs = []
-    for idx in df.groupby("source").indices.values():
-        f = flag[idx]
-        known = np.isfinite(f)
-        top = f[known] == 1.0
-        if top.sum() >= min_rows and (~top).sum() >= min_rows:
-            aucs.append(roc_auc_score(top, pred[idx][known]))
+    flag, pred = df["flag"].to_numpy(dtype=float), np.asarray(pred)
+    aucs = [a for idx in df.groupby("source").indices.values()
+            if (a := _binary_auc(flag[idx], 1.0, pred[idx], min_rows)) is not None]
     return _finite(round(float(np.mean(aucs)), 4)) if aucs else None
 
 
