@@ -10,6 +10,17 @@ from pathlib import Path
 from typing import Any
 
 PREFIX = "ISCORE_"
+WORKER_CLASSES = ("gevent", "gthread", "sync")
+
+
+def shipped_model_dir() -> Path:
+    """The repository's ``models/`` when running from a checkout (editable install), else ``models``.
+
+    Without this, ``iscore-serve`` started outside the repository looked for a relative
+    ``models/`` in the working directory and answered 503 for ever.
+    """
+    here = Path(__file__).resolve().parents[1] / "models"
+    return here if (here / "CURRENT").is_file() else Path("models")
 
 
 class SettingsError(ValueError):
@@ -20,7 +31,8 @@ class SettingsError(ValueError):
 class Settings:
     """Service and job settings; each field ``x`` is read from ``ISCORE_X``."""
 
-    model_dir: Path = Path("models")
+    model_dir: Path = dataclasses.field(default_factory=shipped_model_dir)
+    state_dir: Path = Path("var")
     data_dir: Path = Path("../shared/data")
     keep_versions: int = 5
     red_threshold: float = 60.0
@@ -31,11 +43,13 @@ class Settings:
     admin_token: str = ""
     reload_poll_seconds: float = 5.0
     explain_top: int = 3
-    database_url: str = "sqlite:///var/feedback.db"
+    database_url: str = ""  # empty: SQLite file feedback.db in state_dir
     log_level: str = "INFO"
     workers: int = 2
     bind: str = "127.0.0.1:8000"
     timeout_seconds: int = 30
+    worker_class: str = "gevent"
+    threads: int = 4
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.red_threshold <= 100.0:
@@ -48,6 +62,13 @@ class Settings:
             raise SettingsError("ISCORE_RELOAD_POLL_SECONDS must be >= 0 (0 disables polling)")
         if self.explain_top < 1:
             raise SettingsError("ISCORE_EXPLAIN_TOP must be at least 1")
+        if self.worker_class not in WORKER_CLASSES:
+            raise SettingsError(f"ISCORE_WORKER_CLASS must be one of {', '.join(WORKER_CLASSES)}")
+        if self.threads < 1:
+            raise SettingsError("ISCORE_THREADS must be at least 1")
+        if not self.database_url:
+            # Runtime state lives under one directory; the feedback database is part of it.
+            object.__setattr__(self, "database_url", f"sqlite:///{self.state_dir / 'feedback.db'}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":

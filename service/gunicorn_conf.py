@@ -10,19 +10,21 @@
 - graceful_timeout: on SIGTERM (or SIGHUP, which restarts workers on the new CURRENT model)
   in-flight requests get this long to finish.
 - the model loads once per worker, in the worker (no preload), when the app factory runs.
+- nothing is written outside ISCORE_STATE_DIR: metrics scratch files go to
+  <state>/run/prometheus-<master pid> (removed on exit), gunicorn's control socket is off.
 """
 
 import os
-import tempfile
+import shutil
 
 from iscore.settings import Settings
 
 _s = Settings.from_env()
 
-bind = os.environ.get("ISCORE_BIND", _s.bind)
+bind = _s.bind
 workers = _s.workers
-worker_class = os.environ.get("ISCORE_WORKER_CLASS", "gevent")
-threads = int(os.environ.get("ISCORE_THREADS", "4"))
+worker_class = _s.worker_class
+threads = _s.threads
 worker_connections = 1000  # gevent: connections per worker
 timeout = _s.timeout_seconds
 graceful_timeout = 30
@@ -35,10 +37,47 @@ errorlog = "-"
 loglevel = "info"
 preload_app = False
 
+# gunicorn 23+ opens a control socket under ~/.gunicorn by default; we do not use it, and a service
+# must not write to its user's home directory.
+control_socket_disable = True
+
+
+def _prometheus_dir() -> str:
+    """A fresh metrics scratch directory for this server, under the state directory."""
+    run = _s.state_dir / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    for old in run.glob("prometheus-*"):  # left by a server that was killed (SIGKILL skips on_exit)
+        pid = old.name.removeprefix("prometheus-")
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    path = run / f"prometheus-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir()
+    return str(path.resolve())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 # Prometheus multiprocess mode: every worker writes its metrics to files in this directory so
-# /metrics reports the whole server, whichever worker answers.
+# /metrics reports the whole server, whichever worker answers. SIGHUP re-reads this file in the
+# master, where the variable is already set, so the directory survives reloads.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="iscore-prom-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _prometheus_dir()
+
+
+def on_exit(server):  # noqa: ANN001 - gunicorn hook signature
+    """Remove this server's metrics scratch directory (only one this config made) when it stops."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    if os.path.basename(path) == f"prometheus-{os.getpid()}":
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def child_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature

@@ -15,9 +15,13 @@ def main() -> None:
         s = Settings.from_env()
     except SettingsError as e:
         sys.exit(f"iscore-serve: {e}")
+    if not (s.model_dir / "CURRENT").is_file():
+        # A server that can only ever answer 503 is worse than one that does not start.
+        sys.exit(f"iscore-serve: no model registry at {s.model_dir.resolve()} (no CURRENT file); "
+                 "set ISCORE_MODEL_DIR to a registry directory, or run from the repository root")
     conf = Path(__file__).with_name("gunicorn_conf.py")
     args = ["gunicorn", "-c", str(conf), *sys.argv[1:], "service.app:create_app()"]
-    print(f"iscore-serve: gunicorn on {os.environ.get('ISCORE_BIND', s.bind)}, models from {s.model_dir}",
+    print(f"iscore-serve: gunicorn on {s.bind}, models from {s.model_dir.resolve()}, state in {s.state_dir.resolve()}",
           file=sys.stderr)
     os.execvp(sys.executable, [sys.executable, "-m", *args])
 

@@ -1,0 +1,101 @@
+"""`iscore-serve` as a newcomer runs it: from any directory, writing only under the state directory."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from iscore.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(port: int, path: str) -> tuple[int, dict]:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request("GET", path)
+    r = c.getresponse()
+    return r.status, json.loads(r.read() or b"{}")
+
+
+def _clean_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ISCORE_", "PROMETHEUS_"))}
+    env["HOME"] = str(tmp_path / "home")
+    (tmp_path / "home").mkdir()
+    return env
+
+
+def test_serve_outside_the_repository_uses_the_shipped_models_and_leaves_no_junk(tmp_path):
+    shipped = (ROOT / "models" / "CURRENT").read_text().strip()
+    port = _free_port()
+    env = _clean_env(tmp_path)
+    env.update(ISCORE_BIND=f"127.0.0.1:{port}", ISCORE_WORKERS="1", ISCORE_STATE_DIR=str(tmp_path / "state"),
+               ISCORE_LOG_LEVEL="WARNING")
+    before_tmp = set(Path("/tmp").glob("iscore-prom-*"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    p = subprocess.Popen([sys.executable, "-m", "service.serve"], cwd=elsewhere, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(300):
+            try:
+                status, body = _get(port, "/readyz")
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        else:
+            pytest.fail("not ready: " + p.stderr.read().decode()[-2000:] if p.poll() is not None else "not ready in 30 s")
+        assert body["model_version"] == shipped
+        run_dirs = list((tmp_path / "state" / "run").glob("prometheus-*"))
+        assert len(run_dirs) == 1  # the metrics scratch lives in the state directory while running
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(40) == 0
+    assert list((tmp_path / "state" / "run").glob("prometheus-*")) == []  # removed on a clean stop
+    assert list((tmp_path / "home").iterdir()) == []  # no ~/.gunicorn/gunicorn.ctl
+    assert list(elsewhere.iterdir()) == []  # nothing written into the working directory
+    assert set(Path("/tmp").glob("iscore-prom-*")) == before_tmp
+
+
+def test_serve_refuses_to_start_without_a_registry(tmp_path):
+    env = _clean_env(tmp_path)
+    env["ISCORE_MODEL_DIR"] = str(tmp_path / "empty")
+    r = subprocess.run([sys.executable, "-m", "service.serve"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "no model registry" in r.stderr and "ISCORE_MODEL_DIR" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_feedback_database_defaults_into_the_state_directory(tmp_path):
+    s = Settings.from_env({"ISCORE_STATE_DIR": str(tmp_path / "st")})
+    assert s.database_url == f"sqlite:///{tmp_path / 'st' / 'feedback.db'}"
+    explicit = Settings.from_env({"ISCORE_STATE_DIR": "x", "ISCORE_DATABASE_URL": "sqlite:////srv/f.db"})
+    assert explicit.database_url == "sqlite:////srv/f.db"
+
+
+def test_default_model_dir_is_the_shipped_registry_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert Settings.from_env({}).model_dir == ROOT / "models"
+
+
+def test_worker_class_and_threads_are_typed_settings():
+    s = Settings.from_env({"ISCORE_WORKER_CLASS": "gthread", "ISCORE_THREADS": "8"})
+    assert (s.worker_class, s.threads) == ("gthread", 8)
+    with pytest.raises(ValueError, match="ISCORE_WORKER_CLASS"):
+        Settings.from_env({"ISCORE_WORKER_CLASS": "eventlet"})
