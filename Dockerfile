@@ -7,9 +7,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-RUN useradd --system --create-home --uid 10001 iscore
+RUN groupadd --system --gid 10001 iscore && useradd --system --create-home --uid 10001 --gid 10001 iscore
 
-# Dependencies and code first (cached layer), then the model versions.
+# Dependencies and code first (cached layer), then the model versions. /app stays root-owned and
+# read-only for the service user: everything it writes goes to the state directory.
 COPY pyproject.toml README.md ./
 COPY iscore ./iscore
 COPY service ./service
@@ -18,14 +19,16 @@ COPY training ./training
 RUN pip install ".[train]"
 COPY models ./models
 
-# The service only reads models/; feedback (SQLite by default) goes to /app/var.
-RUN mkdir -p /app/var && chown iscore:iscore /app/var
+# Runtime state (feedback database, metrics scratch, refused reports, logs): one directory owned by
+# the service user; mount a volume here to keep it.
+RUN mkdir -p /var/lib/iscore && chown iscore:iscore /var/lib/iscore
 USER iscore
 
 ENV ISCORE_MODEL_DIR=/app/models \
+    ISCORE_STATE_DIR=/var/lib/iscore \
     ISCORE_BIND=0.0.0.0:8000 \
-    ISCORE_WORKERS=2 \
-    ISCORE_DATABASE_URL=sqlite:////app/var/feedback.db
+    ISCORE_WORKERS=2
+VOLUME ["/var/lib/iscore"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
