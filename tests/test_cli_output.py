@@ -162,3 +162,13 @@ def test_text_without_a_password_is_unchanged(text):
 def test_absolute_paths_in_argv_become_file_names():
     assert public_argv(["--data", "/home/alice/news.csv", "--registry=/srv/iscore/models", "rel/x.csv"]) == \
         ["--data", "news.csv", "--registry=models", "rel/x.csv"]
+
+
+def test_the_status_line_never_wraps():
+    out, clock = io.StringIO(), FakeClock()
+    log = Progress(out, tty=True, clock=clock, tick_seconds=3600)
+    log.width = 40
+    phase(log, "selection candidate 3/7", "words+emb(x10) a100, 2 folds of 250,906 rows")
+    status = out.getvalue().rsplit("\n", 1)[-1]
+    assert len(status) == 40 and status.endswith("...: 0.0s (total 0.0s)")
+    log.close()

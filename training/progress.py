@@ -9,6 +9,7 @@ step and counts its seconds while it runs (a fit gives no callbacks, so a ticker
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 import time
@@ -43,6 +44,8 @@ class Progress:
         self.redact = redact
         self.clock = clock
         self.tick_seconds = tick_seconds
+        # A status line wider than the terminal wraps, and "\r" would then redraw only its tail.
+        self.width = max(20, shutil.get_terminal_size(fallback=(100, 24)).columns - 1)
         self.start = clock()
         self.current: tuple[str, str, float] | None = None  # (name, detail, started)
         self._lock = threading.Lock()
@@ -97,8 +100,12 @@ class Progress:
     def _status(self) -> str:
         name, detail, started = self.current or ("", "", self.start)
         spin = _SPIN[int(self.elapsed() / max(self.tick_seconds, 1e-3)) % len(_SPIN)]
-        return self.redact(f"{spin} {name}{' (' + detail + ')' if detail else ''}: "
-                           f"{fmt_seconds(self.clock() - started)} (total {fmt_seconds(self.elapsed())})")
+        times = f": {fmt_seconds(self.clock() - started)} (total {fmt_seconds(self.elapsed())})"
+        label = f"{spin} {name}{' (' + detail + ')' if detail else ''}"
+        room = self.width - len(times)
+        if len(label) > room:
+            label = label[: max(room - 3, 0)] + "..."
+        return self.redact(label + times)
 
     def _clear_status(self) -> None:
         if self.tty and self._status_shown:
