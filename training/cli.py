@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shlex
 import sys
 import time
@@ -515,6 +516,11 @@ def main(argv: list[str] | None = None) -> int:
     with Progress(sys.stderr, redact=redact) as log:
         try:
             return _run(args, argv, log)
+        except BrokenPipeError:
+            # The reader went away (`iscore-train list | head`): not worth a traceback. As the
+            # Python docs advise, point stdout at devnull so the exit-time flush stays quiet.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_ERROR
         except Exception as e:
             code, label = exit_code_for(e)
             log(f"{label}: {e}")
