@@ -6,10 +6,16 @@ Layout of a registry directory (``models/`` by default)::
     models/<version>/manifest.json   version, libraries, data fingerprint, metrics, sha256
     models/CURRENT                   one line: the production version
     models/history.jsonl             one JSON line per pointer change (promote / rollback)
+    models/pins.json                 versions an operator pinned (never pruned)
 
 Publishing writes a hidden temporary directory, fsyncs it, renames it into place and only then
 switches the pointer with an atomic ``os.replace``: a crash at any point leaves the old or the new
-version complete, and CURRENT always names a complete one.
+version complete, and CURRENT always names a complete one. Temporary names carry the writer's
+pid and host, so a locked operation can remove what a killed writer left behind.
+
+Rollback is a stack: every promotion pushes a version, every rollback pops back to the version
+promoted before, skipping versions that no longer exist. Pruning never deletes CURRENT, a pinned
+version, or the versions the next ``keep`` rollbacks would return to.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import os
 import platform
 import re
 import shutil
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,9 +43,15 @@ MANIFEST_FILE = "manifest.json"
 POINTER_FILE = "CURRENT"
 HISTORY_FILE = "history.jsonl"
 LOCK_FILE = ".lock"
+PINS_FILE = "pins.json"
 TMP_PREFIX = ".tmp-"
 FORMAT_VERSION = 1
+STALE_TMP_SECONDS = 3600.0  # a temporary entry this old is a leftover whatever its owner
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+# Temporary names: ".tmp-<pid>@<host>+<what>" (directories) and "<file>.<pid>@<host>+<hex>.tmp"
+# (pointer and pins files). Older writers used names without the owner; only their age tells.
+_HOST = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:40] or "host"
+_OWNER_RE = re.compile(r"(?:^\.tmp-|\.)(\d+)@([A-Za-z0-9.-]*)\+")
 
 
 class ArtifactError(Exception):
@@ -109,6 +123,24 @@ def _write_durable(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def _tmp_dir_name(what: str) -> str:
+    """A hidden temporary directory name that says which process on which host owns it."""
+    return f"{TMP_PREFIX}{os.getpid()}@{_HOST}+{what}-{uuid.uuid4().hex[:8]}"
+
+
+def _replace_durable(registry: Path, name: str, data: bytes) -> None:
+    """Write ``registry/name`` through a durable temporary file and an atomic rename."""
+    tmp = registry / f"{name}.{os.getpid()}@{_HOST}+{uuid.uuid4().hex[:6]}.tmp"
+    try:
+        _write_durable(tmp, data)
+        os.replace(tmp, registry / name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(registry)
+
+
 def publish(
     registry: Path,
     pipeline: Any,
@@ -126,7 +158,7 @@ def publish(
     final = registry / version
     if final.exists():
         raise ArtifactError(f"version {version} already exists in {registry}")
-    tmp = registry / f"{TMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
+    tmp = registry / _tmp_dir_name(version)
     tmp.mkdir()
     try:
         model_path = tmp / MODEL_FILE
@@ -253,17 +285,15 @@ def read_history(registry: Path) -> list[dict[str, Any]]:
     return out
 
 
-def set_current(registry: Path, version: str, *, action: str = "promote") -> None:
-    """Atomically point CURRENT at a verified version and record it in the history."""
+def set_current(registry: Path, version: str, *, action: str = "promote",
+                note: dict[str, Any] | None = None) -> None:
+    """Atomically point CURRENT at a verified version and record it (plus ``note``) in the history."""
     registry = Path(registry)
     verify(registry, version)
     previous = current_version(registry)
-    tmp = registry / f"{POINTER_FILE}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp"
-    _write_durable(tmp, (version + "\n").encode())
-    os.replace(tmp, registry / POINTER_FILE)
-    _fsync_dir(registry)
+    _replace_durable(registry, POINTER_FILE, (version + "\n").encode())
     _append_history(registry, {
-        "action": action, "version": version, "from": previous,
+        **(note or {}), "action": action, "version": version, "from": previous,
         "at": datetime.now(timezone.utc).isoformat(),
     })
 
@@ -274,6 +304,10 @@ def list_versions(registry: Path) -> list[dict[str, Any]]:
     if not registry.is_dir():
         return []
     current = current_version(registry)
+    try:
+        pinned: dict[str, Any] | None = read_pins(registry)
+    except ArtifactError:
+        pinned = None  # listing still works; "pinned" is unknown (null) and pruning refuses
     out = []
     for d in sorted(registry.iterdir()):
         if not d.is_dir() or d.name.startswith(".") or not _VERSION_RE.match(d.name):
@@ -283,56 +317,214 @@ def list_versions(registry: Path) -> list[dict[str, Any]]:
             error = None
         except ArtifactError as e:
             m, error = {}, str(e)
+        metrics = m.get("metrics") or {}
         out.append({
             "version": d.name,
             "current": d.name == current,
+            "pinned": None if pinned is None else d.name in pinned,
             "created_at": m.get("created_at"),
-            "primary_metric": m.get("metrics", {}).get("primary"),
+            "dataset": _dataset_name(m),
+            "primary_metric": metrics.get("primary"),
+            "behaviour_pairs": (metrics.get("behaviour") or {}).get("pairs"),
             "error": error,
         })
     return out
 
 
+def _dataset_name(manifest: dict[str, Any]) -> str | None:
+    """The preset a version was trained on, else its data file's name (never a full path)."""
+    spec = (manifest.get("data") or {}).get("spec") or {}
+    if spec.get("preset"):
+        return str(spec["preset"])
+    return Path(str(spec["path"])).name if spec.get("path") else None
+
+
 def rollback(registry: Path, to: str | None = None) -> str:
-    """Point CURRENT back at ``to`` or at the version promoted before the current one."""
+    """Point CURRENT at ``to``, or at the version promoted before the current one (a stack pop)."""
     registry = Path(registry)
-    current = current_version(registry)
     if to is None:
-        history = read_history(registry)
-        left = {e.get("from") for e in history if e.get("action") == "rollback"}
-        target = None
-        for entry in reversed(history):
-            v = entry["version"]
-            if v != current and v not in left and (registry / v).is_dir():
-                target = v
-                break
-        if target is None:
-            raise ArtifactError("no earlier version to roll back to (see `iscore-train list`)")
-        to = target
+        path = rollback_path(registry)
+        if not path:
+            raise ArtifactError("no earlier version to roll back to: the promotion history names no other "
+                                "version that still exists (see `iscore-train list`; `rollback --to VERSION`)")
+        to = path[0]
     set_current(registry, validate_version_name(to), action="rollback")
     return to
 
 
 def prune(registry: Path, keep: int) -> list[str]:
-    """Delete all but the ``keep`` newest versions (never CURRENT); return what was removed."""
+    """Delete versions no rule keeps (see :func:`kept_versions`); return what was removed."""
     registry = Path(registry)
-    current = current_version(registry)
-    names = [v["version"] for v in list_versions(registry)]
-    doomed = [v for v in names[: max(0, len(names) - keep)] if v != current]
+    reasons = kept_versions(registry, keep)
+    doomed = [v["version"] for v in list_versions(registry) if v["version"] not in reasons]
     for v in doomed:
         # Rename first (atomic), then delete: a crash mid-delete leaves a hidden leftover, never
         # a half-deleted version that looks complete.
-        trash = registry / f"{TMP_PREFIX}deleted-{v}-{uuid.uuid4().hex[:6]}"
+        trash = registry / _tmp_dir_name(f"deleted-{v}")
         os.rename(registry / v, trash)
         shutil.rmtree(trash)
-    for d in registry.glob(f"{TMP_PREFIX}*"):  # leftovers of crashed publishes
-        shutil.rmtree(d, ignore_errors=True)
+    clean_stale_tmp(registry)
     return doomed
 
 
+def rollback_stack(history: list[dict[str, Any]]) -> list[str]:
+    """Replay pointer changes into the promotion stack, oldest first (the top is what CURRENT was).
+
+    A promotion pushes its version. A rollback to a version lower on the stack pops everything
+    above it (one step for a plain rollback, several for ``--to`` an older one); a rollback to a
+    version not on the stack pushes it like a promotion, so the next rollback returns from it.
+    """
+    stack: list[str] = []
+    for entry in history:
+        v = entry["version"]
+        if stack and stack[-1] == v:
+            continue
+        if entry.get("action") == "rollback" and v in stack:
+            del stack[len(stack) - stack[::-1].index(v):]
+        else:
+            stack.append(v)
+    return stack
+
+
+def rollback_path(registry: Path) -> list[str]:
+    """The versions successive rollbacks would reach from CURRENT, nearest first (existing ones only)."""
+    registry = Path(registry)
+    current = current_version(registry)
+    stack = rollback_stack(read_history(registry))
+    if current is not None and (not stack or stack[-1] != current):
+        stack.append(current)  # CURRENT was set outside the history (by hand): it is the top
+    out: list[str] = []
+    for v in reversed(stack[:-1]):
+        # A version that no longer exists is skipped, as rollback skips it.
+        if v != current and (not out or out[-1] != v) and (registry / v).is_dir():
+            out.append(v)
+    return out
+
+
+def read_pins(registry: Path) -> dict[str, dict[str, Any]]:
+    """Pinned versions (name -> when pinned); an unreadable pins file is an error, never 'no pins'."""
+    try:
+        data = json.loads((Path(registry) / PINS_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        # Pruning must not delete a pinned version because the pins could not be read.
+        raise ArtifactError(f"cannot read {PINS_FILE} in {registry}: {e}") from None
+    pins = data.get("pinned") if isinstance(data, dict) else None
+    if not isinstance(pins, dict):
+        raise ArtifactError(f"{PINS_FILE} in {registry} has no 'pinned' object")
+    return pins
+
+
+def pin(registry: Path, version: str) -> bool:
+    """Pin an existing version so pruning never deletes it; False when it was already pinned."""
+    registry = Path(registry)
+    read_manifest(registry, version)  # exists and is a version
+    pins = read_pins(registry)
+    if version in pins:
+        return False
+    pins[version] = {"at": datetime.now(timezone.utc).isoformat()}
+    _replace_durable(registry, PINS_FILE, json.dumps({"pinned": pins}, indent=2, sort_keys=True).encode())
+    return True
+
+
+def unpin(registry: Path, version: str) -> bool:
+    """Remove a pin (the version need not exist any more); False when it was not pinned."""
+    registry = Path(registry)
+    pins = read_pins(registry)
+    if pins.pop(validate_version_name(version), None) is None:
+        return False
+    _replace_durable(registry, PINS_FILE, json.dumps({"pinned": pins}, indent=2, sort_keys=True).encode())
+    return True
+
+
+def kept_versions(registry: Path, keep: int) -> dict[str, list[str]]:
+    """Which versions pruning keeps, each with its reasons.
+
+    Kept: CURRENT, every pinned version, the ``keep`` newest versions, and the ``keep`` versions
+    the next rollbacks would return to. Everything else (older unpromoted experiments, versions
+    deeper in the rollback history) may be deleted.
+    """
+    registry = Path(registry)
+    keep = max(int(keep), 1)
+    names = [v["version"] for v in list_versions(registry)]
+    reasons: dict[str, list[str]] = {}
+
+    def add(version: str | None, why: str) -> None:
+        if version in names:
+            reasons.setdefault(version, []).append(why)
+
+    add(current_version(registry), "current")
+    for v in read_pins(registry):
+        add(v, "pinned")
+    for v in names[-keep:]:
+        add(v, "newest")
+    for v in rollback_path(registry)[:keep]:
+        add(v, "rollback")
+    return reasons
+
+
+def tmp_owner(name: str) -> tuple[int, str] | None:
+    """(pid, host) of the process that created a temporary entry, when its name records them."""
+    m = _OWNER_RE.search(name)
+    return (int(m.group(1)), m.group(2)) if m else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def is_stale_tmp(name: str, age_seconds: float, *, max_age: float = STALE_TMP_SECONDS) -> bool:
+    """Whether a temporary entry is a leftover: too old, or made on this host by a dead process."""
+    if age_seconds > max_age:
+        return True
+    owner = tmp_owner(name)
+    # A pid only means something on the host that wrote it (containers share volumes, not pids).
+    return owner is not None and owner[1] == _HOST and owner[0] != os.getpid() and not _pid_alive(owner[0])
+
+
+def clean_stale_tmp(registry: Path, *, max_age: float = STALE_TMP_SECONDS, now: float | None = None) -> list[str]:
+    """Remove temporary directories and files left by killed writers; return their names.
+
+    Called under the registry lock: a live writer's entries (recent, owner alive) are kept, so
+    a publisher that does not hold the lock is never disturbed.
+    """
+    registry = Path(registry)
+    if not registry.is_dir():
+        return []
+    now = time.time() if now is None else now
+    removed = []
+    for entry in registry.iterdir():
+        name = entry.name
+        if not (name.startswith(TMP_PREFIX) or (name.endswith(".tmp") and name.split(".", 1)[0] in (POINTER_FILE, "pins"))):
+            continue
+        try:
+            age = now - entry.lstat().st_mtime
+        except FileNotFoundError:
+            continue
+        if not is_stale_tmp(name, age, max_age=max_age):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+        removed.append(name)
+    return sorted(removed)
+
+
 @contextlib.contextmanager
-def registry_lock(registry: Path) -> Iterator[None]:
-    """Hold an exclusive, non-blocking lock on the registry (released by the OS if we die)."""
+def registry_lock(registry: Path) -> Iterator[list[str]]:
+    """Hold an exclusive, non-blocking lock on the registry (released by the OS if we die).
+
+    Yields the names of the stale temporary entries removed on entry (left by killed runs).
+    """
     registry = Path(registry)
     registry.mkdir(parents=True, exist_ok=True)
     fd = os.open(registry / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -345,6 +537,6 @@ def registry_lock(registry: Path) -> Iterator[None]:
             raise
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        yield
+        yield clean_stale_tmp(registry)
     finally:
         os.close(fd)

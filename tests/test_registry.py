@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import time
 
 import numpy as np
 import pytest
@@ -153,7 +154,8 @@ def test_rollback_refuses_a_tampered_target(tmp_path, tiny_model):
 def test_prune_keeps_newest_and_current(tmp_path, tiny_model):
     vs = [publish_tiny(tmp_path, tiny_model[0], promote=False) for _ in range(4)]
     registry.set_current(tmp_path, vs[0])
-    (tmp_path / ".tmp-leftover").mkdir()
+    (tmp_path / ".tmp-leftover").mkdir()  # a crashed publish of an older trainer (no owner in the name)...
+    os.utime(tmp_path / ".tmp-leftover", (0, time.time() - 2 * registry.STALE_TMP_SECONDS))  # ...long ago
     removed = registry.prune(tmp_path, keep=2)
     assert removed == [vs[1]]
     left = [v["version"] for v in registry.list_versions(tmp_path)]

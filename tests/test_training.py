@@ -130,7 +130,7 @@ def test_list_and_rollback_commands(tmp_path, data_csv, capsys):
     assert run(reg, "rollback") == cli.EXIT_OK
     assert registry.current_version(reg) == versions[0]
     capsys.readouterr()
-    assert run(reg, "list") == cli.EXIT_OK
+    assert run(reg, "list", "--json") == cli.EXIT_OK
     listed = json.loads(capsys.readouterr().out)
     assert [v["current"] for v in listed] == [True, False]
 
@@ -141,7 +141,13 @@ def test_evaluate_command(tmp_path, data_csv, capsys):
     capsys.readouterr()
     assert run(reg, "evaluate", "--data", str(data_csv), *DATA_ARGS, "--all") == cli.EXIT_OK
     out = json.loads(capsys.readouterr().out)
-    assert out["rows"] == 600 and out["holdout"]["spearman"] > 0.5
+    # Every row, so the numbers are labelled as such, not as a hold-out.
+    assert out["rows"] == 600 and out["scope"] == "all" and out["metrics"]["spearman"] > 0.5
+    assert "holdout" not in out
+    capsys.readouterr()
+    assert run(reg, "evaluate", "--data", str(data_csv), *DATA_ARGS) == cli.EXIT_OK
+    out = json.loads(capsys.readouterr().out)
+    assert out["rows"] == 120 and out["scope"] == "holdout" and out["metrics"]["n"] == 120
 
 
 # Behaviour of a fitted model on arbitrary text.

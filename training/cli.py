@@ -1,7 +1,7 @@
 """`iscore-train`: the training and scheduled-retraining command.
 
 Exit codes (also in the README):
-  0  success (trained / promoted / listed / rolled back)
+  0  success (trained / promoted / listed / rolled back / pinned)
   1  unexpected error
   2  usage error (bad arguments or ISCORE_* settings)
   3  data error (file missing, columns missing, too few valid rows)
@@ -13,10 +13,14 @@ Exit codes (also in the README):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shlex
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,8 @@ from iscore import registry
 from iscore.model import ModelConfig
 from iscore.settings import Settings, SettingsError
 from training.data import PRESETS, DataError, resolve_spec
+from training.progress import Progress, phase, rows
+from training.redact import public_argv, redact
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATA, EXIT_ARTIFACT, EXIT_REFUSED, EXIT_LOCKED = 0, 1, 2, 3, 4, 10, 11
 
@@ -32,12 +38,35 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATA, EXIT_ARTIFACT, EXIT_REFUSED, EXIT_LO
 # `retrain` use it, so a scheduled retrain rebuilds the shipped recipe.
 DEFAULT_DESK_WEIGHT = 1.0
 
+Log = Callable[[str], Any]
 
-def _log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+class UsageError(Exception):
+    """A command line that cannot work, found after parsing (e.g. a report directory that is a file)."""
+
+
+# The one place where failures become exit codes. First match wins: DataError and SettingsError
+# are ValueErrors, so they come before the ValueError catch-all (bad option values).
+ERROR_EXITS: tuple[tuple[type[BaseException], int, str], ...] = (
+    (registry.LockHeld, EXIT_LOCKED, "locked"),
+    (SettingsError, EXIT_USAGE, "settings error"),
+    (UsageError, EXIT_USAGE, "usage error"),
+    (DataError, EXIT_DATA, "data error"),
+    (registry.ArtifactError, EXIT_ARTIFACT, "artifact error"),
+    (ValueError, EXIT_USAGE, "error"),
+)
+
+
+def exit_code_for(exc: BaseException) -> tuple[int, str]:
+    """The documented exit code and log label of an exception (1 = unexpected)."""
+    for kind, code, label in ERROR_EXITS:
+        if isinstance(exc, kind):
+            return code, label
+    return EXIT_ERROR, "unexpected error"
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
+    """What to read and how it becomes a target: every command that loads data."""
     g = p.add_argument_group("data (a preset, or a file plus its column mapping)")
     g.add_argument("--preset", choices=sorted(PRESETS), help="a built-in data set under ISCORE_DATA_DIR")
     g.add_argument("--data", help="CSV or JSON Lines file (overrides the preset's file)")
@@ -54,7 +83,11 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="time window for the within-source percentile target")
     g.add_argument("--holdout", type=float, default=0.2, help="newest fraction held out (default 0.2)")
     g.add_argument("--min-rows", type=int, default=200, help="refuse to train on fewer valid rows")
-    g.add_argument("--cross-preset", choices=sorted(PRESETS), help="also evaluate on this data set")
+
+
+def _add_training_args(p: argparse.ArgumentParser) -> None:
+    """Cross-source data, production feedback and the model: only commands that fit a model."""
+    p.add_argument("--cross-preset", choices=sorted(PRESETS), help="also evaluate on this data set")
     f = p.add_argument_group("production feedback")
     f.add_argument("--feedback", action="store_true", help="also train on labels from the feedback database")
     f.add_argument("--feedback-db", help="database URL (default ISCORE_DATABASE_URL)")
@@ -70,12 +103,19 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                         "0 = engagement only; off automatically when the data has no desk labels)")
     m.add_argument("--desk-alpha", type=float, default=ModelConfig.desk_alpha, help="desk head regularisation")
     m.add_argument("--embeddings", help="static word vectors (.npz from `iscore-train embed`) to add as features")
-    m.add_argument("--no-embeddings", action="store_true", help="do not reuse the champion's word vectors")
+    m.add_argument("--no-embeddings", action="store_true",
+                   help="do not reuse the champion's word vectors (by default a champion's vectors are reused)")
     m.add_argument("--select", action="store_true",
                    help="choose features and regularisation by time-ordered cross-validation first")
     m.add_argument("--out-of-core", action="store_true",
                    help="stream the file in chunks (hashing features + SGD) for data larger than memory")
     m.add_argument("--chunksize", type=int, default=100_000, help="rows per chunk with --out-of-core")
+
+
+def _add_gate_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("gate (challenger against the CURRENT champion)")
+    g.add_argument("--tolerance", type=float, default=0.01, help="allowed drop of the primary metric")
+    g.add_argument("--report-dir", help="where a refused challenger's report goes (default: ISCORE_STATE_DIR/reports)")
 
 
 def _spec(args: argparse.Namespace, settings: Settings) -> Any:
@@ -86,8 +126,15 @@ def _spec(args: argparse.Namespace, settings: Settings) -> Any:
     )
 
 
-def _options(args: argparse.Namespace) -> Any:
+def _data_options(args: argparse.Namespace) -> Any:
+    """How the data becomes targets and the hold-out (for commands that do not fit a model)."""
     from training.pipeline import TrainOptions
+
+    return TrainOptions(target=args.target, window=args.window, holdout_fraction=args.holdout, min_rows=args.min_rows)
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from dataclasses import replace
 
     if not args.desk_weight >= 0:
         raise ValueError(f"--desk-weight must be 0 (engagement only) or more, not {args.desk_weight}")
@@ -95,66 +142,110 @@ def _options(args: argparse.Namespace) -> Any:
         raise ValueError(f"--desk-alpha must be above 0, not {args.desk_alpha}")
     cfg = ModelConfig(alpha=args.alpha, max_word_features=args.max_word_features,
                       char_ngrams=args.char_ngrams, use_source=not args.no_source,
-                      out_of_core=getattr(args, "out_of_core", False),
+                      out_of_core=args.out_of_core,
                       # The streaming path has no desk head (it fits one SGD regressor).
-                      desk_weight=0.0 if getattr(args, "out_of_core", False) else args.desk_weight,
+                      desk_weight=0.0 if args.out_of_core else args.desk_weight,
                       desk_alpha=args.desk_alpha)
-    return TrainOptions(target=args.target, window=args.window, holdout_fraction=args.holdout,
-                        min_rows=args.min_rows, model=cfg)
+    return replace(_data_options(args), model=cfg)
 
 
-def _resolve_embedder(args: argparse.Namespace, champion: Any) -> tuple[Any, dict[str, Any] | None]:
-    """Static vectors from --embeddings, else the champion's own (so nightly retrains keep them)."""
+def _report_dir(args: argparse.Namespace, settings: Settings) -> Path:
+    return Path(args.report_dir) if args.report_dir else settings.state_dir / "reports"
+
+
+def _wants_champion_vectors(args: argparse.Namespace) -> bool:
+    return not args.out_of_core and not args.embeddings and not args.no_embeddings
+
+
+def _load_champion(args: argparse.Namespace, reg: Path, gated: bool) -> Any:
+    """The CURRENT version when the gate or vector reuse needs it, else None."""
+    version = registry.current_version(reg)
+    if version is None or not (gated or _wants_champion_vectors(args)):
+        return None
+    try:
+        return registry.load_version(reg, version)
+    except registry.ArtifactError as e:
+        if gated:
+            raise
+        raise registry.ArtifactError(f"{e}. `train` reuses the champion's word vectors; give --no-embeddings "
+                                     "(or --embeddings FILE) to train without loading it") from None
+
+
+def _resolve_embedder(args: argparse.Namespace, champion: Any, log: Log) -> tuple[Any, dict[str, Any] | None]:
+    """Static vectors from --embeddings, else the champion's own (so retrains keep the shipped recipe)."""
     from training.embed import load_embedder
 
-    if getattr(args, "embeddings", None):
+    if args.out_of_core:
+        return None, None
+    if args.embeddings:
         emb, prov = load_embedder(Path(args.embeddings))
+        log(f"word vectors: {Path(args.embeddings).name} ({_shape(emb)})")
         return emb, {**prov, "file": Path(args.embeddings).name}
-    if champion is not None and not args.no_embeddings:
-        parts = dict(champion.pipeline.named_steps["features"].transformer_list)
-        if "semantic" in parts:
-            prov = champion.manifest.get("embeddings") or {}
-            return parts["semantic"], {**prov, "reused_from": champion.version}
-    return None, None
+    if champion is None or args.no_embeddings:
+        return None, None
+    parts = dict(champion.pipeline.named_steps["features"].transformer_list)
+    if "semantic" not in parts:
+        log(f"champion {champion.version} has no word vectors: training without (--embeddings FILE adds some)")
+        return None, None
+    prov = champion.manifest.get("embeddings") or {}
+    log(f"word vectors: reusing champion {champion.version}'s ({prov.get('file', 'file unrecorded')}, "
+        f"{_shape(parts['semantic'])}; --no-embeddings trains without)")
+    return parts["semantic"], {**prov, "reused_from": champion.version}
 
 
-def _train(args: argparse.Namespace, settings: Settings, *, gated: bool) -> int:
+def _shape(embedder: Any) -> str:
+    vectors = getattr(embedder, "vectors", None)
+    return "?" if vectors is None else f"{vectors.shape[0]:,} words x {vectors.shape[1]} dims"
+
+
+def _train(args: argparse.Namespace, settings: Settings, log: Log, argv: list[str], *, gated: bool) -> int:
+    """`train` (gated with --promote) and `retrain` (always gated)."""
     from dataclasses import replace
 
     from training import pipeline as tp
     from training.evaluate import time_split
-    from training.report import render
+    from training.report import render, unwritable_dir_reason
 
     reg = Path(args.registry or settings.model_dir)
+    out = Path(args.out) if getattr(args, "out", None) else reg
+    publish = not getattr(args, "no_publish", False)
+    force = getattr(args, "force", False)
+    report_dir = _report_dir(args, settings) if gated else None
+    # Fail fast: a report directory that cannot exist would only show after minutes of training.
+    for flag, path in (("--report-dir", report_dir), ("--out", out if publish else None)):
+        if path is not None and (why := unwritable_dir_reason(path)):
+            raise UsageError(f"{flag} {path}: {why}")
     opts = _options(args)
-    with registry.registry_lock(reg):
-        champ_version = registry.current_version(reg) if gated else None
-        champion = registry.load_version(reg, champ_version) if champ_version else None
-        embedder, emb_info = (None, None) if args.out_of_core else _resolve_embedder(args, champion)
+    spec = _spec(args, settings)
+    lock = registry.registry_lock(out) if publish else contextlib.nullcontext([])
+    with lock as stale:
+        if stale:
+            log(f"removed {len(stale)} temporary entr{'y' if len(stale) == 1 else 'ies'} left by killed runs: "
+                f"{', '.join(stale)}")
+        champion = _load_champion(args, reg, gated)
+        embedder, emb_info = _resolve_embedder(args, champion, log)
         if embedder is not None:
             opts = replace(opts, model=replace(opts.model, use_embeddings=True))
-        _log(f"loading {args.preset or args.data}")
-        spec = _spec(args, settings)
         t0 = time.perf_counter()
         candidates = None
         if args.out_of_core:
-            prepared, pipeline, metrics, test = _train_out_of_core(spec, opts, args.chunksize)
+            prepared, pipeline, metrics, test = _train_out_of_core(spec, opts, args.chunksize, log)
         else:
-            fb_rows = _feedback_rows(args, settings)
-            prepared = tp.prepare(spec, opts, fb_rows, args.feedback_weight)
-            _log(prepared.report.summary() + (f"; feedback rows {len(fb_rows)}" if fb_rows else ""))
-            opts = replace(opts, model=tp.with_usable_desk(opts.model, prepared.df, _log))
+            fb_rows = _feedback_rows(args, settings, log)
+            prepared = tp.prepare(spec, opts, fb_rows, args.feedback_weight, log=log)
+            log(prepared.report.summary() + (f"; feedback rows {len(fb_rows)}" if fb_rows else ""))
+            opts = replace(opts, model=tp.with_usable_desk(opts.model, prepared.df, log))
             if args.select:
                 older, _ = time_split(prepared.df, opts.holdout_fraction)
                 from training.select import select
 
-                candidates, model = select(older, opts.model, embedder=embedder, log=_log)
+                candidates, model = select(older, opts.model, embedder=embedder, log=log)
                 opts = replace(opts, model=model)
             cross = None
             if args.cross_preset:
                 cross = tp.prepare(resolve_spec(args.cross_preset, data_dir=settings.data_dir),
-                                   tp.TrainOptions(target=opts.target, window=opts.window))
-            pipeline, metrics, test = tp.train_and_evaluate(prepared, opts, embedder=embedder, cross=cross, log=_log)
+                                   tp.TrainOptions(target=opts.target, window=opts.window), log=log)
+            pipeline, metrics, test = tp.train_and_evaluate(prepared, opts, embedder=embedder, cross=cross, log=log)
         metrics["train_seconds"] = round(time.perf_counter() - t0, 2)
         if candidates:
             metrics["candidates"] = candidates
@@ -162,61 +253,82 @@ def _train(args: argparse.Namespace, settings: Settings, *, gated: bool) -> int:
         if gated:
             champion_metrics = None
             if champion is not None:
-                _log(f"evaluating champion {champion.version} on the same hold-out")
+                phase(log, "evaluating champion", f"{champion.version} on the same {rows(len(test))}")
                 champion_metrics = tp.evaluate_candidate(champion.pipeline, test)
             decision = tp.gate(metrics, champion_metrics, tolerance=args.tolerance)
-            metrics["gate"] = {"promote": decision.promote, "reason": decision.reason,
-                               "champion": champ_version, "champion_metrics": champion_metrics}
-            _log(f"gate: {'PROMOTE' if decision.promote else 'REFUSE'} ({decision.reason})")
-        manifest = tp.manifest_for(prepared, opts, metrics, "iscore-train " + shlex.join(sys.argv[1:]))
+            forced = force and not decision.promote
+            metrics["gate"] = {"promote": decision.promote, "reason": decision.reason, "forced": forced,
+                               "champion": champion.version if champion else None,
+                               "champion_metrics": champion_metrics}
+            log(f"gate: {'PROMOTE' if decision.promote else 'REFUSE'} ({decision.reason})"
+                + ("; overridden by --force" if forced else ""))
+        command = "iscore-train " + shlex.join(public_argv(argv))
+        manifest = tp.manifest_for(prepared, opts, metrics, command, data_dir=settings.data_dir)
         manifest["features"] = tp.feature_summary(pipeline)
         if emb_info:
             manifest["embeddings"] = emb_info
+        summary = {"primary": metrics["primary"], "behaviour": metrics["behaviour"]["pairs"]}
+        if not publish:
+            print(json.dumps({"version": None, "published": False, "promoted": False, **summary, "metrics": metrics}))
+            return EXIT_OK
+        phase(log, "report", f"HTML report on {rows(len(test))}")
         preds = pipeline.predict(test)
-        if decision is not None and not decision.promote:
-            _write_reports(args, manifest, render(manifest, test["y"].to_numpy(), preds))
+        if decision is not None and not decision.promote and not force:
+            assert report_dir is not None
+            _write_reports(report_dir, manifest, render(manifest, test["y"].to_numpy(), preds), log)
+            log(f"the champion stays; nothing was published{' (--force promotes anyway)' if args.cmd == 'train' else ''}")
             print(json.dumps({"promoted": False, "reason": decision.reason,
                               "challenger": decision.challenger, "champion": decision.champion}))
             return EXIT_REFUSED
         version = registry.new_version_name(prepared.fingerprint)
         html = render({**manifest, "version": version}, test["y"].to_numpy(), preds)
-        registry.publish(reg, pipeline, manifest, version=version, extra_files={
+        phase(log, "publish", str(out / version))
+        registry.publish(out, pipeline, manifest, version=version, extra_files={
             "metrics.json": json.dumps(metrics, indent=2).encode(),
             "report.html": html.encode(),
         })
-        _log(f"published {reg / version} (report: {reg / version / 'report.html'})")
-        if gated or args.promote:
-            registry.set_current(reg, version)
-            _log(f"CURRENT -> {version}")
-        removed = registry.prune(reg, max(args.keep, 1))
-        if removed:
-            _log(f"pruned {len(removed)} old version(s): {', '.join(removed)}")
-        print(json.dumps({"version": version, "promoted": bool(gated or args.promote),
-                          "primary": metrics["primary"], "behaviour": metrics["behaviour"]["pairs"]}))
+        log(f"published {out / version} (report: {out / version / 'report.html'})")
+        if gated:
+            assert decision is not None
+            registry.set_current(out, version, note={"forced": not decision.promote, "gate": {
+                "promote": decision.promote, "reason": decision.reason,
+                "challenger": decision.challenger, "champion": decision.champion}})
+            log(f"CURRENT -> {version}")
+        if out == reg:  # --out DIR is an experiment: it never prunes, here or there
+            phase(log, "prune", f"keep {max(args.keep, 1)} (plus CURRENT, pinned and rollback targets)")
+            removed = registry.prune(reg, max(args.keep, 1))
+            if removed:
+                log(f"pruned {len(removed)} old version(s): {', '.join(removed)}")
+        result = {"version": version, "promoted": gated, **summary}
+        if gated:
+            result["forced"] = not decision.promote
+        if out != reg:
+            result["registry"] = str(out)
+        print(json.dumps(result))
     return EXIT_OK
 
 
-def _embed(args: argparse.Namespace, settings: Settings) -> int:
+def _embed(args: argparse.Namespace, settings: Settings, log: Log) -> int:
     from training import pipeline as tp
     from training.embed import distill_vectors, save, training_words
 
     try:
         import model2vec  # noqa: F401
     except ImportError:
-        raise ValueError("embed needs the optional extra: pip install -e '.[embed]'") from None
+        raise UsageError("embed needs the optional extra: pip install -e '.[embed]'") from None
     words: list[str] = []
     if args.preset or args.data:
-        prepared = tp.prepare(_spec(args, settings), _options(args))
+        prepared = tp.prepare(_spec(args, settings), _data_options(args), log=log)
         words = training_words(prepared.df["text"])
-    _log(f"distilling all-MiniLM-L6-v2 to {args.dims} dims (offline)")
+    phase(log, "distilling", f"all-MiniLM-L6-v2 to {args.dims} dims (offline)")
     data = distill_vectors(words, pca_dims=args.dims, max_extra=args.extra_words)
     save(Path(args.out), data)
-    _log(f"wrote {args.out}: {data['vectors'].shape[0]} words x {data['vectors'].shape[1]} dims")
+    log(f"wrote {args.out}: {data['vectors'].shape[0]} words x {data['vectors'].shape[1]} dims")
     print(json.dumps(data["provenance"]))
     return EXIT_OK
 
 
-def _feedback_rows(args: argparse.Namespace, settings: Settings) -> list[dict[str, Any]]:
+def _feedback_rows(args: argparse.Namespace, settings: Settings, log: Log) -> list[dict[str, Any]]:
     """Current labels from the feedback database (when --feedback), optionally only recent ones."""
     if not args.feedback:
         return []
@@ -224,39 +336,53 @@ def _feedback_rows(args: argparse.Namespace, settings: Settings) -> list[dict[st
 
     from iscore import feedback
 
-    engine = feedback.make_engine(args.feedback_db or settings.database_url)
-    feedback.migrate(engine)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = args.feedback_db or settings.database_url
+    phase(log, "reading feedback", redact(url))
     since = datetime.now(timezone.utc) - timedelta(days=args.feedback_days) if args.feedback_days else None
-    rows = feedback.read_all(engine, since)
-    _log(f"feedback: {len(rows)} labelled headlines from the database")
-    return rows
+    try:
+        engine = feedback.make_engine(url)
+        feedback.migrate(engine)
+        fb = feedback.read_all(engine, since)
+    except SQLAlchemyError as e:
+        # An unreachable or broken feedback store is a data problem of this run, not a crash.
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        raise DataError(f"feedback database {redact(url)}: {reason}") from None
+    log(f"feedback: {len(fb)} labelled headlines from the database")
+    return fb
 
 
-def _train_out_of_core(spec: Any, opts: Any, chunksize: int) -> tuple[Any, Any, dict[str, Any], Any]:
+def _train_out_of_core(spec: Any, opts: Any, chunksize: int, log: Log) -> tuple[Any, Any, dict[str, Any], Any]:
     from training import pipeline as tp
     from training.outofcore import train_streaming
 
-    out = train_streaming(spec, opts, chunksize=chunksize, log=_log)
-    _log(out["report"].summary())
+    out = train_streaming(spec, opts, chunksize=chunksize, log=log)
+    log(out["report"].summary())
     test = out["test"]
+    phase(log, "evaluating", f"hold-out {rows(len(test))} and the behavioural suite")
     metrics = tp.evaluate_candidate(out["pipeline"], test)
     metrics["split"] = {"train_rows": out["train_rows"], "test_rows": len(test)}
     metrics["baselines"] = {}  # baselines need the training rows in memory: in-memory path only
     # The manifest describes the whole streamed data set; only the hold-out is kept in memory.
     prepared = tp.Prepared(spec=spec, df=test, report=out["report"], fingerprint=out["fingerprint"],
-                             span=(out["min_time"], out["max_time"]))
+                           span=(out["min_time"], out["max_time"]))
     return prepared, out["pipeline"], metrics, test
 
 
-def _write_reports(args: argparse.Namespace, manifest: dict[str, Any], html: str) -> None:
-    out = Path(args.report_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "refused-metrics.json").write_text(json.dumps(manifest["metrics"], indent=2), encoding="utf-8")
-    (out / "refused-report.html").write_text(html, encoding="utf-8")
-    _log(f"refused challenger's report written to {out}")
+def _write_reports(out: Path, manifest: dict[str, Any], html: str, log: Log) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "refused-metrics.json").write_text(json.dumps(manifest["metrics"], indent=2), encoding="utf-8")
+        (out / "refused-report.html").write_text(html, encoding="utf-8")
+    except OSError as e:
+        # Checked before training; if it broke since, the refusal still stands (exit 10).
+        log(f"could not write the refused challenger's report to {out}: {e}")
+        return
+    log(f"refused challenger's report written to {out}")
 
 
-def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
+def _evaluate(args: argparse.Namespace, settings: Settings, log: Log) -> int:
     from training import pipeline as tp
     from training.evaluate import time_split
 
@@ -265,10 +391,23 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if version is None:
         raise registry.ArtifactError(f"no CURRENT version in {reg}")
     loaded = registry.load_version(reg, version)
-    opts = _options(args)
-    prepared = tp.prepare(_spec(args, settings), opts)
-    rows = prepared.df if args.all else time_split(prepared.df, opts.holdout_fraction)[1]
-    print(json.dumps({"version": version, "rows": len(rows), **tp.evaluate_candidate(loaded.pipeline, rows)}, indent=2))
+    opts = _data_options(args)
+    prepared = tp.prepare(_spec(args, settings), opts, log=log)
+    scope = "all" if args.all else "holdout"
+    data = prepared.df if args.all else time_split(prepared.df, opts.holdout_fraction)[1]
+    phase(log, "evaluating", f"{version} on {rows(len(data))} ({'all rows' if args.all else 'newest hold-out'})")
+    m = tp.evaluate_candidate(loaded.pipeline, data)
+    # evaluate_candidate names its metrics "holdout"; here they describe `scope`.
+    print(json.dumps({"version": version, "scope": scope, "rows": len(data), "metrics": m["holdout"],
+                      "primary": m["primary"], "behaviour": m["behaviour"]}, indent=2))
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace, reg: Path) -> int:
+    from training.listing import format_versions
+
+    versions = registry.list_versions(reg)
+    print(json.dumps(versions, indent=2) if args.json else format_versions(versions))
     return EXIT_OK
 
 
@@ -278,15 +417,23 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--registry", help="model registry directory (default: ISCORE_MODEL_DIR or models/)")
     sub = p.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train", help="fit, evaluate and publish a version (no gate)")
+    t = sub.add_parser("train", help="fit, evaluate and publish a version (gated only with --promote)")
     _add_data_args(t)
-    t.add_argument("--promote", action="store_true", help="also point CURRENT at the new version")
+    _add_training_args(t)
+    t.add_argument("--promote", action="store_true",
+                   help="also make it CURRENT if the gate accepts it against the champion (as `retrain`)")
+    t.add_argument("--force", action="store_true",
+                   help="with --promote: promote even if the gate refuses (recorded as forced in history.jsonl)")
+    t.add_argument("--out", metavar="DIR", help="publish into another registry directory (an experiment: "
+                                                "the registry's CURRENT is untouched and nothing is pruned)")
+    t.add_argument("--no-publish", action="store_true", help="fit, evaluate and print the metrics; write nothing")
     t.add_argument("--keep", type=int, default=None, help="versions to keep (default ISCORE_KEEP_VERSIONS)")
+    _add_gate_args(t)
     r = sub.add_parser("retrain", help="the scheduled job: train, gate against CURRENT, promote or refuse")
     _add_data_args(r)
-    r.add_argument("--tolerance", type=float, default=0.01, help="allowed drop of the primary metric")
+    _add_training_args(r)
     r.add_argument("--keep", type=int, default=None, help="versions to keep (default ISCORE_KEEP_VERSIONS)")
-    r.add_argument("--report-dir", default="reports", help="where a refused challenger's report goes")
+    _add_gate_args(r)
     e = sub.add_parser("evaluate", help="evaluate a published version on a data set's newest hold-out")
     _add_data_args(e)
     e.add_argument("--version", help="default: CURRENT")
@@ -296,58 +443,90 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--out", default="var/embeddings/minilm-static-64.npz")
     em.add_argument("--dims", type=int, default=64, help="PCA dimensions")
     em.add_argument("--extra-words", type=int, default=10_000, help="frequent training words added to the vocabulary")
-    sub.add_parser("list", help="list versions")
-    rb = sub.add_parser("rollback", help="point CURRENT back at the previous (or a named) version")
+    ls = sub.add_parser("list", help="list versions (CURRENT and pinned marked)")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    rb = sub.add_parser("rollback", help="point CURRENT back at the version promoted before it (or --to VERSION)")
     rb.add_argument("--to", help="version to switch to")
-    pr = sub.add_parser("prune", help="delete old versions")
+    for name, text in (("pin", "keep a version whatever pruning decides"), ("unpin", "remove a pin")):
+        sp = sub.add_parser(name, help=text)
+        sp.add_argument("version")
+    pr = sub.add_parser("prune", help="delete old versions (never CURRENT, pinned or rollback targets)")
     pr.add_argument("--keep", type=int, default=None)
+    for sp in sub.choices.values():  # a usage error found later shows the subcommand's own usage
+        sp.set_defaults(usage_parser=sp)
     return p
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Argument combinations argparse cannot express; each is a usage error (exit 2)."""
+    parser = args.usage_parser
+    if args.cmd in ("train", "retrain", "evaluate") and not (args.preset or args.data):
+        parser.error(f"{args.cmd} needs data: --preset NAME ({', '.join(sorted(PRESETS))}; files under "
+                     "ISCORE_DATA_DIR) or --data FILE --text-col COLUMN --label-col COLUMN")
+    if getattr(args, "data", None) and not args.preset and not (args.text_col and args.label_col):
+        parser.error("--data FILE needs --text-col and --label-col (or a --preset whose mapping fits the file)")
+    if args.cmd == "train":
+        if args.force and not args.promote:
+            parser.error("--force only overrides the gate of --promote")
+        if args.promote and (args.out or args.no_publish):
+            parser.error("--promote makes the registry's CURRENT; --out and --no-publish are for experiments")
+        if args.out and args.no_publish:
+            parser.error("--out publishes, --no-publish does not: choose one")
+
+
+def _run(args: argparse.Namespace, argv: list[str], log: Log) -> int:
+    settings = Settings.from_env()
+    if getattr(args, "keep", 0) is None:
+        args.keep = settings.keep_versions
+    reg = Path(args.registry or settings.model_dir)
+    if args.cmd == "train":
+        return _train(args, settings, log, argv, gated=args.promote)
+    if args.cmd == "retrain":
+        return _train(args, settings, log, argv, gated=True)
+    if args.cmd == "embed":
+        return _embed(args, settings, log)
+    if args.cmd == "evaluate":
+        return _evaluate(args, settings, log)
+    if args.cmd == "list":
+        return _list(args, reg)
+    with registry.registry_lock(reg) as stale:
+        if stale:
+            log(f"removed {len(stale)} temporary entries left by killed runs: {', '.join(stale)}")
+        if args.cmd == "rollback":
+            v = registry.rollback(reg, args.to)
+            log(f"CURRENT -> {v}")
+            print(json.dumps({"current": v}))
+        elif args.cmd in ("pin", "unpin"):
+            changed = (registry.pin if args.cmd == "pin" else registry.unpin)(reg, args.version)
+            log(f"{args.version} {args.cmd}ned" if changed else f"{args.version} was {'already' if args.cmd == 'pin' else 'not'} pinned")
+            print(json.dumps({"version": args.version, "pinned": args.cmd == "pin", "changed": changed}))
+        elif args.cmd == "prune":
+            keep = max(args.keep, 1)
+            kept = registry.kept_versions(reg, keep)
+            print(json.dumps({"removed": registry.prune(reg, keep), "kept": kept}))
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the documented exit code."""
-    args = build_parser().parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except SettingsError as e:
-        _log(f"error: {e}")
-        return EXIT_USAGE
-    if getattr(args, "keep", 0) is None:
-        args.keep = settings.keep_versions
-    reg = Path(args.registry or settings.model_dir)
-    try:
-        if args.cmd in ("train", "retrain"):
-            return _train(args, settings, gated=args.cmd == "retrain")
-        if args.cmd == "embed":
-            return _embed(args, settings)
-        if args.cmd == "evaluate":
-            return _evaluate(args, settings)
-        if args.cmd == "list":
-            print(json.dumps(registry.list_versions(reg), indent=2))
-            return EXIT_OK
-        if args.cmd == "rollback":
-            with registry.registry_lock(reg):
-                v = registry.rollback(reg, args.to)
-            _log(f"CURRENT -> {v}")
-            print(json.dumps({"current": v}))
-            return EXIT_OK
-        if args.cmd == "prune":
-            with registry.registry_lock(reg):
-                print(json.dumps({"removed": registry.prune(reg, max(args.keep, 1))}))
-            return EXIT_OK
-    except registry.LockHeld as e:
-        _log(f"locked: {e}")
-        return EXIT_LOCKED
-    except DataError as e:
-        _log(f"data error: {e}")
-        return EXIT_DATA
-    except registry.ArtifactError as e:
-        _log(f"artifact error: {e}")
-        return EXIT_ARTIFACT
-    except ValueError as e:
-        _log(f"error: {e}")
-        return EXIT_USAGE
-    return EXIT_USAGE
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_args(args)
+    with Progress(sys.stderr, redact=redact) as log:
+        try:
+            return _run(args, argv, log)
+        except BrokenPipeError:
+            # The reader went away (`iscore-train list | head`): not worth a traceback. As the
+            # Python docs advise, point stdout at devnull so the exit-time flush stays quiet.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_ERROR
+        except Exception as e:
+            code, label = exit_code_for(e)
+            log(f"{label}: {e}")
+            if code == EXIT_ERROR:
+                log(traceback.format_exc())
+            return code
 
 
 if __name__ == "__main__":

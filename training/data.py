@@ -45,14 +45,29 @@ class DatasetSpec:
     label_blend: tuple[tuple[str, float], ...] | None = None
     min_year: int | None = None  # dates before this are counted as bad dates
     boilerplate_min_count: int | None = None  # a text repeated this often is a page template
+    preset: str | None = None  # the preset this spec came from (None: an explicit file and mapping)
 
-    def describe(self) -> dict[str, Any]:
-        """JSON-ready description for the manifest."""
+    def describe(self, data_dir: Path | None = None) -> dict[str, Any]:
+        """JSON-ready description for the manifest (the path relative to ``data_dir``, else its name)."""
         d = asdict(self)
-        d["path"] = str(self.path)
+        d["path"] = public_path(self.path, data_dir)
         d["mapping"]["label"] = list(self.mapping.label)
         d["label_blend"] = dict(self.label_blend) if self.label_blend else None
         return d
+
+
+def public_path(path: Path, base: Path | None = None) -> str:
+    """``path`` relative to ``base`` when inside it, else its file name: never an absolute path.
+
+    Manifests are served by the public /v1/model route; a home directory has no business there.
+    """
+    path = Path(path)
+    if base is not None:
+        try:
+            return str(path.resolve().relative_to(Path(base).resolve()))
+        except (ValueError, OSError):
+            pass
+    return path.name
 
 
 PRESETS: dict[str, DatasetSpec] = {
@@ -83,6 +98,28 @@ PRESETS: dict[str, DatasetSpec] = {
     ),
 }
 
+# Where each preset's file comes from (the shared data folder's READMEs have the details).
+PRESET_SOURCES: dict[str, str] = {
+    "fb_news": "link posts of 141 news pages on Facebook, 2009-2017 (github.com/rleun/FacebookCrawler)",
+    "news_2019": "news articles with Facebook engagement, 2019 (Kaggle: 'Internet news data with readers engagement')",
+    "hn": "Hacker News posts with points, 2015-2016",
+}
+
+
+def missing_file_message(spec: DatasetSpec) -> str:
+    """What a newcomer needs when a data file is absent: where preset data come from and how to point at a file."""
+    own = ("train on your own CSV / JSON Lines file with --data FILE --text-col COLUMN --label-col COLUMN "
+           "[--time-col COLUMN --source-col COLUMN --url-col COLUMN]")
+    preset = PRESETS.get(spec.preset or "")
+    if preset is None or not str(spec.path).endswith(str(preset.path)):
+        return f"data file {spec.path} does not exist; give an existing file with --data, or {own}"
+    data_dir = Path(str(spec.path)[: -len(str(preset.path))] or ".")
+    return (f"preset {spec.preset} needs {spec.path}, which does not exist. Preset files are not in the "
+            f"repository: {spec.preset} is {PRESET_SOURCES.get(spec.preset, 'a shared data set')}, read from the "
+            f"data dir ISCORE_DATA_DIR (now {data_dir}; default {DEFAULT_DATA_DIR}, relative to the working "
+            f"directory). Fix: set ISCORE_DATA_DIR to the folder that contains {preset.path.parent}/, or pass the "
+            f"file with --preset {spec.preset} --data FILE, or {own}.")
+
 
 def resolve_spec(
     preset: str | None = None,
@@ -102,7 +139,7 @@ def resolve_spec(
         if preset not in PRESETS:
             raise DataError(f"unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}")
         spec = PRESETS[preset]
-        spec = replace(spec, path=Path(path) if path else Path(data_dir) / spec.path)
+        spec = replace(spec, path=Path(path) if path else Path(data_dir) / spec.path, preset=preset)
     else:
         if path is None or text is None or label is None:
             raise DataError("give --preset, or --data with --text-col and --label-col")
@@ -163,7 +200,7 @@ def _required(spec: DatasetSpec) -> list[str]:
 def read_raw(spec: DatasetSpec, chunksize: int | None = None) -> pd.DataFrame | Iterator[pd.DataFrame]:
     """Read the mapped columns as strings (so nothing is coerced or dropped while reading)."""
     if not spec.path.exists():
-        raise DataError(f"data file {spec.path} does not exist")
+        raise DataError(missing_file_message(spec))
     cols = _usecols(spec)
     fmt = _format_of(spec)
     try:

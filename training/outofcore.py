@@ -22,6 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from iscore.features import HeadlineStats
 from iscore.model import build_pipeline
 from training.data import DataError, DatasetSpec, ValidationReport, clean, read_raw
+from training.progress import phase
 from training.target import dataset_target
 
 REFERENCE_ROWS = 100_000  # training rows whose predictions define the 0-100 scale
@@ -50,6 +51,7 @@ def train_streaming(spec: DatasetSpec, opts: Any, chunksize: int = 100_000, log:
     stats = HeadlineStats().fit(None)
     scaler = StandardScaler()
     fp = hashlib.sha256()
+    phase(log, "out-of-core pass 1", f"validate, target and scaler over {spec.path.name} in chunks of {chunksize:,}")
     for i, (df, rep) in enumerate(_chunks(spec, chunksize)):
         keys = _text_keys(df)
         fresh = np.fromiter((k not in seen and not seen.add(k) for k in keys), bool, len(keys))
@@ -103,6 +105,7 @@ def train_streaming(spec: DatasetSpec, opts: Any, chunksize: int = 100_000, log:
     ref_every = max(1, n_train // REFERENCE_ROWS)
     reference, test_rows = [], []
     offset = 0
+    phase(log, "out-of-core pass 2", f"stream {n_train:,} training rows into the SGD regressor")
     for i, (df, _) in enumerate(_chunks(spec, chunksize)):
         df = df[keep[i]].reset_index(drop=True)
         sl = slice(offset, offset + len(df))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from training.evaluate import (
     ranking_metrics,
     time_split,
 )
+from training.progress import phase, rows
 from training.target import dataset_target, importance_target
 
 
@@ -48,9 +50,12 @@ class Prepared:
 
 
 def prepare(spec: DatasetSpec, opts: TrainOptions, feedback_rows: list[dict[str, Any]] | None = None,
-            feedback_weight: float = 1.0) -> Prepared:
+            feedback_weight: float = 1.0, log: Any = None) -> Prepared:
     """Load, validate and attach the importance target ``y`` (plus production feedback, if any)."""
+    log = log or (lambda _msg: None)
+    phase(log, "loading data", spec.path.name)
     df, rep = load_dataset(spec, min_rows=opts.min_rows)
+    phase(log, "preparing target", f"{rows(len(df))}, {opts.target} within {opts.window}")
     df["y"] = dataset_target(df, spec, method=opts.target, window=opts.window)
     df["desk"] = desk_labels(df["url"]) if "url" in df.columns else np.nan
     df["origin"] = "base"
@@ -149,18 +154,20 @@ def train_and_evaluate(
     report use the same rows).
     """
     train, test = time_split(prepared.df, opts.holdout_fraction)
-    log(f"fitting on {len(train)} older rows, holding out {len(test)} newer rows")
+    phase(log, "fitting final model", f"{len(train):,} older rows ({len(test):,} newer held out)")
     t0 = time.perf_counter()
     pipeline = fit(train, opts.model, embedder)
     fit_seconds = time.perf_counter() - t0
-    log(f"fitted in {fit_seconds:.1f}s; evaluating model and baselines")
+    log(f"fitted in {fit_seconds:.1f}s")
+    phase(log, "evaluating", f"hold-out {rows(len(test))} and the behavioural suite")
     metrics = evaluate_candidate(pipeline, test)
+    phase(log, "baselines", f"3 baselines fitted on {rows(len(train))}")
     metrics["baselines"] = evaluate_baselines(train, test)
     if "origin" in test.columns and (test["origin"] == "feedback").any():
         fb = test[test["origin"] == "feedback"].reset_index(drop=True)
         metrics["holdout_feedback"] = evaluate_on(pipeline, fb, fb["y"].to_numpy())
     if cross is not None:
-        log(f"cross-source evaluation on {len(cross.df)} rows of {cross.spec.path.name}")
+        phase(log, "cross-source evaluation", f"{rows(len(cross.df))} of {cross.spec.path.name}")
         metrics["cross_source"] = {
             "data": str(cross.spec.path.name),
             "model": evaluate_on(pipeline, cross.df, cross.df["y"].to_numpy()),
@@ -216,12 +223,17 @@ def gate(
     return GateDecision(True, f"{PRIMARY_METRIC} {c:.4f} vs champion {p}", c, p)
 
 
-def manifest_for(prepared: Prepared, opts: TrainOptions, metrics: dict[str, Any], command: str) -> dict[str, Any]:
-    """The manifest fields that describe how a version was made (registry adds the rest)."""
+def manifest_for(prepared: Prepared, opts: TrainOptions, metrics: dict[str, Any], command: str,
+                 data_dir: Path | None = None) -> dict[str, Any]:
+    """The manifest fields that describe how a version was made (registry adds the rest).
+
+    The data path is recorded relative to ``data_dir`` (else as a file name) and ``command``
+    must already be redacted (:func:`training.redact.public_argv`): manifests are public.
+    """
     df = prepared.df
     return {
         "data": {
-            "spec": prepared.spec.describe(),
+            "spec": prepared.spec.describe(data_dir),
             "fingerprint": prepared.fingerprint,
             "validation": prepared.report.to_dict(),
             "rows": {"base": int(prepared.report.kept),

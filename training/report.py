@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -79,3 +81,18 @@ def render(manifest: dict[str, Any], y_true: np.ndarray | None = None, y_pred: n
         parts += ["<h2>Plots</h2>", _plots(np.asarray(y_true, float), np.asarray(y_pred, float))]
     style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
     return f"<!doctype html><html><head><meta charset='utf-8'><title>i-Score report</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
+
+
+def unwritable_dir_reason(path: Path) -> str | None:
+    """Why ``path`` cannot become a directory we write into, or None when it can (nothing is created)."""
+    path = Path(path)
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        return f"{probe} is a file, not a directory" if probe == path else f"{probe} is a file, so {path} cannot be a directory in it"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable"
+    return None

@@ -16,6 +16,7 @@ import pandas as pd
 from iscore.model import ModelConfig
 from training.behaviour import DEV_SUITE_PATH, load_suite, run_suite
 from training.evaluate import evaluate_on
+from training.progress import phase
 
 DEFAULT_GRID: dict[str, dict[str, Any]] = {
     "words a10": {"alpha": 10.0, "use_embeddings": False},
@@ -62,10 +63,11 @@ def cross_validate(
 
     dev_suite = load_suite(DEV_SUITE_PATH)
     results: dict[str, dict[str, Any]] = {}
-    for name, changes in grid.items():
+    for i, (name, changes) in enumerate(grid.items(), 1):
         if changes.get("use_embeddings") and embedder is None:
             log(f"skip {name}: no embeddings given")
             continue
+        phase(log, f"selection candidate {i}/{len(grid)}", f"{name}, {folds} folds of {len(train):,} rows")
         cfg = replace(base, **changes)
         scores, ndcgs, aucs, model = [], [], [], None
         for tr_idx, va_idx in time_folds(len(train), folds):
