@@ -16,7 +16,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hsettings
 
 from iscore.settings import Settings
-from tests.conftest import fit_tiny, publish_tiny
+from tests.conftest import ADMIN_TOKEN, fit_tiny, publish_tiny
 
 EXAMPLES = int(os.environ.get("ISCORE_FUZZ_EXAMPLES", "100"))
 
@@ -28,7 +28,7 @@ def fuzz_app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fuzz")
     reg = tmp / "models"
     publish_tiny(reg, fit_tiny()[0])
-    return create_app(Settings(model_dir=Path(reg), admin_token="fuzz-token", reload_poll_seconds=0,
+    return create_app(Settings(model_dir=Path(reg), admin_token=ADMIN_TOKEN, reload_poll_seconds=0,
                                database_url=f"sqlite:///{tmp / 'fb.db'}", max_headlines=50,
                                max_headline_chars=300))  # default body limit: 413 is tested in test_api
 
@@ -48,4 +48,4 @@ def fuzz_schema(fuzz_app):
 @schema.parametrize()
 @hsettings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_openapi_contract(case):
-    case.call_and_validate(headers={"Authorization": "Bearer fuzz-token"})
+    case.call_and_validate(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
