@@ -21,7 +21,7 @@ from iscore.registry import ArtifactError, LoadedModel
 from iscore.scoring import explain, rank_order, score, tier
 from iscore.settings import Settings
 from service.body import read_body
-from service.errors import ApiError, register_error_handlers
+from service.errors import SECURITY_HEADERS, ApiError, register_error_handlers
 from service.holder import ModelHolder
 from service.limits import RateLimits
 from service.observability import Metrics, configure_logging
@@ -42,13 +42,6 @@ from service.schema import (
 
 access_log = logging.getLogger("iscore.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 
 
 def create_app(settings: Settings | None = None) -> Flask:
