@@ -34,6 +34,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # spelled out (no \s) so the OpenAPI document states exactly the rule the server applies.
 TEXT_PATTERN = "[^ \\t\\n\\r\\f\\v\\x00-\\x1f\\x7f-\\x9f\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]"
 _VISIBLE = re.compile(TEXT_PATTERN)
+# For the OpenAPI document: strings without NUL (refused below, see _UNSTORABLE), and headline text
+# that also has one visible character. JSON Schema has one pattern per string, hence the combination.
+NO_NUL_PATTERN = "^[^\\x00]*$"
+HEADLINE_TEXT_PATTERN = "^[^\\x00]*" + TEXT_PATTERN + "[^\\x00]*$"
 
 
 @dataclass(frozen=True)
