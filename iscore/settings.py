@@ -64,7 +64,7 @@ class Settings:
     max_request_chars: int = 300_000
     body_timeout_seconds: float = 10.0
     rate_limit: str = "600/minute"  # requests per client; empty = off
-    rate_limit_headlines: str = "60000/minute"  # headline units per client; empty = off
+    rate_limit_headlines: str = "20000/minute"  # headline units per client; empty = off
     rate_limit_storage_url: str = "memory://"  # or redis://host:6379/0 to share counts between workers
     trusted_proxies: int = 0  # proxies in front that append to X-Forwarded-For; 0 = ignore the header
 
