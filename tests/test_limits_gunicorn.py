@@ -119,7 +119,7 @@ def test_a_slow_body_gets_408_and_the_connection_is_closed(server):
     r = http.client.HTTPResponse(s)
     r.begin()
     body = _error(r, r.read(), 408, "request_timeout")
-    assert 0.9 < time.monotonic() - t0 < 3 and "1 s" in body["message"]
+    assert 0.9 < time.monotonic() - t0 < 5 and "1 s" in body["message"]  # 1 s deadline, loose for a busy CI
     s.settimeout(2)
     try:
         assert s.recv(1) == b""  # the server closed the connection instead of waiting for the rest
