@@ -101,8 +101,8 @@ class Settings:
         for name in ("max_explain_headlines", "max_request_chars"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be at least 1")
-        if not self.body_timeout_seconds > 0:
-            raise SettingsError("ISCORE_BODY_TIMEOUT_SECONDS must be above 0")
+        if not 0 < self.body_timeout_seconds <= 3600:  # also refuses nan and inf
+            raise SettingsError("ISCORE_BODY_TIMEOUT_SECONDS must be above 0 and at most 3600")
         if self.trusted_proxies < 0:
             raise SettingsError("ISCORE_TRUSTED_PROXIES must be >= 0")
         for name in ("rate_limit", "rate_limit_headlines"):

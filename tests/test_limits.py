@@ -159,6 +159,8 @@ def test_client_address(fwd, hops, expected):
     ({"ISCORE_RATE_LIMIT_STORAGE_URL": "memcached://x"}, "ISCORE_RATE_LIMIT_STORAGE_URL"),
     ({"ISCORE_MAX_EXPLAIN_HEADLINES": "0"}, "ISCORE_MAX_EXPLAIN_HEADLINES"),
     ({"ISCORE_BODY_TIMEOUT_SECONDS": "0"}, "ISCORE_BODY_TIMEOUT_SECONDS"),
+    ({"ISCORE_BODY_TIMEOUT_SECONDS": "inf"}, "ISCORE_BODY_TIMEOUT_SECONDS"),
+    ({"ISCORE_TRUSTED_PROXIES": "-1"}, "ISCORE_TRUSTED_PROXIES"),
 ])
 def test_bad_limit_settings_name_the_variable(env, fragment):
     with pytest.raises(SettingsError, match=fragment):
