@@ -59,7 +59,10 @@ def children(pid: int) -> list[int]:
 
 def start_gunicorn(port: int, env: dict[str, str] | None = None, app: str = "service.app:create_app()") -> subprocess.Popen:
     """gunicorn with the shipped config on loopback; returns once /v1/score answers 200."""
-    full = {**os.environ, "ISCORE_BIND": f"127.0.0.1:{port}", "ISCORE_LOG_LEVEL": "WARNING", **(env or {})}
+    # One load generator from one address is a single client: per-client rate limits would measure the
+    # limiter, not the server. A bench that wants them passes them in env.
+    full = {**os.environ, "ISCORE_BIND": f"127.0.0.1:{port}", "ISCORE_LOG_LEVEL": "WARNING",
+            "ISCORE_RATE_LIMIT": "", "ISCORE_RATE_LIMIT_HEADLINES": "", **(env or {})}
     full.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the config makes a fresh one per server
     conf = ROOT / "service" / "gunicorn_conf.py"
     p = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(conf), "--pythonpath", str(ROOT), app],

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import machine, start_gunicorn, stop  # noqa: E402
 
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789"  # 16+ characters: shorter ones are refused (iscore/settings.py)
 
 
 def drive(port: int, seconds: float, batch: int, tag: str) -> tuple[int, int, int]:

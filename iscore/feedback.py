@@ -10,6 +10,7 @@ kept in ``feedback_history``.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -45,6 +46,14 @@ history = sa.Table(
     sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
 )
+# One row per Idempotency-Key: the fingerprint of the request that used it and the reply it got.
+idempotency = sa.Table(
+    "feedback_idempotency", metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("request_sha256", sa.String(64), nullable=False),
+    sa.Column("reply", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, primary_key=True))
 
 # Versioned migrations: (version, callable(connection)). Append new steps; never edit old ones.
@@ -52,6 +61,7 @@ MIGRATIONS: list[tuple[int, Any]] = [
     (1, lambda conn: metadata.create_all(conn, tables=[items, history], checkfirst=True)),
     (2, lambda conn: conn.execute(sa.text(
         "CREATE INDEX IF NOT EXISTS ix_feedback_items_day_kind ON feedback_items (observed_day, label_kind)"))),
+    (3, lambda conn: metadata.create_all(conn, tables=[idempotency], checkfirst=True)),
 ]
 LATEST = MIGRATIONS[-1][0]
 
@@ -137,7 +147,45 @@ def _utc(t: datetime | None, default: datetime) -> datetime:
 
 def store(engine: sa.Engine, batch: Sequence[FeedbackItem], now: datetime | None = None) -> dict[str, int]:
     """Insert or update a batch in one transaction; returns counts of new and updated items."""
+    with engine.begin() as conn:
+        return _store_rows(conn, batch, now or datetime.now(timezone.utc))
+
+
+class IdempotencyConflict(Exception):
+    """An Idempotency-Key already used for a different request."""
+
+
+def store_once(engine: sa.Engine, batch: Sequence[FeedbackItem], key: str, fingerprint: str,
+               now: datetime | None = None) -> tuple[dict[str, int], bool]:
+    """:func:`store` at most once per ``key``: (counts, replayed).
+
+    A repeat of the key with the same ``fingerprint`` (a hash of the request) gets the first reply
+    and writes nothing, so a retried batch whose reply was lost is not counted twice; the same key
+    with another fingerprint raises IdempotencyConflict. The batch and its key commit together.
+    """
     now = now or datetime.now(timezone.utc)
+    for attempt in (1, 2):
+        try:
+            with engine.begin() as conn:
+                row = conn.execute(sa.select(idempotency.c.request_sha256, idempotency.c.reply)
+                                   .where(idempotency.c.key == key)).first()
+                if row is not None:
+                    if row.request_sha256 != fingerprint:
+                        raise IdempotencyConflict(key)
+                    return json.loads(row.reply), True
+                counts = _store_rows(conn, batch, now)
+                conn.execute(idempotency.insert().values(key=key, request_sha256=fingerprint,
+                                                         reply=json.dumps(counts), created_at=now))
+                return counts, False
+        except sa.exc.IntegrityError:
+            if attempt == 2:
+                raise
+            # A concurrent request with the same key committed first (ours rolled back): answer
+            # as its repeat on the second pass.
+    raise AssertionError("unreachable")
+
+
+def _store_rows(conn: sa.Connection, batch: Sequence[FeedbackItem], now: datetime) -> dict[str, int]:
     # The same item twice in one batch: the later one wins, both go to history.
     latest: dict[str, dict[str, Any]] = {}
     hist = []
@@ -152,21 +200,20 @@ def store(engine: sa.Engine, batch: Sequence[FeedbackItem], now: datetime | None
         if prev is None or observed >= prev["observed_at"]:
             latest[row["item_key"]] = row
         hist.append({k: row[k] for k in ("item_key", "label", "label_kind", "observed_at", "received_at")})
-    with engine.begin() as conn:
-        keys = list(latest)
-        existing = set(conn.execute(sa.select(items.c.item_key).where(items.c.item_key.in_(keys))).scalars())
-        ins = _insert(conn)(items).values(list(latest.values()))
-        exc = ins.excluded
-        ins = ins.on_conflict_do_update(
-            index_elements=[items.c.item_key],
-            set_={"label": exc.label, "label_kind": exc.label_kind, "observed_at": exc.observed_at,
-                  "observed_day": exc.observed_day, "received_at": exc.received_at, "text": exc.text,
-                  "source": exc.source, "published_at": sa.func.coalesce(exc.published_at, items.c.published_at),
-                  "updates": items.c.updates + 1},
-            where=exc.observed_at >= items.c.observed_at,
-        )
-        conn.execute(ins)
-        conn.execute(history.insert(), hist)
+    keys = list(latest)
+    existing = set(conn.execute(sa.select(items.c.item_key).where(items.c.item_key.in_(keys))).scalars())
+    ins = _insert(conn)(items).values(list(latest.values()))
+    exc = ins.excluded
+    ins = ins.on_conflict_do_update(
+        index_elements=[items.c.item_key],
+        set_={"label": exc.label, "label_kind": exc.label_kind, "observed_at": exc.observed_at,
+              "observed_day": exc.observed_day, "received_at": exc.received_at, "text": exc.text,
+              "source": exc.source, "published_at": sa.func.coalesce(exc.published_at, items.c.published_at),
+              "updates": items.c.updates + 1},
+        where=exc.observed_at >= items.c.observed_at,
+    )
+    conn.execute(ins)
+    conn.execute(history.insert(), hist)
     return {"received": len(batch), "new": len(set(keys) - existing), "updated": len(existing)}
 
 

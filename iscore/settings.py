@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from iscore.redact import redact_url
 
 PREFIX = "ISCORE_"
 WORKER_CLASSES = ("gevent", "gthread", "sync")
@@ -21,6 +24,12 @@ def shipped_model_dir() -> Path:
     """
     here = Path(__file__).resolve().parents[1] / "models"
     return here if (here / "CURRENT").is_file() else Path("models")
+
+
+MIN_ADMIN_TOKEN_CHARS = 16
+# One limit such as "600/minute" or "10 per second" (the forms the limits package reads).
+RATE_LIMIT = re.compile(r"^\s*[1-9][0-9]{0,11}\s*(/|\s+per\s+)\s*([1-9][0-9]{0,5}\s+)?(second|minute|hour|day)s?\s*$",
+                        re.IGNORECASE)
 
 
 class SettingsError(ValueError):
@@ -50,8 +59,18 @@ class Settings:
     timeout_seconds: int = 30
     worker_class: str = "gevent"
     threads: int = 4
+    # request bounds (cost per request and per client; see README "Limits and rate limits")
+    max_explain_headlines: int = 100
+    max_request_chars: int = 300_000
+    body_timeout_seconds: float = 10.0
+    rate_limit: str = "600/minute"  # requests per client; empty = off
+    rate_limit_headlines: str = "20000/minute"  # headline units per client; empty = off
+    rate_limit_storage_url: str = "memory://"  # or redis://host:6379/0 to share counts between workers
+    trusted_proxies: int = 0  # proxies in front that append to X-Forwarded-For; 0 = ignore the header
 
     def __post_init__(self) -> None:
+        self._check_admin_token()
+        self._check_request_bounds()
         if not 0.0 <= self.red_threshold <= 100.0:
             raise SettingsError("ISCORE_RED_THRESHOLD must be within 0..100")
         for name in ("max_headlines", "max_headline_chars", "max_body_bytes", "default_limit",
@@ -69,6 +88,31 @@ class Settings:
         if not self.database_url:
             # Runtime state lives under one directory; the feedback database is part of it.
             object.__setattr__(self, "database_url", f"sqlite:///{self.state_dir / 'feedback.db'}")
+
+    def _check_admin_token(self) -> None:
+        # A token read from a file usually ends in a newline; kept, it silently refused every request.
+        token = self.admin_token.strip()
+        object.__setattr__(self, "admin_token", token)
+        if token and (len(token) < MIN_ADMIN_TOKEN_CHARS or any(c.isspace() for c in token)):
+            raise SettingsError(f"ISCORE_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_CHARS} characters without "
+                                "white space inside (e.g. from `openssl rand -hex 24`), or empty to turn admin routes off")
+
+    def _check_request_bounds(self) -> None:
+        for name in ("max_explain_headlines", "max_request_chars"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be at least 1")
+        if not 0 < self.body_timeout_seconds <= 3600:  # also refuses nan and inf
+            raise SettingsError("ISCORE_BODY_TIMEOUT_SECONDS must be above 0 and at most 3600")
+        if self.trusted_proxies < 0:
+            raise SettingsError("ISCORE_TRUSTED_PROXIES must be >= 0")
+        for name in ("rate_limit", "rate_limit_headlines"):
+            value = getattr(self, name).strip()
+            object.__setattr__(self, name, value)
+            if value and not RATE_LIMIT.match(value):
+                raise SettingsError(f"{PREFIX}{name.upper()}={value!r} must look like 600/minute "
+                                    "(a count per second, minute, hour or day), or be empty to turn it off")
+        if not self.rate_limit_storage_url.startswith(("memory://", "redis://", "rediss://", "redis+unix://")):
+            raise SettingsError("ISCORE_RATE_LIMIT_STORAGE_URL must be memory:// or a redis:// URL")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -91,7 +135,8 @@ class Settings:
         """The settings without secrets, for logs and docs."""
         d = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
         d["admin_token"] = "set" if self.admin_token else ""
-        d["database_url"] = _redact_url(self.database_url)
+        d["database_url"] = redact_url(self.database_url)
+        d["rate_limit_storage_url"] = redact_url(self.rate_limit_storage_url)
         return d
 
 
@@ -104,10 +149,3 @@ def _parse(type_name: Any, raw: str) -> Any:
     if t == "float":
         return float(raw.strip())
     return raw
-
-
-def _redact_url(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url

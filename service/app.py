@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import re
@@ -15,33 +16,32 @@ from flask import Flask, Response, g, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from iscore import feedback
+from iscore.redact import public_text, public_value, redact_url
 from iscore.registry import ArtifactError, LoadedModel
 from iscore.scoring import explain, rank_order, score, tier
 from iscore.settings import Settings
-from service.errors import ApiError, register_error_handlers
+from service.body import read_body
+from service.errors import SECURITY_HEADERS, ApiError, register_error_handlers
 from service.holder import ModelHolder
+from service.limits import RateLimits
 from service.observability import Metrics, configure_logging
 from service.openapi import openapi_document
 from service.schema import (
     Headline,
     Limits,
+    canonical_json,
     in_window,
     parse_feedback,
     parse_flag,
+    parse_idempotency_key,
     parse_json_body,
     parse_rank,
     parse_score,
+    require_json,
 )
 
 access_log = logging.getLogger("iscore.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -54,7 +54,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     metrics = Metrics()
     holder = ModelHolder(settings.model_dir, on_reload=metrics.on_reload)
     app.extensions["iscore"] = {"settings": settings, "holder": holder, "metrics": metrics}
-    limits = Limits(settings.max_headlines, settings.max_headline_chars, settings.default_limit)
+    limits = Limits(settings.max_headlines, settings.max_headline_chars, settings.default_limit,
+                    max_request_chars=settings.max_request_chars,
+                    max_explain_headlines=settings.max_explain_headlines)
+    # Registry errors name the model directory; clients learn what is wrong, not where files live.
+    registry_names = [(str(settings.model_dir.resolve()), "the model registry"),
+                      (str(settings.model_dir), "the model registry")]
+
+    def public(reason: str | None) -> str | None:
+        return None if reason is None else public_text(reason, registry_names)
+
     try:
         holder.reload()
     except ArtifactError:
@@ -71,12 +80,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         g.n_headlines = None
         holder.maybe_reload(settings.reload_poll_seconds)
 
+    # After _start, so a request refused by a rate limit still has its request id and timing.
+    rate = RateLimits(app, settings)
+    app.extensions["iscore"]["rate_limits"] = rate
+
     @app.after_request
     def _finish(resp: Response) -> Response:
         route = request.url_rule.rule if request.url_rule else "(unmatched)"
         elapsed = time.perf_counter() - g.get("t0", time.perf_counter())
-        metrics.requests.labels(route=route, method=request.method, status=str(resp.status_code)).inc()
-        metrics.latency.labels(route=route).observe(elapsed)
+        metrics.observe_request(route, request.method, resp.status_code, elapsed)
         resp.headers["X-Request-ID"] = g.get("request_id", "")
         current = holder.get()
         served = g.get("model_version") or (current.version if current else None)
@@ -95,12 +107,16 @@ def create_app(settings: Settings | None = None) -> Flask:
         model = holder.get()
         if model is None:
             reason = holder.status.error if holder.status else "no model loaded"
-            raise ApiError(503, "model_unavailable", "no verified model is loaded; see /readyz", {"reason": reason})
+            raise ApiError(503, "model_unavailable", "no verified model is loaded; see /readyz",
+                           {"reason": public(reason)})
         g.model_version = model.version
         return model
 
     def json_body() -> Any:
-        return parse_json_body(request.get_data(cache=False), request.headers.get("Content-Type"))
+        content_type = request.headers.get("Content-Type")
+        require_json(content_type)  # before reading a body that would be refused anyway
+        raw = read_body(request.environ, settings.max_body_bytes, settings.body_timeout_seconds)
+        return parse_json_body(raw, content_type)
 
     def scored(model: LoadedModel, heads: list[Headline], with_explain: bool) -> list[dict[str, Any]]:
         records = [h.record() for h in heads]
@@ -119,15 +135,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.post("/v1/score")
     def score_route() -> Any:
         with_explain = parse_flag(request.args.get("explain"), "explain")
-        heads = parse_score(json_body(), limits)
+        heads = parse_score(json_body(), limits, with_explain)
         model = require_model()
+        rate.charge_headlines([h.text for h in heads], with_explain)
         return jsonify({"model_version": model.version, "scores": scored(model, heads, with_explain)})
 
     @app.post("/v1/rank")
     def rank_route() -> Any:
         with_explain = parse_flag(request.args.get("explain"), "explain")
-        req = parse_rank(json_body(), limits)
+        req = parse_rank(json_body(), limits, with_explain)
         model = require_model()
+        rate.charge_headlines([h.text for h in req.headlines], with_explain)
         heads = req.headlines
         now = req.now or datetime.now(timezone.utc)
         if req.window_minutes is not None:
@@ -147,10 +165,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     def readyz() -> Any:
         model = holder.get()
         st = holder.status
-        last = None if st is None else {"ok": st.ok, "version": st.version, "error": st.error,
+        last = None if st is None else {"ok": st.ok, "version": st.version, "error": public(st.error),
                                         "at": datetime.fromtimestamp(st.at, timezone.utc).isoformat()}
         if model is None:
-            return jsonify({"status": "not_ready", "reason": st.error if st else "no model loaded",
+            return jsonify({"status": "not_ready", "reason": public(st.error) if st else "no model loaded",
                             "last_reload": last}), 503
         g.model_version = model.version
         return jsonify({"status": "ready", "model_version": model.version, "last_reload": last})
@@ -159,10 +177,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     def model_info() -> Any:
         model = require_model()
         m = model.manifest
+        # No "command": a training command line can carry a database URL with its password.
         keys = ("version", "created_at", "libraries", "data", "target", "model_config", "features",
-                "metrics", "sha256", "model_bytes", "command")
+                "metrics", "sha256", "model_bytes")
         return jsonify({"model_version": model.version, "red_threshold": settings.red_threshold,
-                        "manifest": {k: m.get(k) for k in keys if k in m}})
+                        "manifest": public_value({k: m.get(k) for k in keys if k in m}, registry_names)})
 
     @app.get("/metrics")
     def metrics_route() -> Response:
@@ -190,7 +209,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             model = holder.reload()
         except ArtifactError as e:
             raise ApiError(409, "reload_failed", "the new version was refused; the previous model keeps serving",
-                           {"reason": str(e), "serving": before.version if before else None}) from None
+                           {"reason": public(str(e)), "serving": before.version if before else None}) from None
         g.model_version = model.version
         return jsonify({"model_version": model.version, "previous_version": before.version if before else None})
 
@@ -200,9 +219,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.post("/v1/feedback")
     def feedback_route() -> Any:
         require_admin()
-        batch = parse_feedback(json_body(), limits)
-        counts = store.call(lambda engine: feedback.store(engine, batch))
-        return jsonify(counts)
+        key = parse_idempotency_key(request.headers.get("Idempotency-Key"))
+        body = json_body()
+        batch = parse_feedback(body, limits)
+        if key is None:
+            return jsonify(store.call(lambda engine: feedback.store(engine, batch)))
+        fingerprint = hashlib.sha256(canonical_json(body)).hexdigest()
+        try:
+            counts, replayed = store.call(lambda engine: feedback.store_once(engine, batch, key, fingerprint))
+        except feedback.IdempotencyConflict:
+            raise ApiError(409, "idempotency_key_reused",
+                           "this Idempotency-Key was already used for a different batch; send a new key with a new "
+                           "batch", {"header": "Idempotency-Key"}) from None
+        resp = jsonify(counts)
+        resp.headers["Idempotent-Replayed"] = "true" if replayed else "false"
+        return resp
 
     @app.get("/v1/feedback/stats")
     def feedback_stats_route() -> Any:
@@ -234,6 +265,6 @@ class FeedbackStore:
         try:
             return fn(self.engine())
         except SQLAlchemyError as e:
-            logging.getLogger("iscore.feedback").error("feedback store failed", extra={"fields": {"error": str(e)[:500]}})
+            logging.getLogger("iscore.feedback").error("feedback store failed", extra={"fields": {"error": redact_url(str(e))[:500]}})
             raise ApiError(503, "feedback_store_unavailable",
                            "the feedback database is unavailable; nothing was stored, retry later") from None

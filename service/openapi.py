@@ -2,45 +2,81 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from iscore.settings import Settings
-from service.schema import MAX_WINDOW_MINUTES, TEXT_PATTERN
+from service.limits import EXPLAIN_FACTOR, UNIT_CHARS
+from service.schema import (
+    FLAG_PATTERN,
+    HEADLINE_TEXT_PATTERN,
+    IDEMPOTENCY_KEY_PATTERN,
+    LABEL_KIND_PATTERN,
+    MAX_ID_CHARS,
+    MAX_SOURCE_CHARS,
+    MAX_WINDOW_MINUTES,
+    NO_NUL_PATTERN,
+)
+
+ERROR_MEANINGS = {
+    400: "malformed JSON, body framing, query flag or header",
+    401: "missing or wrong bearer token",
+    403: "admin routes are off (no ISCORE_ADMIN_TOKEN)",
+    408: "the request body did not arrive within ISCORE_BODY_TIMEOUT_SECONDS; the connection is closed",
+    409: "refused (reload: the new version; feedback: Idempotency-Key reused with another body)",
+    413: "body over ISCORE_MAX_BODY_BYTES (the message gives the limit in bytes)",
+    415: "not JSON",
+    422: "invalid fields, each listed; or a per-request limit (headlines, characters, explain)",
+    429: "rate limit of this client spent (ISCORE_RATE_LIMIT, ISCORE_RATE_LIMIT_HEADLINES)",
+    503: "no model loaded / feedback database unavailable (nothing stored; retry)",
+}
+RETRY_AFTER = {"Retry-After": {"required": True, "description": "seconds to wait before retrying",
+                               "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"}}}
+# A time is ISO-8601 (format date-time) or RFC 2822 as feeds write it; both are accepted.
+TIME_DESCRIPTION = ("ISO-8601 (2026-11-24T18:05:00Z; a time without zone is UTC) "
+                    "or RFC 2822 (Tue, 24 Nov 2026 18:05:00 GMT)")
 
 
-def _error_ref() -> dict[str, Any]:
-    return {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+def _error_ref(code: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": ERROR_MEANINGS.get(code, "error"),
+                           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    if code == 429:
+        out["headers"] = RETRY_AFTER
+    return out
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    return {str(c): _error_ref() for c in codes}
+    return {str(c): _error_ref(c) for c in codes}
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
     """Build the document; every path here is a route of the app (a test checks both ways)."""
     headline = {
         "oneOf": [
-            {"type": "string", "minLength": 1, "maxLength": settings.max_headline_chars, "pattern": TEXT_PATTERN},
+            {"type": "string", "minLength": 1, "maxLength": settings.max_headline_chars, "pattern": HEADLINE_TEXT_PATTERN},
             {
                 "type": "object",
                 "additionalProperties": False,
                 "required": ["text"],
                 "properties": {
                     "text": {"type": "string", "minLength": 1, "maxLength": settings.max_headline_chars,
-                             "pattern": TEXT_PATTERN},
-                    "id": {"type": ["string", "integer", "null"], "maxLength": 200,
-                           "description": "echoed back; defaults to the item's index"},
-                    "published_at": {"type": ["string", "null"], "format": "date-time",
-                                     "description": "ISO-8601; a time without zone is taken as UTC"},
-                    "source": {"type": ["string", "null"], "maxLength": 200},
+                             "pattern": HEADLINE_TEXT_PATTERN},
+                    "id": {"type": ["string", "integer", "null"], "maxLength": MAX_ID_CHARS,
+                           "pattern": NO_NUL_PATTERN, "description": "echoed back; defaults to the item's index"},
+                    "published_at": {"type": ["string", "null"], "format": "date-time", "description": TIME_DESCRIPTION},
+                    "source": {"type": ["string", "null"], "maxLength": MAX_SOURCE_CHARS, "pattern": NO_NUL_PATTERN},
                 },
             },
         ]
     }
-    headlines = {"type": "array", "minItems": 1, "maxItems": settings.max_headlines, "items": headline}
+    headlines = {"type": "array", "minItems": 1, "maxItems": settings.max_headlines, "items": headline,
+                 "description": f"at most {settings.max_request_chars} characters of text in all "
+                                "(ISCORE_MAX_REQUEST_CHARS); strings must not hold NUL or lone surrogates"}
     explain_param = {"name": "explain", "in": "query", "required": False,
-                     "schema": {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no", "on", "off"]},
-                     "description": "add the features that pushed each score up or down most"}
+                     "schema": {"type": "string", "pattern": FLAG_PATTERN},
+                     "description": "true/false/1/0/yes/no/on/off in any case: add the features that pushed each "
+                                    f"score up or down most (at most {settings.max_explain_headlines} headlines, "
+                                    "ISCORE_MAX_EXPLAIN_HEADLINES)"}
     scored_item = {
         "type": "object",
         "required": ["id", "text", "i_score", "tier"],
@@ -51,8 +87,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "explain": {"type": "object"},
         },
     }
-    bad_input = _errors(400, 413, 415, 422, 503)
-    admin_errors = _errors(401, 403)
+    bad_input = _errors(400, 408, 413, 415, 422, 429, 503)
+    admin_errors = _errors(401, 403, 429)
     security = [{"bearer": []}]
 
     def json_ok(schema: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +116,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                               "default": settings.default_limit},
                     "window_minutes": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": MAX_WINDOW_MINUTES,
                                        "description": "keep only headlines published this many minutes before now"},
-                    "now": {"type": ["string", "null"], "format": "date-time"},
+                    "now": {"type": ["string", "null"], "format": "date-time", "description": TIME_DESCRIPTION},
                 }}}}},
             "responses": {"200": json_ok({"type": "object", "required": ["model_version", "ranked"], "properties": {
                 "model_version": {"type": "string"},
@@ -93,7 +129,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "/readyz": {"get": {"summary": "200 only when a verified model is loaded",
                             "responses": {"200": json_ok({"type": "object"}), "503": json_ok({"type": "object"})}}},
         "/v1/model": {"get": {"summary": "Manifest of the served model",
-                              "responses": {"200": json_ok({"type": "object"}), **_errors(503)}}},
+                              "responses": {"200": json_ok({"type": "object"}), **_errors(429, 503)}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
             "description": "text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": json_ok({"type": "object"})}}},
@@ -103,8 +139,12 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "responses": {"200": json_ok({"type": "object"}), **admin_errors, **_errors(409)},
         }},
         "/v1/feedback": {"post": {
-            "summary": "Store observed labels for headlines (idempotent)",
+            "summary": "Store observed labels for headlines (idempotent per item; per batch with Idempotency-Key)",
             "security": security,
+            "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                            "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
+                            "description": "a repeat with the same key and body returns the first reply without "
+                                           "writing (Idempotent-Replayed: true); the same key with another body is 409"}],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["items"], "additionalProperties": False,
                 "properties": {"items": {"type": "array", "minItems": 1, "maxItems": settings.max_headlines, "items": {
@@ -113,28 +153,39 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "if": {"properties": {"label_kind": {"const": "score"}}},
                     "then": {"properties": {"label": {"maximum": 100}}},
                     "properties": {
-                        "id": {"type": ["string", "integer", "null"], "maxLength": 200},
+                        "id": {"type": ["string", "integer", "null"], "maxLength": MAX_ID_CHARS,
+                               "pattern": NO_NUL_PATTERN},
                         "text": {"type": "string", "minLength": 1, "maxLength": settings.max_headline_chars,
-                                 "pattern": TEXT_PATTERN},
-                        "label": {"type": "number", "minimum": 0,
+                                 "pattern": HEADLINE_TEXT_PATTERN},
+                        "label": {"type": "number", "minimum": 0, "maximum": sys.float_info.max,
                                   "description": "0-100 for label_kind 'score'; a count (>= 0) otherwise"},
-                        "label_kind": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,39}$", "default": "score"},
-                        "published_at": {"type": ["string", "null"], "format": "date-time"},
-                        "source": {"type": ["string", "null"], "maxLength": 200},
-                        "observed_at": {"type": ["string", "null"], "format": "date-time"},
+                        "label_kind": {"type": "string", "pattern": LABEL_KIND_PATTERN, "default": "score"},
+                        "published_at": {"type": ["string", "null"], "format": "date-time",
+                                         "description": TIME_DESCRIPTION},
+                        "source": {"type": ["string", "null"], "maxLength": MAX_SOURCE_CHARS,
+                                   "pattern": NO_NUL_PATTERN},
+                        "observed_at": {"type": ["string", "null"], "format": "date-time",
+                                        "description": TIME_DESCRIPTION},
                     }}}}}}}},
-            "responses": {"200": json_ok({"type": "object"}), **admin_errors, **bad_input},
+            "responses": {"200": {**json_ok({"type": "object"}), "headers": {"Idempotent-Replayed": {
+                "description": "with an Idempotency-Key: true when this is the stored reply of an earlier request",
+                "schema": {"type": "string", "enum": ["true", "false"]}}}},
+                **admin_errors, **bad_input, **_errors(409)},
         }},
         "/v1/feedback/stats": {"get": {
             "summary": "Feedback counts by day and label kind", "security": security,
-            "responses": {"200": json_ok({"type": "object"}), **admin_errors},
+            "responses": {"200": json_ok({"type": "object"}), **admin_errors, **_errors(503)},
         }},
     }
     return {
         "openapi": "3.1.0",
         "info": {"title": "i-Score", "version": "1",
                  "description": "Headline importance scores (0-100) with red/blue tiers. "
-                                f"red at or above {settings.red_threshold}."},
+                                f"red at or above {settings.red_threshold}. Rate limits per client (admin token, "
+                                f"else address): {settings.rate_limit or 'none'} requests over all /v1 routes and "
+                                f"{settings.rate_limit_headlines or 'no'} headline units (one per started "
+                                f"{UNIT_CHARS} characters of a headline, x{EXPLAIN_FACTOR} with explain); 429 with "
+                                "Retry-After beyond."},
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

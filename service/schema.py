@@ -7,6 +7,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from iscore.features import normalize_text
@@ -16,11 +17,27 @@ MAX_ID_CHARS = 200
 MAX_SOURCE_CHARS = 200
 MAX_WINDOW_MINUTES = 60 * 24 * 366 * 10
 MAX_JSON_DEPTH = 32
+LABEL_KIND_PATTERN = "^[a-z][a-z0-9_]{0,39}$"
+# Printable ASCII without spaces (UUIDs, ULIDs, "batch-2026-11-24-001"...).
+IDEMPOTENCY_KEY_PATTERN = "^[!-~]{1,200}$"
+FLAG_TRUE = ("true", "1", "yes", "on")
+FLAG_FALSE = ("false", "0", "no", "off")
+# The same words in any letter case, spelled for JSON Schema (ECMA-262 has no (?i) flag).
+FLAG_PATTERN = "^(" + "|".join("".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in w)
+                               for w in FLAG_TRUE + FLAG_FALSE) + ")$"
+# NUL and unpaired UTF-16 surrogates: JSON can carry them ("\u0000", "\udfff") but PostgreSQL text
+# cannot store NUL and no UTF-8 encoder takes a lone surrogate, so they are refused at the door.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_PROBLEM = "must not contain NUL (U+0000) or unpaired surrogate (U+D800-U+DFFF) characters"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # A headline needs one character that is neither white space nor a control character. The set is
 # spelled out (no \s) so the OpenAPI document states exactly the rule the server applies.
 TEXT_PATTERN = "[^ \\t\\n\\r\\f\\v\\x00-\\x1f\\x7f-\\x9f\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]"
 _VISIBLE = re.compile(TEXT_PATTERN)
+# For the OpenAPI document: strings without NUL (refused below, see _UNSTORABLE), and headline text
+# that also has one visible character. JSON Schema has one pattern per string, hence the combination.
+NO_NUL_PATTERN = "^[^\\x00]*$"
+HEADLINE_TEXT_PATTERN = "^[^\\x00]*" + TEXT_PATTERN + "[^\\x00]*$"
 
 
 @dataclass(frozen=True)
@@ -30,6 +47,8 @@ class Limits:
     max_headlines: int
     max_headline_chars: int
     default_limit: int = 10
+    max_request_chars: int = 300_000
+    max_explain_headlines: int = 100
 
 
 @dataclass(frozen=True)
@@ -76,12 +95,37 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
-def parse_json_body(raw: bytes, content_type: str | None) -> Any:
-    """Decode a JSON request body or raise the matching 415/400 ApiError."""
+def unstorable_strings(value: Any, limit: int = 50) -> list[str]:
+    """Paths (``items[0].id``, ``headlines[2].<key>``) of strings holding NUL or lone surrogates."""
+    found: list[str] = []
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack and len(found) < limit:
+        v, path = stack.pop()
+        if isinstance(v, str):
+            if _UNSTORABLE.search(v):
+                found.append(path or "(body)")
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                if _UNSTORABLE.search(k):
+                    found.append(f"{path + '.' if path else ''}<key>")
+                    continue
+                stack.append((x, f"{path}.{k}" if path else k))
+        elif isinstance(v, list):
+            stack.extend((x, f"{path}[{i}]") for i, x in enumerate(v))
+    return sorted(found)
+
+
+def require_json(content_type: str | None) -> None:
+    """Raise the 415 ApiError unless the content type is JSON (checked before the body is read)."""
     mimetype = (content_type or "").split(";", 1)[0].strip().lower()
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise ApiError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json",
                        {"content_type": content_type or None})
+
+
+def parse_json_body(raw: bytes, content_type: str | None) -> Any:
+    """Decode a JSON request body or raise the matching 415/400/422 ApiError."""
+    require_json(content_type)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -95,6 +139,12 @@ def parse_json_body(raw: bytes, content_type: str | None) -> Any:
         raise ApiError(400, "malformed_json", f"the body is not acceptable JSON: {str(e)[:200]}") from None
     if _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise ApiError(400, "malformed_json", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    # Cheap pre-check on the raw text: NUL and surrogates only reach strings through \u escapes.
+    if "\\u" in text:
+        bad = unstorable_strings(value)
+        if bad:
+            raise ApiError(422, "invalid_request", f"{len(bad)} problem(s) in the request; see details",
+                           [_problem(path, UNSTORABLE_PROBLEM) for path in bad])
     return value
 
 
@@ -102,17 +152,20 @@ def _problem(field: str, problem: str) -> dict[str, str]:
     return {"field": field, "problem": problem}
 
 
+TIME_PROBLEM = "must be an ISO-8601 string such as 2026-11-24T18:05:00Z or an RFC 2822 date such as " \
+               "Tue, 24 Nov 2026 18:05:00 GMT"
+
+
 def parse_time(value: Any, field: str, problems: list[dict[str, str]]) -> datetime | None:
-    """An ISO-8601 timestamp as an aware UTC datetime; naive times are taken as UTC."""
+    """An ISO-8601 or RFC 2822 (RSS) timestamp as an aware UTC datetime; naive times are taken as UTC."""
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > 64:
-        problems.append(_problem(field, "must be an ISO-8601 string such as 2026-11-24T18:05:00Z"))
+        problems.append(_problem(field, TIME_PROBLEM))
         return None
-    try:
-        t = datetime.fromisoformat(value.strip())
-    except ValueError:
-        problems.append(_problem(field, "must be an ISO-8601 string such as 2026-11-24T18:05:00Z"))
+    t = _iso_or_rfc2822(value.strip())
+    if t is None:
+        problems.append(_problem(field, TIME_PROBLEM))
         return None
     if t.tzinfo is None:
         t = t.replace(tzinfo=timezone.utc)
@@ -121,6 +174,21 @@ def parse_time(value: Any, field: str, problems: list[dict[str, str]]) -> dateti
     except (OverflowError, ValueError):
         # e.g. 0001-01-01T00:00+02:00 is before the first representable UTC instant
         return datetime.min.replace(tzinfo=timezone.utc) if t.year == 1 else datetime.max.replace(tzinfo=timezone.utc)
+
+
+def _iso_or_rfc2822(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    if "," not in text and not any(c.isalpha() for c in text):
+        return None  # RFC 2822 names a month; this spares odd numbers the lenient email parser
+    try:
+        # Feeds (RSS pubDate) write "Wed, 01 May 2024 11:30:00 GMT"; "-0000" means "zone unknown"
+        # and comes back naive, which is then taken as UTC like a zone-less ISO time.
+        return parsedate_to_datetime(text)
+    except (ValueError, TypeError, IndexError, OverflowError):
+        return None
 
 
 def _opt_str(value: Any, field: str, max_chars: int, problems: list[dict[str, str]]) -> str | None:
@@ -184,6 +252,7 @@ def parse_headlines(body: Any, limits: Limits, allowed: frozenset[str]) -> list[
                        f"at most {limits.max_headlines} headlines per request (got {len(items)}); "
                        "split the batch or raise ISCORE_MAX_HEADLINES",
                        {"max_headlines": limits.max_headlines, "got": len(items)})
+    check_request_chars(items, limits)  # first: it is cheap, validating 2 million characters is not
     out = []
     for i, item in enumerate(items):
         h = _headline(item, i, limits, problems)
@@ -197,14 +266,45 @@ def parse_headlines(body: Any, limits: Limits, allowed: frozenset[str]) -> list[
     return out
 
 
-def parse_score(body: Any, limits: Limits) -> list[Headline]:
+def check_request_chars(items: list[Any], limits: Limits) -> None:
+    """Raise 422 when the headline texts of one request add up to more than the limit.
+
+    A headline over its own limit is left to the per-headline check, whose message names it.
+    """
+    total = 0
+    for item in items:
+        text = item.get("text") if isinstance(item, dict) else item
+        if isinstance(text, str):
+            if len(text) > limits.max_headline_chars:
+                return
+            total += len(text)
+    if total > limits.max_request_chars:
+        raise ApiError(422, "too_many_characters",
+                       f"at most {limits.max_request_chars} characters of headline text per request (got {total}); "
+                       "split the batch or raise ISCORE_MAX_REQUEST_CHARS",
+                       {"max_request_chars": limits.max_request_chars, "got": total})
+
+
+def check_explain(n_headlines: int, with_explain: bool, limits: Limits) -> None:
+    """Raise 422 when explain is asked for more headlines than the limit (explain costs 2-4x a score)."""
+    if with_explain and n_headlines > limits.max_explain_headlines:
+        raise ApiError(422, "too_many_headlines_to_explain",
+                       f"explain=true takes at most {limits.max_explain_headlines} headlines per request "
+                       f"(got {n_headlines}); split the batch or drop explain (ISCORE_MAX_EXPLAIN_HEADLINES)",
+                       {"max_explain_headlines": limits.max_explain_headlines, "got": n_headlines})
+
+
+def parse_score(body: Any, limits: Limits, with_explain: bool = False) -> list[Headline]:
     """Validate a /v1/score body."""
-    return parse_headlines(body, limits, frozenset({"headlines"}))
+    heads = parse_headlines(body, limits, frozenset({"headlines"}))
+    check_explain(len(heads), with_explain, limits)
+    return heads
 
 
-def parse_rank(body: Any, limits: Limits) -> RankRequest:
+def parse_rank(body: Any, limits: Limits, with_explain: bool = False) -> RankRequest:
     """Validate a /v1/rank body."""
     headlines = parse_headlines(body, limits, frozenset({"headlines", "limit", "window_minutes", "now"}))
+    check_explain(len(headlines), with_explain, limits)
     problems: list[dict[str, str]] = []
     limit = body.get("limit", limits.default_limit)
     if isinstance(limit, float) and limit.is_integer():  # JSON Schema counts 10.0 as an integer
@@ -234,18 +334,35 @@ def in_window(h: Headline, now: datetime, window_minutes: float) -> bool:
 
 
 def parse_flag(value: str | None, name: str) -> bool:
-    """A boolean query flag: true/false/1/0/yes/no/on/off, lower case as documented (absent = false)."""
+    """A boolean query flag: true/false/1/0/yes/no/on/off in any letter case (absent = false)."""
     if value is None:
         return False
-    v = value
-    if v in ("1", "true", "yes", "on"):
+    v = value.lower()
+    if v in FLAG_TRUE:
         return True
-    if v in ("0", "false", "no", "off"):
+    if v in FLAG_FALSE:
         return False
-    raise ApiError(400, "invalid_query", f"query parameter {name!r} must be true or false", {"got": value[:50]})
+    raise ApiError(400, "invalid_query", f"query parameter {name!r} must be one of "
+                   f"{'/'.join(FLAG_TRUE + FLAG_FALSE)} (any case)", {"got": value[:50]})
 
 
-_LABEL_KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+def parse_idempotency_key(value: str | None) -> str | None:
+    """The Idempotency-Key header (absent = None), or a 400 ApiError."""
+    if value is None:
+        return None
+    if not _IDEMPOTENCY_KEY.match(value):
+        raise ApiError(400, "invalid_header", "Idempotency-Key must be 1-200 printable ASCII characters without "
+                       "spaces, e.g. a UUID", {"header": "Idempotency-Key"})
+    return value
+
+
+def canonical_json(value: Any) -> bytes:
+    """One byte string per JSON value, whatever the key order or spacing (for request fingerprints)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+_LABEL_KIND = re.compile(LABEL_KIND_PATTERN)
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def parse_feedback(body: Any, limits: Limits) -> list[Any]:
@@ -261,6 +378,7 @@ def parse_feedback(body: Any, limits: Limits) -> list[Any]:
     if len(raw) > limits.max_headlines:
         raise ApiError(422, "too_many_items", f"at most {limits.max_headlines} items per request (got {len(raw)})",
                        {"max_items": limits.max_headlines, "got": len(raw)})
+    check_request_chars(raw, limits)
     problems: list[dict[str, str]] = []
     if extra:
         problems.append(_problem("(body)", f"unknown field(s): {', '.join(sorted(map(str, extra)))[:200]}"))
@@ -277,10 +395,10 @@ def parse_feedback(body: Any, limits: Limits) -> list[Any]:
                        "published_at": item.get("published_at")}, i, limits, problems)
         kind = item.get("label_kind", "score")
         if not isinstance(kind, str) or not _LABEL_KIND.match(kind):
-            problems.append(_problem(f"{f}.label_kind", "must match [a-z][a-z0-9_]{0,39}, e.g. score, shares, clicks"))
+            problems.append(_problem(f"{f}.label_kind", f"must match {LABEL_KIND_PATTERN}, e.g. score, shares, clicks"))
             kind = "score"
-        label = item.get("label")
-        if isinstance(label, bool) or not isinstance(label, (int, float)) or not math.isfinite(label):
+        label = _finite_number(item.get("label"))
+        if label is None:
             problems.append(_problem(f"{f}.label", "is required and must be a finite number"))
         elif label < 0 or (kind == "score" and label > 100):
             problems.append(_problem(f"{f}.label", "must be >= 0 (and <= 100 for label_kind 'score')"))
@@ -294,3 +412,14 @@ def parse_feedback(body: Any, limits: Limits) -> list[Any]:
     if problems:
         raise ApiError(422, "invalid_request", f"{len(problems)} problem(s) in the request; see details", problems[:50])
     return out
+
+
+def _finite_number(value: Any) -> float | None:
+    """``value`` as a finite float, or None (booleans, strings, and integers too big for a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        f = float(value)  # 1 followed by 400 zeros parses as an int and overflows here
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None

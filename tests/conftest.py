@@ -20,6 +20,9 @@ HEAVY = ["earthquake kills", "war breaks out", "election result", "court rules",
 LIGHT = ["cute cats", "cake recipe", "celebrity haircut", "quiz", "holiday photos", "new sneakers",
          "garden tips", "best brunch"]
 PLACES = ["Chile", "Kenya", "Ohio", "Paris", "Manila", "Texas"]
+# Admin tokens must be 16+ characters without inner white space (iscore/settings.py); tests share this one.
+ADMIN_TOKEN = "s3cret-token-for-tests"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def make_rows(n: int = 600, seed: int = 0) -> list[dict]:
@@ -83,7 +86,7 @@ def model_dir(tmp_path, tiny_model) -> Path:
 
 @pytest.fixture()
 def settings(model_dir, tmp_path) -> Settings:
-    return Settings(model_dir=model_dir, admin_token="s3cret-token", reload_poll_seconds=0,
+    return Settings(model_dir=model_dir, admin_token=ADMIN_TOKEN, reload_poll_seconds=0,
                     database_url=f"sqlite:///{tmp_path / 'feedback.db'}",
                     max_headlines=50, max_headline_chars=300, max_body_bytes=20_000)
 

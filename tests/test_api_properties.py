@@ -1,4 +1,4 @@
-"""Property tests: arbitrary bodies, headers and query strings never produce a 5xx."""
+"""Property tests: arbitrary bodies, headers and query strings never produce a 5xx (admin routes with the token)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from service.errors import ApiError
 from service.schema import Limits, parse_json_body, parse_rank, parse_score
+from tests.conftest import AUTH
+from tests.test_feedback import db_url, fb_client  # noqa: F401 - fixtures: SQLite, PostgreSQL (skips with the reason)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
@@ -104,3 +106,33 @@ def test_body_parser_raises_only_api_errors(raw):
 @pytest.mark.parametrize("ctype", ["application/json", "application/json; charset=utf-8", "application/vnd.x+json"])
 def test_json_content_types_are_accepted(ctype):
     assert parse_json_body(b'{"a": 1}', ctype) == {"a": 1}
+
+
+# --- the database-backed routes, with the admin token, on SQLite and PostgreSQL -----------------
+
+nasty_text = st.one_of(st.text(max_size=30), st.sampled_from(["\udfff", "a\x00b", "\ud800x", "\x00", " ", "ok"]))
+labels = st.one_of(st.integers(min_value=-10, max_value=10**6), st.floats(allow_nan=False), st.just(10**400),
+                   st.just(-(10**400)), json_values)
+feedback_items = st.one_of(
+    st.fixed_dictionaries({"text": nasty_text, "label": labels}, optional={
+        "id": st.one_of(nasty_text, st.integers(), st.none()),
+        "source": st.one_of(nasty_text, st.none()),
+        "label_kind": st.one_of(st.sampled_from(["score", "shares", "clicks"]), nasty_text),
+        "published_at": st.one_of(st.sampled_from(["2026-11-24T10:00:00Z", "Wed, 01 May 2024 11:30:00 GMT"]), nasty_text),
+        "observed_at": st.one_of(st.sampled_from(["2026-11-24T10:00:00+05:30", "Tue, 24 Nov 2026 10:00 -0000"]), nasty_text),
+    }),
+    json_values,
+)
+feedback_bodies = st.one_of(json_values, st.fixed_dictionaries({"items": st.lists(feedback_items, max_size=6)}))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=feedback_bodies, key=st.one_of(st.none(), st.sampled_from(["k1", "k2", "bad key", ""])),
+       route=st.sampled_from(["POST /v1/feedback", "POST /v1/feedback", "GET /v1/feedback/stats", "POST /v1/admin/reload"]))
+def test_admin_routes_with_the_token_never_5xx(fb_client, body, key, route):  # noqa: F811 - SQLite and PostgreSQL
+    method, path = route.split()
+    headers = {**AUTH, **({"Idempotency-Key": key} if key is not None else {})}
+    resp = fb_client.open(path, method=method, data=json.dumps(body), content_type="application/json", headers=headers)
+    assert resp.status_code < 500, resp.get_data(as_text=True)
+    if resp.status_code >= 400:
+        assert set(resp.get_json()) == {"error", "message", "details"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 
@@ -13,7 +14,7 @@ from iscore.feedback import FeedbackItem
 from iscore.settings import Settings
 from tests.test_api import assert_error
 
-AUTH = {"Authorization": "Bearer s3cret-token"}
+from tests.conftest import ADMIN_TOKEN, AUTH  # noqa: F401 - the shared test token (16+ characters)
 PG_URL = os.environ.get("ISCORE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -37,7 +38,7 @@ def db_url(request, tmp_path):
         pytest.skip(reason)
     eng = sa.create_engine(PG_URL)
     with eng.begin() as c:
-        for t in ("feedback_history", "feedback_items", "schema_version"):
+        for t in ("feedback_history", "feedback_items", "feedback_idempotency", "schema_version"):
             c.execute(sa.text(f"DROP TABLE IF EXISTS {t} CASCADE"))
     eng.dispose()
     return PG_URL
@@ -47,7 +48,7 @@ def db_url(request, tmp_path):
 def fb_client(model_dir, db_url):
     from service.app import create_app
 
-    app = create_app(Settings(model_dir=model_dir, admin_token="s3cret-token", reload_poll_seconds=0,
+    app = create_app(Settings(model_dir=model_dir, admin_token=ADMIN_TOKEN, reload_poll_seconds=0,
                               database_url=db_url))
     return app.test_client()
 
@@ -84,7 +85,7 @@ def test_feedback_is_idempotent_latest_wins_history_kept(fb_client):
 def test_restart_between_write_and_read(model_dir, db_url):
     from service.app import create_app
 
-    s = Settings(model_dir=model_dir, admin_token="s3cret-token", reload_poll_seconds=0, database_url=db_url)
+    s = Settings(model_dir=model_dir, admin_token=ADMIN_TOKEN, reload_poll_seconds=0, database_url=db_url)
     first = create_app(s).test_client()
     assert first.post("/v1/feedback", json={"items": [{"text": "Floods in Kenya", "label": 70}]},
                       headers=AUTH).status_code == 200
@@ -147,7 +148,7 @@ def test_feedback_needs_token(client):
 def test_database_down_is_503_not_500(model_dir):
     from service.app import create_app
 
-    c = create_app(Settings(model_dir=model_dir, admin_token="s3cret-token", reload_poll_seconds=0,
+    c = create_app(Settings(model_dir=model_dir, admin_token=ADMIN_TOKEN, reload_poll_seconds=0,
                             database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")).test_client()
     assert_error(c.post("/v1/feedback", json={"items": [{"text": "x", "label": 1}]}, headers=AUTH),
                  503, "feedback_store_unavailable")
@@ -166,7 +167,7 @@ def test_full_loop_score_feedback_retrain_reload(tmp_path, capsys):
     args = ["--data", str(data), "--text-col", "headline", "--label-col", "shares", "--time-col", "when",
             "--source-col", "site", "--min-rows", "50"]
     assert cli.main(["--registry", str(reg), "retrain", *args]) == cli.EXIT_OK
-    app = create_app(Settings(model_dir=reg, admin_token="s3cret-token", reload_poll_seconds=0, database_url=db))
+    app = create_app(Settings(model_dir=reg, admin_token=ADMIN_TOKEN, reload_poll_seconds=0, database_url=db))
     c = app.test_client()
     heads = [f"Minister resigns over scandal in {p}" for p in ("Chile", "Kenya", "Ohio", "Paris")] + \
             [f"Best brunch in {p} today" for p in ("Chile", "Kenya", "Ohio", "Paris")]
@@ -188,3 +189,63 @@ def test_full_loop_score_feedback_retrain_reload(tmp_path, capsys):
     assert second["model_version"] == v2
     gap = lambda r: (sum(s["i_score"] for s in r["scores"][:4]) - sum(s["i_score"] for s in r["scores"][4:])) / 4
     assert gap(second) > gap(first)  # the feedback moved the model the way editors asked
+
+
+# --- Idempotency-Key (tracker #12 item 9) ---------------------------------------------------------
+
+def test_retried_batch_with_the_same_key_is_stored_once(fb_client):
+    body = {"items": [{"id": "k1", "text": "Floods in Kenya", "label": 70},
+                      {"text": "Cute cats", "label": 5, "observed_at": "2026-11-20T10:00:00Z"}]}
+    headers = {**AUTH, "Idempotency-Key": "batch-2026-11-24-0001"}
+    first = fb_client.post("/v1/feedback", json=body, headers=headers)
+    assert first.status_code == 200 and first.headers["Idempotent-Replayed"] == "false"
+    # the reply was lost; the client retries, even with the keys in another order
+    again = fb_client.post("/v1/feedback", data=json.dumps(body, sort_keys=True, indent=1),
+                           content_type="application/json", headers=headers)
+    assert again.status_code == 200 and again.get_json() == first.get_json() == {"received": 2, "new": 2, "updated": 0}
+    assert again.headers["Idempotent-Replayed"] == "true"
+    stats = fb_client.get("/v1/feedback/stats", headers=AUTH).get_json()
+    assert stats["items"] == 2 and stats["submissions"] == 2  # history counts the batch once
+    # without a key, a repeat is a new submission as before
+    assert fb_client.post("/v1/feedback", json=body, headers=AUTH).get_json()["updated"] == 2
+    assert fb_client.get("/v1/feedback/stats", headers=AUTH).get_json()["submissions"] == 4
+
+
+def test_same_key_with_another_body_is_409_and_writes_nothing(fb_client):
+    headers = {**AUTH, "Idempotency-Key": "0b6f7c3e-5a0e-4d1e-9a57-4f1c1b6a2f10"}
+    assert fb_client.post("/v1/feedback", json={"items": [{"text": "A", "label": 1}]}, headers=headers).status_code == 200
+    b = assert_error(fb_client.post("/v1/feedback", json={"items": [{"text": "B", "label": 2}]}, headers=headers),
+                     409, "idempotency_key_reused")
+    assert "Idempotency-Key" in b["message"]
+    assert fb_client.get("/v1/feedback/stats", headers=AUTH).get_json()["items"] == 1
+
+
+@pytest.mark.parametrize("key", ["", "has space", "x" * 201, "caf\u00e9"])
+def test_malformed_idempotency_keys_are_400(client, key):
+    assert_error(client.post("/v1/feedback", json={"items": [{"text": "A", "label": 1}]},
+                             headers={**AUTH, "Idempotency-Key": key}), 400, "invalid_header")
+
+
+def test_concurrent_retries_with_one_key_store_the_batch_once(db_url):
+    engines = [feedback.make_engine(db_url) for _ in range(4)]
+    feedback.migrate(engines[0])
+    batch = [FeedbackItem(text=f"item {i}", label=i, id=f"c{i}") for i in range(30)]
+    results, errors = [], []
+
+    def send(w: int) -> None:
+        try:
+            results.append(feedback.store_once(engines[w], batch, "same-key", "f" * 64))
+        except Exception as e:  # collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=send, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # SQLite may refuse a racing writer (busy snapshot: the client's retry then replays); never a double write
+    assert all("locked" in str(e) or "busy" in str(e).lower() for e in errors), errors
+    assert sum(1 for _, replayed in results if not replayed) == 1
+    st = feedback.stats(engines[0])
+    assert st["items"] == 30 and st["submissions"] == 30
+

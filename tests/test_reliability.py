@@ -19,7 +19,7 @@ from iscore.scoring import score
 from iscore.settings import Settings
 from tests.conftest import fit_tiny, publish_tiny
 
-AUTH = {"Authorization": "Bearer s3cret-token"}
+from tests.conftest import ADMIN_TOKEN, AUTH  # noqa: F401 - the shared test token (16+ characters)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -105,7 +105,7 @@ def test_admin_token_uses_constant_time_comparison(client, monkeypatch):
     real = hmac.compare_digest
     monkeypatch.setattr(hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
     client.post("/v1/admin/reload", headers={"Authorization": "Bearer guess"})
-    assert calls and calls[0][1] == b"s3cret-token"
+    assert calls and calls[0][1] == ADMIN_TOKEN.encode()
 
 
 def test_no_route_unpickles_or_opens_request_paths():

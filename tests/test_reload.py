@@ -12,7 +12,7 @@ from iscore.settings import Settings
 from service.holder import ModelHolder
 from tests.conftest import fit_tiny, publish_tiny
 
-AUTH = {"Authorization": "Bearer s3cret-token"}
+from tests.conftest import ADMIN_TOKEN, AUTH  # noqa: F401 - the shared test token (16+ characters)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,9 @@
 
 Checks every operation for: no 5xx, responses that match the documented schema and status codes,
 and invalid (schema-violating) requests being rejected. ISCORE_FUZZ_EXAMPLES sets the examples per
-operation (CI default 100; the reliability run uses 1000).
+operation (CI default 100; the reliability run uses 1000). Every operation runs on SQLite with the
+admin token; the database-backed ones (/v1/feedback, /v1/feedback/stats, /v1/admin/reload) run again
+on PostgreSQL with a quarter of the examples (skipped with the reason when none answers; CI has one).
 """
 
 from __future__ import annotations
@@ -16,21 +18,28 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hsettings
 
 from iscore.settings import Settings
-from tests.conftest import fit_tiny, publish_tiny
+from tests.conftest import ADMIN_TOKEN, fit_tiny, publish_tiny
+from tests.test_feedback import PG_URL, _pg_reachable
 
 EXAMPLES = int(os.environ.get("ISCORE_FUZZ_EXAMPLES", "100"))
+DB_ROUTES = r"^/v1/(feedback|admin/)"
+
+
+def _fuzz_app(tmp: Path, database_url: str):
+    from service.app import create_app
+
+    reg = tmp / "models"
+    publish_tiny(reg, fit_tiny()[0])
+    # default body limit: 413 is tested in test_api; rate limits off: they are tested in test_limits
+    return create_app(Settings(model_dir=Path(reg), admin_token=ADMIN_TOKEN, reload_poll_seconds=0,
+                               database_url=database_url, max_headlines=50, max_headline_chars=300,
+                               rate_limit="", rate_limit_headlines=""))
 
 
 @pytest.fixture(scope="module")
 def fuzz_app(tmp_path_factory):
-    from service.app import create_app
-
     tmp = tmp_path_factory.mktemp("fuzz")
-    reg = tmp / "models"
-    publish_tiny(reg, fit_tiny()[0])
-    return create_app(Settings(model_dir=Path(reg), admin_token="fuzz-token", reload_poll_seconds=0,
-                               database_url=f"sqlite:///{tmp / 'fb.db'}", max_headlines=50,
-                               max_headline_chars=300))  # default body limit: 413 is tested in test_api
+    return _fuzz_app(tmp, f"sqlite:///{tmp / 'fb.db'}")
 
 
 schema = schemathesis.pytest.from_fixture("fuzz_schema")
@@ -48,4 +57,29 @@ def fuzz_schema(fuzz_app):
 @schema.parametrize()
 @hsettings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_openapi_contract(case):
-    case.call_and_validate(headers={"Authorization": "Bearer fuzz-token"})
+    case.call_and_validate(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+
+
+pg_schema = schemathesis.pytest.from_fixture("fuzz_schema_pg")
+
+
+@pytest.fixture(scope="module")
+def fuzz_schema_pg(tmp_path_factory):
+    reason = _pg_reachable()
+    if reason:
+        pytest.skip(reason)
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(PG_URL)
+    with eng.begin() as c:
+        for t in ("feedback_history", "feedback_items", "feedback_idempotency", "schema_version"):
+            c.execute(sa.text(f"DROP TABLE IF EXISTS {t} CASCADE"))
+    eng.dispose()
+    app = _fuzz_app(tmp_path_factory.mktemp("fuzz-pg"), PG_URL)
+    yield schemathesis.openapi.from_wsgi("/openapi.json", app).include(path_regex=DB_ROUTES)
+
+
+@pg_schema.parametrize()
+@hsettings(max_examples=max(10, EXAMPLES // 4), deadline=None, suppress_health_check=list(HealthCheck))
+def test_openapi_contract_on_postgresql(case):
+    case.call_and_validate(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})

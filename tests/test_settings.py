@@ -30,7 +30,7 @@ def test_bad_values_name_the_variable(env, fragment):
 
 
 def test_public_view_hides_secrets():
-    s = Settings(admin_token="hunter2", database_url="postgresql+psycopg://app:pw@db:5432/iscore")
+    s = Settings(admin_token="hunter2-hunter2-hunter2", database_url="postgresql+psycopg://app:pw@db:5432/iscore")
     pub = s.public()
     assert pub["admin_token"] == "set" and "hunter2" not in str(pub)
     assert pub["database_url"] == "postgresql+psycopg://***@db:5432/iscore"

@@ -1,0 +1,110 @@
+"""gunicorn workers whose own error replies use the service's JSON error shape.
+
+gunicorn answers requests it cannot parse (bad request line or header, a request line over
+limit_request_line, too many or too large headers, an unsupported Transfer-Encoding) and errors that
+escape the app itself, before or after the app runs: ``Worker.handle_error`` (gunicorn 27.0.1,
+workers/base.py) picks the status and writes an HTML page through ``util.write_error``, without
+X-Request-ID or security headers.
+
+Why a worker subclass and not limits enforced inside the app: raising gunicorn's limits a little and
+checking the same limits in the app first would cover only 414 and 431; malformed request lines,
+methods, versions, headers and transfer codings never reach the app, so only handle_error can
+answer them. The subclass keeps gunicorn's choice of status and its logging: it lets the original
+handle_error write into a buffer instead of the socket, reads the status line back, and sends the
+JSON reply in its place.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from gunicorn import util
+from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
+from gunicorn.workers.sync import SyncWorker as _SyncWorker
+
+from service.errors import SECURITY_HEADERS
+
+# status -> (error code, message); gunicorn's own text can echo the raw request, so it is not used.
+MESSAGES = {
+    400: ("bad_request", "the request line or a header is malformed (HTTP/1.1 syntax)"),
+    403: ("forbidden", "request forbidden"),
+    414: ("uri_too_long", "the request line is too long; send the data in the body"),
+    417: ("expectation_failed", "unsupported Expect header"),
+    431: ("request_header_fields_too_large", "too many or too large request headers"),
+    501: ("not_implemented", "unsupported Transfer-Encoding; send the body as is or chunked"),
+}
+INTERNAL = ("internal_error", "unexpected server error; it has been logged")
+WORKER_CLASSES = {
+    "gevent": "service.workers.GeventWorker",
+    "gthread": "service.workers.ThreadWorker",
+    "sync": "service.workers.SyncWorker",
+}
+
+
+class _Buffer:
+    """Takes the place of the client socket while gunicorn writes its HTML error page."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def gettimeout(self) -> float:
+        return 0.0  # util.write_nonblock then writes straight through sendall
+
+    def setblocking(self, flag: Any) -> None:
+        pass
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
+
+
+def json_error_reply(status: int, reason: str) -> bytes:
+    """A complete HTTP/1.1 error reply in the service's error shape (the connection then closes)."""
+    error, message = MESSAGES.get(status, INTERNAL if status >= 500 else ("bad_request", reason or "bad request"))
+    body = json.dumps({"error": error, "message": message, "details": None}).encode()
+    headers = [f"HTTP/1.1 {status} {reason}", "Connection: close", "Content-Type: application/json",
+               f"Content-Length: {len(body)}", f"X-Request-ID: {uuid.uuid4().hex}",
+               *(f"{k}: {v}" for k, v in SECURITY_HEADERS.items())]
+    return ("\r\n".join(headers) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _status_line(data: bytes) -> tuple[int, str] | None:
+    """(status, reason) from the first line of an HTTP reply, or None."""
+    parts = bytes(data).split(b"\r\n", 1)[0].split(b" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        return None
+    return int(parts[1]), parts[2].decode("latin-1") if len(parts) > 2 else ""
+
+
+class JsonErrorsMixin:
+    """Replaces the HTML of gunicorn's handle_error with the JSON error shape."""
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        buffer = _Buffer()
+        super().handle_error(req, buffer, addr, exc)  # type: ignore[misc] - status, logs, access log
+        status = _status_line(buffer.data)
+        if status is None:
+            return
+        try:
+            util.write_nonblock(client, json_error_reply(*status))
+        except Exception:  # noqa: BLE001 - the client is gone; nothing to tell it
+            self.log.debug("Failed to send error message.")  # type: ignore[attr-defined]
+
+
+class ThreadWorker(JsonErrorsMixin, _ThreadWorker):
+    """gunicorn's gthread worker with JSON error replies."""
+
+
+class SyncWorker(JsonErrorsMixin, _SyncWorker):
+    """gunicorn's sync worker with JSON error replies."""
+
+
+try:
+    from gunicorn.workers.ggevent import GeventWorker as _GeventWorker
+
+    class GeventWorker(JsonErrorsMixin, _GeventWorker):
+        """gunicorn's gevent worker (the default) with JSON error replies."""
+
+except ImportError:  # gevent absent: only the other workers are offered
+    pass

@@ -1,0 +1,121 @@
+"""No secret or file-system path in public replies or logs; admin token hygiene (tracker #12, items 1 and 8)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from iscore import registry
+from iscore.settings import Settings, SettingsError
+from service.observability import JsonFormatter
+from tests.conftest import ADMIN_TOKEN, AUTH, publish_tiny
+from tests.test_api import assert_error
+
+DB_URL = "postgresql+psycopg://postgres:PASSWORD@127.0.0.1:5432/test"
+
+
+def _app(model_dir: Path, **kw):
+    from service.app import create_app
+
+    return create_app(Settings(model_dir=model_dir, admin_token=ADMIN_TOKEN, reload_poll_seconds=0, **kw))
+
+
+def test_model_route_shows_no_command_credentials_or_directories(tmp_path, tiny_model):
+    reg = tmp_path / "models"
+    secret_dir = tmp_path / "secret-data-dir"
+    publish_tiny(reg, tiny_model[0],
+                 command=f"iscore-train retrain --data {secret_dir}/posts.csv --feedback --feedback-db {DB_URL}",
+                 data={"fingerprint": "feedc0de" * 8, "spec": {"path": f"{secret_dir}/posts.csv", "format": "csv"},
+                       "note": f"merged with {DB_URL}"})
+    r = _app(reg).test_client().get("/v1/model")
+    assert r.status_code == 200
+    text = r.get_data(as_text=True)
+    assert "PASSWORD" not in text and "secret-data-dir" not in text and str(tmp_path) not in text
+    manifest = r.get_json()["manifest"]
+    assert "command" not in manifest
+    assert manifest["data"]["spec"] == {"path": "posts.csv", "format": "csv"}
+    assert manifest["data"]["note"] == "merged with postgresql+psycopg://***@127.0.0.1:5432/test"
+
+
+def test_readyz_without_a_pointer_names_no_directory(tmp_path):
+    c = _app(tmp_path / "srv" / "models").test_client()
+    r = c.get("/readyz")
+    assert r.status_code == 503
+    body = r.get_json()
+    assert str(tmp_path) not in r.get_data(as_text=True)
+    assert body["reason"].startswith("no CURRENT pointer in the model registry")
+    b = assert_error(c.post("/v1/score", json={"headlines": ["x"]}), 503, "model_unavailable")
+    assert str(tmp_path) not in json.dumps(b)
+
+
+def test_checksum_mismatch_is_reported_without_paths(tmp_path, tiny_model):
+    reg = tmp_path / "models"
+    v = publish_tiny(reg, tiny_model[0])
+    model_file = reg / v / registry.MODEL_FILE
+    model_file.write_bytes(model_file.read_bytes()[:-1] + b"\x00")
+    r = _app(reg).test_client().get("/readyz")
+    assert r.status_code == 503
+    reason = r.get_json()["reason"]
+    assert reason.startswith(f"model version {v}: checksum mismatch")
+    assert str(tmp_path) not in r.get_data(as_text=True)
+
+
+def test_refused_reload_names_no_directory(tmp_path, tiny_model):
+    reg = tmp_path / "models"
+    publish_tiny(reg, tiny_model[0])
+    c = _app(reg).test_client()
+    (reg / "CURRENT").write_text("20990101T000000000000Z-deadbeef\n")
+    b = assert_error(c.post("/v1/admin/reload", headers=AUTH), 409, "reload_failed")
+    assert str(tmp_path) not in json.dumps(b)
+    assert "does not exist in the model registry" in b["details"]["reason"]
+    ready = c.get("/readyz").get_json()  # still serving; the failed attempt is shown without paths
+    assert ready["status"] == "ready" and str(tmp_path) not in json.dumps(ready)
+
+
+def test_log_lines_never_carry_credentials():
+    fmt = JsonFormatter()
+    rec = logging.LogRecord("iscore.feedback", logging.ERROR, __file__, 1, "failed on %s", (DB_URL,), None)
+    rec.fields = {"error": f"connection to {DB_URL} refused", "version": "v1"}
+    line = fmt.format(rec)
+    assert "PASSWORD" not in line and "***@127.0.0.1" in line and '"version": "v1"' in line
+
+
+def test_settings_public_view_redacts_every_url():
+    s = Settings(database_url=DB_URL, rate_limit_storage_url="redis://:PASSWORD@127.0.0.1:6379/0")
+    assert "PASSWORD" not in json.dumps(s.public())
+
+
+# --- item 8: the admin token --------------------------------------------------------------------
+
+def test_token_from_a_file_with_a_trailing_newline_works(model_dir):
+    from service.app import create_app
+
+    s = Settings.from_env({"ISCORE_ADMIN_TOKEN": f"  {ADMIN_TOKEN}\n"}, model_dir=model_dir, reload_poll_seconds=0)
+    assert s.admin_token == ADMIN_TOKEN
+    r = create_app(s).test_client().post("/v1/admin/reload", headers=AUTH)
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize("token", ["change-me", "short\n", "x" * 15, "two words-and-more-text", "tab\tinside-a-long-token"])
+def test_weak_or_garbled_tokens_are_refused_naming_the_variable(token):
+    with pytest.raises(SettingsError, match="ISCORE_ADMIN_TOKEN") as e:
+        Settings.from_env({"ISCORE_ADMIN_TOKEN": token})
+    assert token.strip() not in str(e.value)  # the message does not echo the secret
+
+
+def test_empty_token_still_turns_admin_routes_off():
+    assert Settings.from_env({"ISCORE_ADMIN_TOKEN": "\n"}).admin_token == ""
+
+
+def test_serve_refuses_a_short_token_with_a_message():
+    r = subprocess.run([sys.executable, "-m", "service.serve"], capture_output=True, text=True, timeout=60,
+                       env={"ISCORE_ADMIN_TOKEN": "change-me", "PATH": "/usr/bin:/bin",
+                            "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+                       cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode != 0 and "ISCORE_ADMIN_TOKEN must be at least 16 characters" in r.stderr
+    assert "Traceback" not in r.stderr and "change-me" not in r.stderr
