@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 REDACTED = "***"
@@ -16,7 +16,7 @@ REDACTED = "***"
 # scheme://userinfo@host... : the userinfo runs to the *last* "@" of the whitespace-delimited
 # token, so a password holding "@", "/" or ":" (unencoded, as people do write them) is still
 # covered. Over-redacting an e-mail address in a query string is the price, and an acceptable one.
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)[^\s'\"<>]*@")
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)[^\s'\"]*@")
 # key=value credentials, e.g. libpq "password=..." or "?token=..." in a URL or a command line.
 _KEY_VALUE = re.compile(r"(?i)\b(?P<key>password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)"
                         r"(?P<sep>\s*[=:]\s*)(?P<value>[^\s&;,'\"]+)")
@@ -81,3 +81,25 @@ def public_value(value: Any, named_paths: Iterable[tuple[str, str]] = ()) -> Any
         return v
 
     return walk(value, "")
+
+
+def _redact_arg(arg: str) -> str:
+    """One argument: inside a single argument a password may even contain spaces or quotes."""
+    m = re.match(r"(?P<head>(?:--[\w-]+=)?[A-Za-z][A-Za-z0-9+.\-]*://).*@(?P<rest>[^@]*)$", arg, re.S)
+    if m:
+        arg = f"{m['head']}{REDACTED}@{m['rest']}"
+    return redact_url(arg)
+
+
+def _local_path(arg: str) -> str:
+    """An absolute path becomes its file name (also as ``--flag=/abs/path``); others are unchanged."""
+    flag, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+    if value.startswith(("/", "~")) and "://" not in value:
+        name = value.rstrip("/").rsplit("/", 1)[-1] or value
+        return f"{flag}{eq}{name}"
+    return arg
+
+
+def public_argv(argv: Sequence[str]) -> list[str]:
+    """Command-line arguments fit for a public manifest: credentials masked, absolute paths cut to file names."""
+    return [_local_path(_redact_arg(a)) for a in argv]

@@ -29,7 +29,8 @@ from iscore.model import ModelConfig
 from iscore.settings import Settings, SettingsError
 from training.data import PRESETS, DataError, resolve_spec
 from training.progress import Progress, phase, rows
-from training.redact import public_argv, redact
+from iscore.redact import public_argv
+from iscore.redact import redact_url as redact
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATA, EXIT_ARTIFACT, EXIT_REFUSED, EXIT_LOCKED = 0, 1, 2, 3, 4, 10, 11
 

@@ -228,7 +228,7 @@ def manifest_for(prepared: Prepared, opts: TrainOptions, metrics: dict[str, Any]
     """The manifest fields that describe how a version was made (registry adds the rest).
 
     The data path is recorded relative to ``data_dir`` (else as a file name) and ``command``
-    must already be redacted (:func:`training.redact.public_argv`): manifests are public.
+    must already be redacted (:func:`iscore.redact.public_argv`): manifests are public.
     """
     df = prepared.df
     return {
