@@ -5,6 +5,7 @@ Layout of a registry directory (``models/`` by default)::
     models/<version>/model.joblib    the fitted sklearn Pipeline (joblib, compressed)
     models/<version>/manifest.json   version, libraries, data fingerprint, metrics, sha256
     models/CURRENT                   one line: the production version
+    models/LAST_GOOD                 one line: the last version that verified when CURRENT was set
     models/history.jsonl             one JSON line per pointer change (promote / rollback)
     models/pins.json                 versions an operator pinned (never pruned)
 
@@ -14,8 +15,12 @@ version complete, and CURRENT always names a complete one. Temporary names carry
 pid and host, so a locked operation can remove what a killed writer left behind.
 
 Rollback is a stack: every promotion pushes a version, every rollback pops back to the version
-promoted before, skipping versions that no longer exist. Pruning never deletes CURRENT, a pinned
-version, or the versions the next ``keep`` rollbacks would return to.
+promoted before, skipping versions that no longer exist. Pruning never deletes CURRENT, LAST_GOOD,
+a pinned version, or the versions the next ``keep`` rollbacks would return to.
+
+A service that finds CURRENT broken (edited by hand, or its files damaged after promotion) serves
+the first of :func:`fallback_versions` that loads: LAST_GOOD, then the rollback path. Every worker
+reads the same files, so every worker makes the same choice.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from typing import Any
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 POINTER_FILE = "CURRENT"
+LAST_GOOD_FILE = "LAST_GOOD"
 HISTORY_FILE = "history.jsonl"
 LOCK_FILE = ".lock"
 PINS_FILE = "pins.json"
@@ -254,6 +260,33 @@ def current_version(registry: Path) -> str | None:
     return validate_version_name(text)
 
 
+def last_good_version(registry: Path) -> str | None:
+    """The version LAST_GOOD names (the last one that verified when CURRENT was set), or None."""
+    try:
+        text = (Path(registry) / LAST_GOOD_FILE).read_text(encoding="utf-8").strip()
+        return validate_version_name(text)
+    except (OSError, UnicodeDecodeError, ArtifactError):
+        return None  # no record (a registry from before LAST_GOOD, or a damaged file): no preference
+
+
+def fallback_versions(registry: Path) -> list[str]:
+    """Versions to serve, in order, when CURRENT cannot be loaded: LAST_GOOD, then the rollback path."""
+    registry = Path(registry)
+    try:
+        current = current_version(registry)
+    except ArtifactError:
+        current = None  # an unreadable pointer: every recorded version is a candidate
+    try:
+        path = rollback_path(registry)
+    except ArtifactError:
+        path = []
+    out: list[str] = []
+    for v in [last_good_version(registry), *path]:
+        if v and v != current and v not in out and (registry / v).is_dir():
+            out.append(v)
+    return out
+
+
 def load_current(registry: Path) -> LoadedModel:
     """Load the production version named by CURRENT."""
     version = current_version(registry)
@@ -291,6 +324,8 @@ def set_current(registry: Path, version: str, *, action: str = "promote",
     registry = Path(registry)
     verify(registry, version)
     previous = current_version(registry)
+    # LAST_GOOD first: it only ever names a version that verified, whatever happens to CURRENT later.
+    _replace_durable(registry, LAST_GOOD_FILE, (version + "\n").encode())
     _replace_durable(registry, POINTER_FILE, (version + "\n").encode())
     _append_history(registry, {
         **(note or {}), "action": action, "version": version, "from": previous,
@@ -441,7 +476,7 @@ def unpin(registry: Path, version: str) -> bool:
 def kept_versions(registry: Path, keep: int) -> dict[str, list[str]]:
     """Which versions pruning keeps, each with its reasons.
 
-    Kept: CURRENT, every pinned version, the ``keep`` newest versions, and the ``keep`` versions
+    Kept: CURRENT, LAST_GOOD, every pinned version, the ``keep`` newest versions, and the ``keep`` versions
     the next rollbacks would return to. Everything else (older unpromoted experiments, versions
     deeper in the rollback history) may be deleted.
     """
@@ -455,6 +490,7 @@ def kept_versions(registry: Path, keep: int) -> dict[str, list[str]]:
             reasons.setdefault(version, []).append(why)
 
     add(current_version(registry), "current")
+    add(last_good_version(registry), "last good")  # what a service falls back to if CURRENT breaks
     for v in read_pins(registry):
         add(v, "pinned")
     for v in names[-keep:]:

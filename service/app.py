@@ -64,10 +64,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     def public(reason: str | None) -> str | None:
         return None if reason is None else public_text(reason, registry_names)
 
-    try:
-        holder.reload()
-    except ArtifactError:
-        pass  # recorded in holder.status; /readyz says why
+    # CURRENT, or the registry's fallback when CURRENT is broken; nothing at all leaves /readyz at 503.
+    # Polling for new versions runs in the background (gunicorn_conf starts it in each worker).
+    holder.refresh()
     register_error_handlers(app)
     logging.getLogger("iscore.app").info("app created", extra={"fields": {"settings": settings.public()}})
 
@@ -78,7 +77,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         g.request_id = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
         g.model_version = None
         g.n_headlines = None
-        holder.maybe_reload(settings.reload_poll_seconds)
 
     # After _start, so a request refused by a rate limit still has its request id and timing.
     rate = RateLimits(app, settings)
@@ -163,15 +161,20 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/readyz")
     def readyz() -> Any:
-        model = holder.get()
-        st = holder.status
+        r = holder.readiness()
+        st = r.status
         last = None if st is None else {"ok": st.ok, "version": st.version, "error": public(st.error),
                                         "at": datetime.fromtimestamp(st.at, timezone.utc).isoformat()}
-        if model is None:
-            return jsonify({"status": "not_ready", "reason": public(st.error) if st else "no model loaded",
-                            "last_reload": last}), 503
-        g.model_version = model.version
-        return jsonify({"status": "ready", "model_version": model.version, "last_reload": last})
+        body: dict[str, Any] = {"status": r.state, "model_version": r.model.version if r.model else None}
+        if r.fallback is not None:
+            # Serving, but not what CURRENT names: ready for traffic, and says so to operators.
+            body.update({"current": r.fallback.current, "reason": public(r.fallback.error)})
+        body["last_reload"] = last
+        if r.model is None:
+            body.setdefault("reason", public(st.error) if st else "no model loaded")
+            return jsonify(body), 503
+        g.model_version = r.model.version
+        return jsonify(body)
 
     @app.get("/v1/model")
     def model_info() -> Any:
@@ -208,8 +211,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         try:
             model = holder.reload()
         except ArtifactError as e:
-            raise ApiError(409, "reload_failed", "the new version was refused; the previous model keeps serving",
-                           {"reason": public(str(e)), "serving": before.version if before else None}) from None
+            serving = holder.get()
+            raise ApiError(409, "reload_failed", "the version CURRENT names was refused; the last good model serves",
+                           {"reason": public(str(e)), "serving": serving.version if serving else None}) from None
         g.model_version = model.version
         return jsonify({"model_version": model.version, "previous_version": before.version if before else None})
 

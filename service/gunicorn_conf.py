@@ -9,7 +9,12 @@
 - timeout: a worker silent for ISCORE_TIMEOUT_SECONDS is killed and replaced.
 - graceful_timeout: on SIGTERM (or SIGHUP, which restarts workers on the new CURRENT model)
   in-flight requests get this long to finish.
-- the model loads once per worker, in the worker (no preload), when the app factory runs.
+- the app (and its model) loads once, in the master, before the workers fork (preload_app), so a
+  new worker serves at once and shares the model's memory. The master checks CURRENT again before
+  each fork (a worker replaced after a crash starts on the newest version, or on the same fallback
+  as the others), and SIGHUP loads CURRENT in the master *before* the old workers are told to stop,
+  so no moment passes without a worker that can answer. Each worker then polls CURRENT every
+  ISCORE_RELOAD_POLL_SECONDS in a background thread, off the request path.
 - nothing is written outside ISCORE_STATE_DIR: metrics scratch files go to
   <state>/run/prometheus-<master pid> (removed on exit), gunicorn's control socket is off.
 """
@@ -18,12 +23,13 @@ import os
 import shutil
 
 from iscore.settings import Settings
+from service.workers import WORKER_CLASSES, guard_worker_boot_signals
 
 _s = Settings.from_env()
 
 bind = _s.bind
 workers = _s.workers
-worker_class = _s.worker_class
+worker_class = WORKER_CLASSES[_s.worker_class]  # gunicorn's workers with JSON error replies
 threads = _s.threads
 worker_connections = 1000  # gevent: connections per worker
 timeout = _s.timeout_seconds
@@ -35,7 +41,8 @@ limit_request_field_size = 8190
 accesslog = None  # the app writes one JSON line per request itself
 errorlog = "-"
 loglevel = "info"
-preload_app = False
+preload_app = True
+guard_worker_boot_signals()  # see service/workers.py: a signal sent to a booting worker is not lost
 
 # gunicorn 23+ opens a control socket under ~/.gunicorn by default; we do not use it, and a service
 # must not write to its user's home directory.
@@ -85,3 +92,28 @@ def child_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def _holder(server):  # noqa: ANN001, ANN202 - gunicorn passes its arbiter
+    """The preloaded app's model holder (the master's copy, which workers inherit at fork)."""
+    return server.app.wsgi().extensions["iscore"]["holder"]
+
+
+def on_reload(server):  # noqa: ANN001 - gunicorn hook signature
+    """SIGHUP: load CURRENT in the master first; the new workers fork with it, then the old ones stop."""
+    from iscore.registry import ArtifactError
+
+    try:
+        _holder(server).reload()
+    except ArtifactError:
+        pass  # logged; the master keeps the fallback, and so will the new workers
+
+
+def pre_fork(server, worker):  # noqa: ANN001 - gunicorn hook signature
+    """Before each fork: follow CURRENT if it moved since the master last looked (a no-op otherwise)."""
+    _holder(server).refresh()
+
+
+def post_worker_init(worker):  # noqa: ANN001 - gunicorn hook signature
+    """In each worker, after gevent's patching: poll CURRENT in the background."""
+    worker.wsgi.extensions["iscore"]["holder"].start_polling(_s.reload_poll_seconds)

@@ -35,86 +35,186 @@ class ReloadStatus:
     at: float
 
 
+@dataclass(frozen=True)
+class Fallback:
+    """Serving something other than CURRENT, because CURRENT could not be loaded."""
+
+    current: str | None  # what CURRENT names (None: no readable pointer)
+    error: str  # why it was refused
+    serving: str | None  # the version served instead (None: nothing loads)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """What /readyz reports: the served model, and whether it is the one CURRENT names."""
+
+    model: LoadedModel | None
+    fallback: Fallback | None
+    status: ReloadStatus | None
+
+    @property
+    def state(self) -> str:
+        """ready (serving CURRENT), degraded (serving a fallback) or not_ready (nothing to serve)."""
+        if self.model is None:
+            return "not_ready"
+        return "degraded" if self.fallback is not None else "ready"
+
+
 class ModelHolder:
     """Holds the serving model; readers take a snapshot, reloads swap it atomically.
 
-    A reload loads and verifies the new version and scores a smoke batch *before* the swap, so
-    a bad version never serves; on failure the old model keeps serving and the error is kept.
+    A load verifies the version and scores a smoke batch *before* the swap, so a bad version never
+    serves. When CURRENT cannot be loaded the holder serves the registry's first fallback version
+    that loads (LAST_GOOD, then the rollback path); every worker reads the same files, so every
+    worker serves the same version and /readyz says "degraded" on each of them.
     """
 
     def __init__(self, model_dir: Path, on_reload: object = None):
         self.model_dir = Path(model_dir)
         self._model: LoadedModel | None = None
-        self._swap_lock = threading.Lock()
         self._reload_lock = threading.Lock()
-        self._last_poll = 0.0
         self.status: ReloadStatus | None = None
+        self.fallback: Fallback | None = None
+        self._failed: tuple[Any, ...] | None = None  # the CURRENT attempt that failed, not retried by polls
         self._on_reload = on_reload
+        self._poller: threading.Thread | None = None
+        self._stop: threading.Event | None = None
 
     def get(self) -> LoadedModel | None:
         """The current model snapshot (use it for the whole request)."""
         return self._model
 
-    def reload(self, version: str | None = None) -> LoadedModel:
-        """Load ``version`` (default: the registry's CURRENT), smoke-test it, then swap it in."""
-        with self._reload_lock:
-            return self._reload_locked(version)
+    def readiness(self) -> Readiness:
+        """One consistent view of model, fallback and last attempt, for /readyz."""
+        # No lock: /readyz must answer at once, even while a load holds the reload lock.
+        return Readiness(self._model, self.fallback, self.status)
 
-    def _reload_locked(self, version: str | None) -> LoadedModel:
-        target = version
+    def reload(self) -> LoadedModel:
+        """Load CURRENT now (admin route, SIGHUP); raise ArtifactError if it is refused.
+
+        A refused CURRENT still leaves the holder serving the same fallback as every other worker.
+        """
+        with self._reload_lock:
+            model = self._sync(force=True)
+            if self.fallback is not None:
+                raise ArtifactError(self.fallback.error)
+            assert model is not None
+            return model
+
+    def refresh(self) -> LoadedModel | None:
+        """Serve what CURRENT names if it changed (polling, worker start); never raises."""
+        with self._reload_lock:
+            return self._sync(force=False)
+
+    def _sync(self, *, force: bool) -> LoadedModel | None:
+        held = self._model
         try:
-            target = version or registry.current_version(self.model_dir)
-            if target is None:
-                raise ArtifactError(f"no CURRENT pointer in {self.model_dir}")
-            loaded = off_event_loop(_load_and_smoke, self.model_dir, target)
+            target = registry.current_version(self.model_dir)
+            error = None if target else f"no CURRENT pointer in {self.model_dir}"
         except ArtifactError as e:
-            self._record(False, target, str(e))
+            target, error = None, str(e)
+        if not force and target and held is not None and held.version == target and self.fallback is None:
+            return held  # nothing changed
+        key = self._attempt_key(target)
+        if not force and self._failed == key:
+            return held  # this exact CURRENT already failed; retried when it or its files change
+        if target:
+            try:
+                model = self._load(target)
+            except ArtifactError as e:
+                error = str(e)
+            else:
+                self._failed, self.fallback = None, None
+                return model
+        self._failed = key
+        model = self._fall_back(target, error or "unknown error")
+        return model
+
+    def _fall_back(self, target: str | None, error: str) -> LoadedModel | None:
+        held = self._model
+        for version in registry.fallback_versions(self.model_dir):
+            if held is not None and held.version == version:
+                model: LoadedModel | None = held
+                break
+            try:
+                model = self._load(version)
+                break
+            except ArtifactError:
+                continue
+        else:
+            model = held  # nothing else loads: keep serving what this process has, if anything
+        self.fallback = Fallback(current=target, error=error, serving=model.version if model else None)
+        if target is None or self.status is None or self.status.ok or self.status.version != target:
+            self._record(False, target, error)  # the failure itself, unless _load recorded it just now
+        log.warning("serving a fallback model", extra={"fields": {
+            "current": target, "serving": self.fallback.serving, "error": error}})
+        return model
+
+    def _load(self, version: str) -> LoadedModel:
+        try:
+            loaded = off_event_loop(_load_and_smoke, self.model_dir, version)
+        except ArtifactError as e:
+            self._record(False, version, str(e))
             raise
         except Exception as e:  # anything else a bad artifact can raise while scoring
             msg = f"smoke test failed: {type(e).__name__}: {e}"
-            self._record(False, target, msg)
+            self._record(False, version, msg)
             raise ArtifactError(msg) from None
-        with self._swap_lock:
-            previous = self._model
-            self._model = loaded
+        previous = self._model
+        self._model = loaded  # one reference assignment: readers see the old or the new model
         self._record(True, loaded.version, None)
         log.info("model loaded", extra={"fields": {"version": loaded.version,
                                                    "previous": previous.version if previous else None}})
         return loaded
 
+    def _attempt_key(self, target: str | None) -> tuple[Any, ...]:
+        """What identifies one attempt at CURRENT: the name and its files' change times."""
+        def stamp(path: Path) -> tuple[int, int] | None:
+            try:
+                st = path.stat()
+            except OSError:
+                return None
+            return st.st_mtime_ns, st.st_size
+
+        d = self.model_dir / target if target else None
+        return (target, stamp(self.model_dir / registry.POINTER_FILE),
+                stamp(d / registry.MODEL_FILE) if d else None, stamp(d / registry.MANIFEST_FILE) if d else None)
+
     def _record(self, ok: bool, version: str | None, error: str | None) -> None:
         self.status = ReloadStatus(ok=ok, version=version, error=error, at=time.time())
         if not ok:
-            log.error("model reload failed", extra={"fields": {"error": error}})
+            log.error("model reload failed", extra={"fields": {"version": version, "error": error}})
         if callable(self._on_reload):
             self._on_reload(ok, self._model.version if self._model else None)
 
-    def maybe_reload(self, every_seconds: float) -> None:
-        """Reload if CURRENT changed; checked at most once per interval, never blocking a request."""
-        if every_seconds <= 0:
+    def start_polling(self, every_seconds: float) -> None:
+        """Check CURRENT every interval in a background thread (a greenlet under gevent).
+
+        Called in each worker after gevent has patched threading, so the lock is made anew here: a
+        lock made before the patch would block the whole event loop when two greenlets contend.
+        """
+        if every_seconds <= 0 or self._poller is not None:
             return
-        now = time.monotonic()
-        if now - self._last_poll < every_seconds:
-            return
-        self._last_poll = now
-        if not self._reload_lock.acquire(blocking=False):
-            return  # another thread is already reloading
-        try:
+        self._reload_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, args=(every_seconds, self._stop),
+                                        name="iscore-model-poll", daemon=True)
+        self._poller.start()
+
+    def stop_polling(self) -> None:
+        """Stop the background check (tests; a worker simply exits)."""
+        if self._stop is not None:
+            self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
+        self._poller = self._stop = None
+
+    def _poll(self, every_seconds: float, stop: threading.Event) -> None:
+        while not stop.wait(every_seconds):
             try:
-                target = registry.current_version(self.model_dir)
-            except ArtifactError as e:
-                self._record(False, None, str(e))
-                return
-            # A version that already failed is not retried on every poll (admin reload still can).
-            current = self._model.version if self._model else None
-            failed_same = self.status is not None and not self.status.ok and self.status.version == target
-            if target and target != current and not failed_same:
-                try:
-                    self._reload_locked(target)
-                except ArtifactError:
-                    pass  # recorded; the old model keeps serving
-        finally:
-            self._reload_lock.release()
+                self.refresh()
+            except Exception:  # noqa: BLE001 - the poller must outlive any surprise
+                log.exception("model poll failed")
 
 
 def _load_and_smoke(model_dir: Path, version: str) -> LoadedModel:

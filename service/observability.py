@@ -7,10 +7,12 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
+from prometheus_client.metrics_core import Metric
 
 from iscore.redact import redact_url
 
@@ -40,8 +42,10 @@ class Metrics:
                                  buckets=LATENCY_BUCKETS, registry=r)
         self.headlines = Counter("iscore_headlines_scored_total", "headlines scored", registry=r)
         self.reloads = Counter("iscore_model_reloads_total", "model reload attempts", ["result"], registry=r)
+        # livemax: one series per version, 1 while any live process serves it. Multiprocess mode cannot
+        # remove a label, so a replaced version is set to 0 and render() leaves zeros out.
         self.model_info = Gauge("iscore_model_info", "the model version being served (value 1)", ["version"],
-                                registry=r, multiprocess_mode="liveall")
+                                registry=r, multiprocess_mode="livemax")
         self._version: str | None = None
         # Label children, prepared once per label set (the sets are bounded: routes, METHODS, statuses).
         self._request_children: dict[tuple[str, str, int], Any] = {}
@@ -64,7 +68,7 @@ class Metrics:
         self.reloads.labels(result="ok" if ok else "failed").inc()
         if version != self._version:
             if self._version is not None:
-                self.model_info.remove(self._version)
+                self.model_info.labels(version=self._version).set(0)
             if version is not None:
                 self.model_info.labels(version=version).set(1)
             self._version = version
@@ -73,9 +77,37 @@ class Metrics:
         """Prometheus text exposition of every worker (or this process)."""
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             reg = CollectorRegistry()
-            multiprocess.MultiProcessCollector(reg)
+            reg.register(_ServedVersionsOnly(multiprocess.MultiProcessCollector(None)))
             return generate_latest(reg)
-        return generate_latest(self.registry)
+        return generate_latest(_ServedVersionsRegistry(self.registry))
+
+
+def _served_only(families: Iterable[Metric]) -> Iterator[Metric]:
+    """Drop iscore_model_info samples at 0 (versions no process serves any more)."""
+    for family in families:
+        if family.name == "iscore_model_info":
+            family.samples = [s for s in family.samples if s.value != 0]
+        yield family
+
+
+class _ServedVersionsOnly:
+    """A collector wrapper applying :func:`_served_only` (multiprocess mode)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def collect(self) -> Iterator[Metric]:
+        return _served_only(self.inner.collect())
+
+
+class _ServedVersionsRegistry:
+    """A registry view applying :func:`_served_only` (single process)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        return _served_only(self.registry.collect())
 
 
 class JsonFormatter(logging.Formatter):
@@ -105,3 +137,8 @@ def configure_logging(level: str) -> None:
         h._iscore = True  # type: ignore[attr-defined]
         root.addHandler(h)
         root.propagate = False
+        # Library warnings (warnings.warn) become JSON lines too, instead of bare text on stderr.
+        logging.captureWarnings(True)
+        py_warnings = logging.getLogger("py.warnings")
+        py_warnings.addHandler(h)
+        py_warnings.propagate = False

@@ -1,4 +1,4 @@
-"""gunicorn workers whose own error replies use the service's JSON error shape.
+"""gunicorn workers whose own error replies use the service's JSON error shape, and that never lose a signal.
 
 gunicorn answers requests it cannot parse (bad request line or header, a request line over
 limit_request_line, too many or too large headers, an unsupported Transfer-Encoding) and errors that
@@ -17,6 +17,8 @@ JSON reply in its place.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import uuid
 from typing import Any
 
@@ -92,18 +94,46 @@ class JsonErrorsMixin:
             self.log.debug("Failed to send error message.")  # type: ignore[attr-defined]
 
 
-class ThreadWorker(JsonErrorsMixin, _ThreadWorker):
+# Signals the master sends its workers. Between fork and the worker's own init_signals a worker still
+# runs the master's handlers, which only queue the signal in the worker's copy of the master and lose
+# it: a SIGTERM sent then (a SIGHUP right after start, or two in a row) left an old worker serving the
+# old model for ever. With preloading the window is the whole of gevent's patching. So the signals
+# are blocked across the fork and unblocked once the worker's handlers are in place.
+BOOT_SIGNALS = frozenset({signal.SIGHUP, signal.SIGQUIT, signal.SIGINT, signal.SIGTERM, signal.SIGUSR1,
+                          signal.SIGUSR2, signal.SIGWINCH})
+_fork_guard_installed = False
+
+
+def guard_worker_boot_signals() -> None:
+    """Block BOOT_SIGNALS across os.fork in this process (the master); idempotent."""
+    global _fork_guard_installed
+    if _fork_guard_installed:
+        return
+    os.register_at_fork(before=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, BOOT_SIGNALS),
+                        after_in_parent=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, BOOT_SIGNALS))
+    _fork_guard_installed = True
+
+
+class BootSignalsMixin:
+    """Unblocks the signals the master blocked across the fork, once the worker's handlers exist."""
+
+    def init_signals(self) -> None:
+        super().init_signals()  # type: ignore[misc]
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, BOOT_SIGNALS)  # a pending SIGTERM lands now
+
+
+class ThreadWorker(BootSignalsMixin, JsonErrorsMixin, _ThreadWorker):
     """gunicorn's gthread worker with JSON error replies."""
 
 
-class SyncWorker(JsonErrorsMixin, _SyncWorker):
+class SyncWorker(BootSignalsMixin, JsonErrorsMixin, _SyncWorker):
     """gunicorn's sync worker with JSON error replies."""
 
 
 try:
     from gunicorn.workers.ggevent import GeventWorker as _GeventWorker
 
-    class GeventWorker(JsonErrorsMixin, _GeventWorker):
+    class GeventWorker(BootSignalsMixin, JsonErrorsMixin, _GeventWorker):
         """gunicorn's gevent worker (the default) with JSON error replies."""
 
 except ImportError:  # gevent absent: only the other workers are offered

@@ -107,3 +107,79 @@ def client(app):
 
 def requires_shared() -> pytest.MarkDecorator:
     return pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent (CI has it)")
+
+
+class Server:
+    """A running `iscore-serve` (gunicorn master pid, port, stderr log file) started by :func:`start_server`."""
+
+    def __init__(self, proc, port: int, log: Path):
+        self.proc, self.port, self.log = proc, port, log
+
+    def request(self, method: str = "GET", path: str = "/readyz", body: object = None,
+                headers: dict | None = None, timeout: float = 5) -> tuple[int, dict]:
+        """One request on a new connection: (status, JSON body)."""
+        import http.client
+        import json
+
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            c.request(method, path, json.dumps(body) if body is not None else None,
+                      {"Content-Type": "application/json", **(headers or {})})
+            r = c.getresponse()
+            return r.status, json.loads(r.read() or b"{}")
+        finally:
+            c.close()
+
+    def workers(self) -> list[int]:
+        """The master's live worker pids."""
+        try:
+            text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(p) for p in text.split()]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(tmp_path: Path, reg: Path, *args: str, **env: str) -> Server:
+    """Start the real server (gunicorn, shipped config, 2 workers) on a registry; wait until /readyz is 200."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    full = {**os.environ, "ISCORE_MODEL_DIR": str(reg), "ISCORE_BIND": f"127.0.0.1:{port}", "ISCORE_WORKERS": "2",
+            "ISCORE_DATABASE_URL": f"sqlite:///{tmp_path / 'fb.db'}", "ISCORE_STATE_DIR": str(tmp_path / "state"),
+            "ISCORE_LOG_LEVEL": "WARNING", **env}
+    full.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if "ISCORE_WORKER_CLASS" not in env:
+        full.pop("ISCORE_WORKER_CLASS", None)  # the shipped default
+    log = tmp_path / f"server-{port}.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "service.serve", *args], cwd=Path(__file__).resolve().parents[1],
+                                env=full, stdout=subprocess.DEVNULL, stderr=err)
+    server = Server(proc, port, log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if server.request()[0] == 200 and len(server.workers()) == int(full["ISCORE_WORKERS"]):
+                return server
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    server.stop()
+    pytest.fail("the server did not become ready: " + log.read_text(errors="replace")[-2000:])

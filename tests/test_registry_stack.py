@@ -66,7 +66,7 @@ def test_prune_never_deletes_current_pinned_or_rollback_targets(tmp_path, tiny_m
     experiments = [publish_tiny(tmp_path, tiny_model[0], promote=False) for _ in range(3)]
     assert registry.pin(tmp_path, a) is True
     kept = registry.kept_versions(tmp_path, keep=1)
-    assert kept == {c: ["current"], a: ["pinned"], experiments[-1]: ["newest"], b: ["rollback"]}
+    assert kept == {c: ["current", "last good"], a: ["pinned"], experiments[-1]: ["newest"], b: ["rollback"]}
     assert registry.prune(tmp_path, keep=1) == experiments[:2]
     assert {v["version"] for v in registry.list_versions(tmp_path)} == {a, b, c, experiments[-1]}
     assert registry.unpin(tmp_path, a) is True
@@ -156,3 +156,27 @@ def test_a_pid_of_another_host_is_never_judged_dead(tmp_path):
     assert registry.is_stale_tmp(here, age_seconds=5)
     assert not registry.is_stale_tmp(there, age_seconds=5)  # its pids are not ours to check
     assert registry.is_stale_tmp(there, age_seconds=2 * registry.STALE_TMP_SECONDS)
+
+
+def test_last_good_names_the_last_verified_version_and_is_kept_and_tried_first(tmp_path, tiny_model):
+    a, b = (publish_tiny(tmp_path, tiny_model[0]) for _ in range(2))
+    assert registry.last_good_version(tmp_path) == b
+    experiments = [publish_tiny(tmp_path, tiny_model[0], promote=False) for _ in range(3)]
+    # An operator points CURRENT by hand at an experiment (no verification, no LAST_GOOD update).
+    (tmp_path / "CURRENT").write_text(experiments[0] + "\n")
+    assert registry.last_good_version(tmp_path) == b
+    assert registry.fallback_versions(tmp_path) == [b, a]
+    kept = registry.kept_versions(tmp_path, keep=1)
+    assert kept[b] == ["last good", "rollback"] and kept[experiments[0]] == ["current"]
+    registry.prune(tmp_path, keep=1)
+    assert (tmp_path / b).is_dir() and not (tmp_path / a).exists()
+
+
+def test_fallback_versions_survive_an_unreadable_pointer_and_a_damaged_last_good(tmp_path, tiny_model):
+    a, b = (publish_tiny(tmp_path, tiny_model[0]) for _ in range(2))
+    (tmp_path / "CURRENT").write_bytes(b"\xff\xfe not a version")
+    assert registry.fallback_versions(tmp_path) == [b]
+    (tmp_path / "CURRENT").write_text(b + "\n")
+    (tmp_path / "LAST_GOOD").write_text("../../etc\n")  # never a path: ignored, the history still answers
+    assert registry.last_good_version(tmp_path) is None
+    assert registry.fallback_versions(tmp_path) == [a]

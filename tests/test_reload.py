@@ -80,7 +80,8 @@ def test_corrupt_new_version_is_refused_and_old_keeps_serving(app, model_dir, ho
     s = c.post("/v1/score", json={"headlines": ["x"]})
     assert s.status_code == 200 and s.get_json()["model_version"] == old
     ready = c.get("/readyz").get_json()
-    assert ready["status"] == "ready" and ready["last_reload"]["ok"] is False
+    assert ready["status"] == "degraded" and ready["model_version"] == old and ready["current"] == bad
+    assert ready["last_reload"]["ok"] is False and bad in ready["reason"]
     assert 'iscore_model_reloads_total{result="failed"} 1.0' in c.get("/metrics").get_data(as_text=True)
 
 
@@ -92,17 +93,43 @@ def test_pointer_to_missing_version_is_refused(app, model_dir):
     assert c.post("/v1/score", json={"headlines": ["x"]}).get_json()["model_version"] == old
 
 
-def test_pointer_change_is_noticed_by_polling(model_dir, other_model):
+def _wait_for(predicate, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_pointer_change_is_noticed_by_the_background_poller_without_a_request(model_dir, other_model):
     from service.app import create_app
 
-    app = create_app(Settings(model_dir=model_dir, reload_poll_seconds=0.01))
+    app = create_app(Settings(model_dir=model_dir))
+    holder = app.extensions["iscore"]["holder"]
+    old = holder.get().version
+    holder.start_polling(0.01)
+    try:
+        new = publish_tiny(model_dir, other_model)
+        # No request reaches the app: an idle worker follows CURRENT on its own (#12 item 11).
+        assert _wait_for(lambda: holder.get().version == new), "the poller never loaded the new version"
+    finally:
+        holder.stop_polling()
+    assert new != old
+    assert app.test_client().get("/readyz").get_json()["model_version"] == new
+
+
+def test_a_request_never_waits_for_a_reload(model_dir, other_model, monkeypatch):
+    from service.app import create_app
+
+    app = create_app(Settings(model_dir=model_dir, reload_poll_seconds=0.001))
     c = app.test_client()
     old = c.get("/readyz").get_json()["model_version"]
-    new = publish_tiny(model_dir, other_model)
-    time.sleep(0.02)
-    r = c.post("/v1/score", json={"headlines": ["x"]})
-    assert r.status_code == 200
-    assert c.get("/readyz").get_json()["model_version"] == new != old
+    publish_tiny(model_dir, other_model)
+    monkeypatch.setattr(registry, "load_version", lambda *a: pytest.fail("a request ran a model load"))
+    for _ in range(3):
+        time.sleep(0.002)
+        assert c.post("/v1/score", json={"headlines": ["x"]}).get_json()["model_version"] == old
 
 
 class Broken:
@@ -124,7 +151,8 @@ def test_smoke_test_failure_keeps_old_model(model_dir, tiny_model):
 def test_a_broken_current_is_not_retried_on_every_poll(model_dir, monkeypatch):
     from service.app import create_app
 
-    app = create_app(Settings(model_dir=model_dir, reload_poll_seconds=0.001))
+    app = create_app(Settings(model_dir=model_dir))
+    holder = app.extensions["iscore"]["holder"]
     c = app.test_client()
     old = c.get("/readyz").get_json()["model_version"]
     bad = _corrupt(model_dir, "byte")
@@ -132,8 +160,50 @@ def test_a_broken_current_is_not_retried_on_every_poll(model_dir, monkeypatch):
     real = registry.load_version
     monkeypatch.setattr(registry, "load_version", lambda *a: calls.append(a) or real(*a))
     for _ in range(5):
-        time.sleep(0.003)
+        holder.refresh()
         assert c.post("/v1/score", json={"headlines": ["x"]}).get_json()["model_version"] == old
     assert len(calls) == 1
     last = c.get("/readyz").get_json()["last_reload"]
     assert last["ok"] is False and last["version"] == bad
+    # Repairing the version's files in place counts as a change: the next poll tries again.
+    f = model_dir / bad / "model.joblib"
+    data = bytearray(f.read_bytes())
+    data[-10] ^= 1
+    f.write_bytes(bytes(data))
+    holder.refresh()
+    assert len(calls) == 2 and holder.get().version == bad
+    assert c.get("/readyz").get_json()["status"] == "ready"
+
+
+def test_workers_that_start_or_poll_while_current_is_broken_all_serve_last_good(model_dir, other_model):
+    from service.app import create_app
+
+    first = registry.current_version(model_dir)
+    old_worker = ModelHolder(model_dir)
+    assert old_worker.refresh().version == first
+    good = publish_tiny(model_dir, other_model)  # promoted: LAST_GOOD names it
+    bad = _corrupt(model_dir, "truncate")
+    # A worker that starts now, and one that has been holding an older version, make the same choice.
+    c = create_app(Settings(model_dir=model_dir)).test_client()
+    assert old_worker.refresh().version == good
+    r = c.get("/readyz")
+    assert r.status_code == 200
+    assert r.get_json() | {"last_reload": None} == {
+        "status": "degraded", "model_version": good, "current": bad, "reason": r.get_json()["reason"],
+        "last_reload": None}
+    assert old_worker.readiness().state == "degraded" and old_worker.fallback.current == bad
+    assert c.post("/v1/score", json={"headlines": ["x"]}).get_json()["model_version"] == good
+
+
+def test_nothing_loadable_is_not_ready(tmp_path, tiny_model):
+    from service.app import create_app
+
+    reg = tmp_path / "models"
+    publish_tiny(reg, tiny_model[0])
+    bad = _corrupt(reg, "manifest")
+    (reg / registry.LAST_GOOD_FILE).unlink()
+    (reg / registry.HISTORY_FILE).unlink()
+    c = create_app(Settings(model_dir=reg)).test_client()
+    r = c.get("/readyz")
+    assert r.status_code == 503 and r.get_json()["status"] == "not_ready" and r.get_json()["current"] == bad
+    assert c.post("/v1/score", json={"headlines": ["x"]}).status_code == 503

@@ -74,7 +74,8 @@ def test_refused_reload_names_no_directory(tmp_path, tiny_model):
     assert str(tmp_path) not in json.dumps(b)
     assert "does not exist in the model registry" in b["details"]["reason"]
     ready = c.get("/readyz").get_json()  # still serving; the failed attempt is shown without paths
-    assert ready["status"] == "ready" and str(tmp_path) not in json.dumps(ready)
+    assert ready["status"] == "degraded" and str(tmp_path) not in json.dumps(ready)
+    assert "does not exist in the model registry" in ready["reason"]
 
 
 def test_log_lines_never_carry_credentials():
