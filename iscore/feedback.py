@@ -86,24 +86,40 @@ class FeedbackItem:
         return "ts:" + hashlib.sha256(raw.encode()).hexdigest()[:64]
 
 
-def make_engine(url: str) -> sa.Engine:
-    """An engine with durable settings (SQLite: WAL, synchronous=FULL, busy timeout)."""
+def make_engine(url: str, *, connect_timeout: float = 5.0, statement_timeout: float = 10.0) -> sa.Engine:
+    """An engine with durable settings and bounded waits.
+
+    SQLite: WAL, synchronous=FULL, and a busy timeout of ``statement_timeout`` (a write waits that
+    long for another writer). PostgreSQL: ``connect_timeout`` for the connection (a server that
+    accepts and never answers included), ``statement_timeout`` and ``lock_timeout`` per statement,
+    the same bound on a pool checkout, and TCP keepalives/user timeout so a peer that vanishes
+    mid-statement is noticed.
+    """
+    statement_ms = max(1, int(statement_timeout * 1000))
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": statement_timeout})
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")  # a 2xx means the row survives a power cut
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={statement_ms}")
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if sa.engine.make_url(url).get_backend_name() == "postgresql":
+        connect_args = {
+            "connect_timeout": max(1, round(connect_timeout)),  # libpq takes whole seconds (min 2 s in practice)
+            "options": f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
+            "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+            "tcp_user_timeout": statement_ms,
+        }
+    return sa.create_engine(url, pool_pre_ping=True, pool_timeout=connect_timeout, connect_args=connect_args)
 
 
 def migrate(engine: sa.Engine) -> int:

@@ -53,6 +53,8 @@ class Settings:
     reload_poll_seconds: float = 5.0
     explain_top: int = 3
     database_url: str = ""  # empty: SQLite file feedback.db in state_dir
+    database_connect_timeout_seconds: float = 5.0
+    database_statement_timeout_seconds: float = 10.0
     log_level: str = "INFO"
     workers: int = 2
     bind: str = "127.0.0.1:8000"
@@ -103,6 +105,9 @@ class Settings:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be at least 1")
         if not 0 < self.body_timeout_seconds <= 3600:  # also refuses nan and inf
             raise SettingsError("ISCORE_BODY_TIMEOUT_SECONDS must be above 0 and at most 3600")
+        for name in ("database_connect_timeout_seconds", "database_statement_timeout_seconds"):
+            if not 0 < getattr(self, name) <= 600:  # also refuses nan and inf
+                raise SettingsError(f"{PREFIX}{name.upper()} must be above 0 and at most 600")
         if self.trusted_proxies < 0:
             raise SettingsError("ISCORE_TRUSTED_PROXIES must be >= 0")
         for name in ("rate_limit", "rate_limit_headlines"):

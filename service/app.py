@@ -10,9 +10,11 @@ import threading
 import time
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import SQLAlchemyError
 
 from iscore import feedback
@@ -217,7 +219,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         g.model_version = model.version
         return jsonify({"model_version": model.version, "previous_version": before.version if before else None})
 
-    store = FeedbackStore(settings.database_url)
+    store = FeedbackStore(settings.database_url, connect_timeout=settings.database_connect_timeout_seconds,
+                          statement_timeout=settings.database_statement_timeout_seconds)
     app.extensions["iscore"]["feedback"] = store
 
     @app.post("/v1/feedback")
@@ -250,24 +253,52 @@ def create_app(settings: Settings | None = None) -> Flask:
 class FeedbackStore:
     """The feedback database, connected and migrated on first use (not at start-up or import)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, connect_timeout: float = 5.0, statement_timeout: float = 10.0):
         self.url = url
+        self._timeouts = {"connect_timeout": connect_timeout, "statement_timeout": statement_timeout}
         self._engine: Any = None
+        self._file: tuple[int, int] | None = None  # SQLite: (device, inode) of the file the engine opened
         self._lock = threading.Lock()
 
+    def _sqlite_path(self) -> Path | None:
+        path = self.url.removeprefix("sqlite:///") if self.url.startswith("sqlite:///") else ""
+        return Path(path) if path and path != ":memory:" else None
+
+    def _file_id(self) -> tuple[int, int] | None:
+        path = self._sqlite_path()
+        try:
+            st = path.stat() if path else None
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino) if st else None
+
     def engine(self) -> Any:
-        """The migrated engine, created once per process."""
+        """The migrated engine, created once per process (again if its SQLite file was replaced)."""
         with self._lock:
+            if self._engine is not None and self._sqlite_path() is not None and self._file_id() != self._file:
+                # The file was deleted or replaced under us. Open connections would keep writing to the
+                # unlinked inode and every acknowledged row would vanish; start again on a new file.
+                logging.getLogger("iscore.feedback").error(
+                    "the feedback database file was deleted or replaced while running; recreating it "
+                    "(rows stored before that are only in the old file)")
+                self._engine.dispose()
+                self._engine = None
             if self._engine is None:
-                engine = feedback.make_engine(self.url)
+                engine = feedback.make_engine(self.url, **self._timeouts)
                 feedback.migrate(engine)
-                self._engine = engine
+                self._engine, self._file = engine, self._file_id()
             return self._engine
 
     def call(self, fn: Any) -> Any:
         """Run fn(engine); a database failure is a 503 (nothing was stored), never a 500."""
         try:
-            return fn(self.engine())
+            engine = self.engine()
+            result = fn(engine)
+            if self._sqlite_path() is not None and self._file_id() != self._file:
+                # Deleted while this call wrote: the rows went to an unlinked file. Say so; a retry
+                # lands in the new file.
+                raise sa_exc.OperationalError("feedback write", None, Exception("database file deleted during the write"))
+            return result
         except SQLAlchemyError as e:
             logging.getLogger("iscore.feedback").error("feedback store failed", extra={"fields": {"error": redact_url(str(e))[:500]}})
             raise ApiError(503, "feedback_store_unavailable",
