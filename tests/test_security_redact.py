@@ -28,7 +28,7 @@ HYP = settings(max_examples=300, deadline=None)
 def test_credentials_in_a_url_embedded_anywhere_are_redacted(scheme, user, password, host, tail, before, after):
     url = f"{scheme}://{user}:{password}@{host}{tail}"
     text = f"{before} --feedback-db {url} {after}"
-    assume(password not in before + after + host + tail + scheme + "feedback-db***")
+    assume(password not in before + after + host + tail + scheme + " --feedback-db ***://@")
     out = redact_url(text)
     assert password not in out
     assert f"{scheme}://***@" in out
