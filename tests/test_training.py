@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from iscore import registry
 from iscore.scoring import score
 from training import cli
-from training.pipeline import gate
+from training.fitting import gate
 from tests.conftest import make_rows, write_csv
 
 DATA_ARGS = ["--text-col", "headline", "--label-col", "shares", "--time-col", "when", "--source-col", "site",

@@ -129,7 +129,7 @@ def _spec(args: argparse.Namespace, settings: Settings) -> Any:
 
 def _data_options(args: argparse.Namespace) -> Any:
     """How the data becomes targets and the hold-out (for commands that do not fit a model)."""
-    from training.pipeline import TrainOptions
+    from training.fitting import TrainOptions
 
     return TrainOptions(target=args.target, window=args.window, holdout_fraction=args.holdout, min_rows=args.min_rows)
 
@@ -203,7 +203,7 @@ def _train(args: argparse.Namespace, settings: Settings, log: Log, argv: list[st
     """`train` (gated with --promote) and `retrain` (always gated)."""
     from dataclasses import replace
 
-    from training import pipeline as tp
+    from training import fitting
     from training.evaluate import time_split
     from training.report import render, unwritable_dir_reason
 
@@ -233,9 +233,9 @@ def _train(args: argparse.Namespace, settings: Settings, log: Log, argv: list[st
             prepared, pipeline, metrics, test = _train_out_of_core(spec, opts, args.chunksize, log)
         else:
             fb_rows = _feedback_rows(args, settings, log)
-            prepared = tp.prepare(spec, opts, fb_rows, args.feedback_weight, log=log)
+            prepared = fitting.prepare(spec, opts, fb_rows, args.feedback_weight, log=log)
             log(prepared.report.summary() + (f"; feedback rows {len(fb_rows)}" if fb_rows else ""))
-            opts = replace(opts, model=tp.with_usable_desk(opts.model, prepared.df, log))
+            opts = replace(opts, model=fitting.with_usable_desk(opts.model, prepared.df, log))
             if args.select:
                 older, _ = time_split(prepared.df, opts.holdout_fraction)
                 from training.select import select
@@ -244,9 +244,9 @@ def _train(args: argparse.Namespace, settings: Settings, log: Log, argv: list[st
                 opts = replace(opts, model=model)
             cross = None
             if args.cross_preset:
-                cross = tp.prepare(resolve_spec(args.cross_preset, data_dir=settings.data_dir),
-                                   tp.TrainOptions(target=opts.target, window=opts.window), log=log)
-            pipeline, metrics, test = tp.train_and_evaluate(prepared, opts, embedder=embedder, cross=cross, log=log)
+                cross = fitting.prepare(resolve_spec(args.cross_preset, data_dir=settings.data_dir),
+                                        fitting.TrainOptions(target=opts.target, window=opts.window), log=log)
+            pipeline, metrics, test = fitting.train_and_evaluate(prepared, opts, embedder=embedder, cross=cross, log=log)
         metrics["train_seconds"] = round(time.perf_counter() - t0, 2)
         if candidates:
             metrics["candidates"] = candidates
@@ -255,8 +255,8 @@ def _train(args: argparse.Namespace, settings: Settings, log: Log, argv: list[st
             champion_metrics = None
             if champion is not None:
                 phase(log, "evaluating champion", f"{champion.version} on the same {rows(len(test))}")
-                champion_metrics = tp.evaluate_candidate(champion.pipeline, test)
-            decision = tp.gate(metrics, champion_metrics, tolerance=args.tolerance)
+                champion_metrics = fitting.evaluate_candidate(champion.pipeline, test)
+            decision = fitting.gate(metrics, champion_metrics, tolerance=args.tolerance)
             forced = force and not decision.promote
             metrics["gate"] = {"promote": decision.promote, "reason": decision.reason, "forced": forced,
                                "champion": champion.version if champion else None,
@@ -264,8 +264,8 @@ def _train(args: argparse.Namespace, settings: Settings, log: Log, argv: list[st
             log(f"gate: {'PROMOTE' if decision.promote else 'REFUSE'} ({decision.reason})"
                 + ("; overridden by --force" if forced else ""))
         command = "iscore-train " + shlex.join(public_argv(argv))
-        manifest = tp.manifest_for(prepared, opts, metrics, command, data_dir=settings.data_dir)
-        manifest["features"] = tp.feature_summary(pipeline)
+        manifest = fitting.manifest_for(prepared, opts, metrics, command, data_dir=settings.data_dir)
+        manifest["features"] = fitting.feature_summary(pipeline)
         if emb_info:
             manifest["embeddings"] = emb_info
         summary = {"primary": metrics["primary"], "behaviour": metrics["behaviour"]["pairs"]}
@@ -310,7 +310,7 @@ def _train(args: argparse.Namespace, settings: Settings, log: Log, argv: list[st
 
 
 def _embed(args: argparse.Namespace, settings: Settings, log: Log) -> int:
-    from training import pipeline as tp
+    from training import fitting
     from training.embed import distill_vectors, save, training_words
 
     try:
@@ -319,7 +319,7 @@ def _embed(args: argparse.Namespace, settings: Settings, log: Log) -> int:
         raise UsageError("embed needs the optional extra: pip install -e '.[embed]'") from None
     words: list[str] = []
     if args.preset or args.data:
-        prepared = tp.prepare(_spec(args, settings), _data_options(args), log=log)
+        prepared = fitting.prepare(_spec(args, settings), _data_options(args), log=log)
         words = training_words(prepared.df["text"])
     phase(log, "distilling", f"all-MiniLM-L6-v2 to {args.dims} dims (offline)")
     data = distill_vectors(words, pca_dims=args.dims, max_extra=args.extra_words)
@@ -355,18 +355,18 @@ def _feedback_rows(args: argparse.Namespace, settings: Settings, log: Log) -> li
 
 
 def _train_out_of_core(spec: Any, opts: Any, chunksize: int, log: Log) -> tuple[Any, Any, dict[str, Any], Any]:
-    from training import pipeline as tp
+    from training import fitting
     from training.outofcore import train_streaming
 
     out = train_streaming(spec, opts, chunksize=chunksize, log=log)
     log(out["report"].summary())
     test = out["test"]
     phase(log, "evaluating", f"hold-out {rows(len(test))} and the behavioural suite")
-    metrics = tp.evaluate_candidate(out["pipeline"], test)
+    metrics = fitting.evaluate_candidate(out["pipeline"], test)
     metrics["split"] = {"train_rows": out["train_rows"], "test_rows": len(test)}
     metrics["baselines"] = {}  # baselines need the training rows in memory: in-memory path only
     # The manifest describes the whole streamed data set; only the hold-out is kept in memory.
-    prepared = tp.Prepared(spec=spec, df=test, report=out["report"], fingerprint=out["fingerprint"],
+    prepared = fitting.Prepared(spec=spec, df=test, report=out["report"], fingerprint=out["fingerprint"],
                            span=(out["min_time"], out["max_time"]))
     return prepared, out["pipeline"], metrics, test
 
@@ -384,7 +384,7 @@ def _write_reports(out: Path, manifest: dict[str, Any], html: str, log: Log) -> 
 
 
 def _evaluate(args: argparse.Namespace, settings: Settings, log: Log) -> int:
-    from training import pipeline as tp
+    from training import fitting
     from training.evaluate import time_split
 
     reg = Path(args.registry or settings.model_dir)
@@ -393,11 +393,11 @@ def _evaluate(args: argparse.Namespace, settings: Settings, log: Log) -> int:
         raise registry.ArtifactError(f"no CURRENT version in {reg}")
     loaded = registry.load_version(reg, version)
     opts = _data_options(args)
-    prepared = tp.prepare(_spec(args, settings), opts, log=log)
+    prepared = fitting.prepare(_spec(args, settings), opts, log=log)
     scope = "all" if args.all else "holdout"
     data = prepared.df if args.all else time_split(prepared.df, opts.holdout_fraction)[1]
     phase(log, "evaluating", f"{version} on {rows(len(data))} ({'all rows' if args.all else 'newest hold-out'})")
-    m = tp.evaluate_candidate(loaded.pipeline, data)
+    m = fitting.evaluate_candidate(loaded.pipeline, data)
     # evaluate_candidate names its metrics "holdout"; here they describe `scope`.
     print(json.dumps({"version": version, "scope": scope, "rows": len(data), "metrics": m["holdout"],
                       "primary": m["primary"], "behaviour": m["behaviour"]}, indent=2))
