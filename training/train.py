@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from iscore import registry as reg_ops
+from iscore.model import feature_parts
 from iscore.redact import redact_url as redact
 from training import fitting
 from training.data import DataError, DatasetSpec
@@ -215,7 +216,7 @@ def _resolve_embedder(opts: TrainOptions, run: RunOptions, champion: Any, log: L
         return emb, {**prov, "file": run.embeddings.name}
     if champion is None or not run.reuse_champion_vectors:
         return None, None
-    parts = dict(champion.pipeline.named_steps["features"].transformer_list)
+    parts = feature_parts(champion.pipeline)
     if "semantic" not in parts:
         log(f"champion {champion.version} has no word vectors: training without (--embeddings FILE adds some)")
         return None, None
