@@ -36,8 +36,8 @@ class FastFeatureUnion(FeatureUnion):
 
 
 def hstack_csr(parts: list[Any]) -> sp.csr_matrix:
-    """Column-wise concatenation into CSR with plain numpy (scipy's goes through COO, ~10x slower
-    for the one-row batches the service scores)."""
+    """Column-wise concatenation into CSR with plain numpy (scipy's goes through COO, which is slower
+    for the one-row batches the service scores; README, Benchmarks)."""
     blocks = [p.tocsr() if sp.issparse(p) else sp.csr_matrix(p) for p in parts]
     n = blocks[0].shape[0]
     row_nnz = [np.diff(b.indptr) for b in blocks]
@@ -287,8 +287,8 @@ def build_features(config: ModelConfig, embedder: StaticEmbedder | None = None) 
 def build_pipeline(config: ModelConfig, embedder: StaticEmbedder | None = None) -> Pipeline:
     """An unfitted i-Score pipeline: features, then a percentile-calibrated regressor."""
     if config.out_of_core:
-        # Averaged SGD with a constant step: the best of the settings compared on the fb_news
-        # time split (Spearman 0.21 vs 0.18 invscaling, -0.01 'optimal'; see README).
+        # Averaged SGD with a constant step: the best of the step rules compared (README,
+        # "Which training path for which size").
         reg: Any = SGDRegressor(alpha=config.alpha * 1e-7, penalty="l2", learning_rate="constant",
                                 eta0=0.01, average=True, random_state=0)
     elif config.desk_weight > 0:

@@ -36,9 +36,9 @@ if TYPE_CHECKING:  # imported where used: `list`, `pin` and `rollback` need no p
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATA, EXIT_ARTIFACT, EXIT_REFUSED, EXIT_LOCKED = 0, 1, 2, 3, 4, 10, 11
 
-# What `train --select` chose on fb_news on 2026-11-25 (README, "Desk head"): the candidate with the
-# best CV Spearman among those whose dev-suite pair rate reaches 95 %. Plain `train` and the nightly
-# `retrain` use it, so a scheduled retrain rebuilds the shipped recipe.
+# The desk weight `train --select` chose for the shipped model (the rule and the figures: README,
+# "Desk head"). Plain `train` and the nightly `retrain` use it, so a scheduled retrain rebuilds the
+# shipped recipe.
 DEFAULT_DESK_WEIGHT = 1.0
 
 Log = Callable[[str], Any]
