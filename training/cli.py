@@ -30,7 +30,7 @@ from training.progress import Progress, phase, rows
 from iscore.redact import public_argv
 from iscore.redact import redact_url as redact
 
-if TYPE_CHECKING:  # imported where used: `list`, `pin` and `rollback` need no pandas or scikit-learn
+if TYPE_CHECKING:  # annotations only: the commands import what they run where they run it
     from training.fitting import TrainOptions
     from training.train import RunOptions
 
