@@ -21,7 +21,7 @@ from training.behaviour import DEV_SUITE_PATH, load_suite, run_suite  # noqa: E4
 from training.data import resolve_spec  # noqa: E402
 from training.embed import load_embedder  # noqa: E402
 from training.evaluate import evaluate_on, time_split  # noqa: E402
-from training.pipeline import TrainOptions, fit, prepare  # noqa: E402
+from training.fitting import TrainOptions, fit, prepare  # noqa: E402
 
 
 def main() -> None:

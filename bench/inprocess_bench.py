@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from bench.common import headlines, machine  # noqa: E402
 from iscore import registry  # noqa: E402
 from iscore.features import as_records  # noqa: E402
+from iscore.model import calibrated_model, feature_union  # noqa: E402
 from iscore.scoring import score  # noqa: E402
 
 
@@ -46,8 +47,8 @@ def main() -> None:
     texts = headlines(10_000)
     recs = as_records(texts, ["reuters"] * len(texts))
     print(f"# in-process scoring, model {model.version}\n# {machine()}, 1 thread")
-    features = pipe.named_steps["features"]
-    reg = pipe.named_steps["model"]
+    features = feature_union(pipe)
+    reg = calibrated_model(pipe)
     with threadpool_limits(1):
         print(f"{'batch':>6} {'pipeline h/s':>14} " + " ".join(f"{n + ' h/s':>16}" for n, _ in features.transformer_list)
               + f" {'regressor h/s':>14}")

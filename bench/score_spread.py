@@ -20,7 +20,7 @@ from iscore.scoring import score  # noqa: E402
 from iscore.settings import Settings  # noqa: E402
 from training.data import resolve_spec  # noqa: E402
 from training.evaluate import time_split  # noqa: E402
-from training.pipeline import TrainOptions, prepare  # noqa: E402
+from training.fitting import TrainOptions, prepare  # noqa: E402
 
 
 def top_ten_spans(s: np.ndarray, hours: int, per_hour: int, rng: np.random.Generator) -> np.ndarray:

@@ -20,6 +20,8 @@ _NUMBER = re.compile(r"\d")
 _LEAD_NUMBER = re.compile(r"^\d+\b")
 _QUOTE = re.compile(r"[\"'\u2018\u2019\u201c\u201d]")
 _SECOND_PERSON = re.compile(r"\byou(r|'re|rs)?\b", re.IGNORECASE)
+# A word as StaticEmbedder looks it up (in lower-cased text); `iscore-train embed` builds its vocabulary with it.
+WORD_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
 def normalize_text(text: str) -> str:
@@ -148,8 +150,6 @@ class StaticEmbedder(TransformerMixin, BaseEstimator):
     fitted pipeline (float16) so the artifact carries everything it needs.
     """
 
-    _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-
     def __init__(self, vocab: Mapping[str, int] | None = None, vectors: np.ndarray | None = None,
                  weight: float = 1.0):
         self.vocab = vocab
@@ -169,7 +169,7 @@ class StaticEmbedder(TransformerMixin, BaseEstimator):
         # far faster than averaging row by row in Python.
         indptr, indices = [0], []
         for text in texts:
-            indices.extend(i for i in map(vocab.get, self._TOKEN.findall(text.lower())) if i is not None)
+            indices.extend(i for i in map(vocab.get, WORD_TOKEN.findall(text.lower())) if i is not None)
             indptr.append(len(indices))
         counts = sp.csr_matrix(
             (np.ones(len(indices), dtype=np.float32), np.asarray(indices, dtype=np.int64), np.asarray(indptr)),

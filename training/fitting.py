@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iscore.model import ModelConfig, build_pipeline
+from iscore.model import MODEL_STEP, ModelConfig, build_pipeline, feature_parts
 from training.behaviour import run_suite
 from training.data import DatasetSpec, ValidationReport, fingerprint, load_dataset
 from training.desk import desk_labels
@@ -119,7 +119,7 @@ def fit(df: pd.DataFrame, config: ModelConfig, embedder: Any = None) -> Any:
     pipeline = build_pipeline(config, embedder)
     y = targets(df, config)
     if "weight" in df.columns and (df["weight"] != 1.0).any():
-        return pipeline.fit(df, y, model__sample_weight=df["weight"].to_numpy())
+        return pipeline.fit(df, y, **{f"{MODEL_STEP}__sample_weight": df["weight"].to_numpy()})
     return pipeline.fit(df, y)
 
 
@@ -253,7 +253,7 @@ def feature_summary(pipeline: Any) -> dict[str, Any]:
     """How many features each part of the union produces (for the manifest)."""
     out: dict[str, Any] = {}
     try:
-        for name, part in pipeline.named_steps["features"].transformer_list:
+        for name, part in feature_parts(pipeline).items():
             out[name] = int(len(part.get_feature_names_out()))
     except (AttributeError, KeyError, ValueError):
         pass
