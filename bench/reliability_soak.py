@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -184,6 +185,10 @@ def run_phase(name: str, port: int, server: object, reg: Path, pipeline: object,
     versions = len({r[3] for r in results if r[3]})
     print(f"{name:8s} {len(results):9d} {failed:7d} {resent:7d} {events:6d} {versions:9d} {p99(lat):8.1f} "
           f"{max(lat) * 1000:8.1f} {gap:8.1f}")
+    if failed:
+        kinds = Counter((st, "expected version" if v == expected else v) for _, _, st, v, _ in results
+                        if st != 200 or (expected is not None and v != expected))
+        print(f"         failures: {dict(kinds)}")
     return failed == 0 and gap <= 100
 
 

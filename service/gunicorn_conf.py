@@ -23,7 +23,7 @@ import os
 import shutil
 
 from iscore.settings import Settings
-from service.workers import WORKER_CLASSES, guard_worker_boot_signals
+from service.workers import HANDOFF_ENV, WORKER_CLASSES, guard_worker_boot_signals, mark_ready, mark_reload
 
 _s = Settings.from_env()
 
@@ -78,6 +78,8 @@ def _alive(pid: int) -> bool:
 # master, where the variable is already set, so the directory survives reloads.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _prometheus_dir()
+# SIGHUP hand-over markers (service/workers.py HandoffMixin), next to the metrics, removed with them.
+os.environ.setdefault(HANDOFF_ENV, os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "handoff"))
 
 
 def on_exit(server):  # noqa: ANN001 - gunicorn hook signature
@@ -107,6 +109,8 @@ def on_reload(server):  # noqa: ANN001 - gunicorn hook signature
         _holder(server).reload()
     except ArtifactError:
         pass  # logged; the master keeps the fallback, and so will the new workers
+    # The workers forked next are the new generation; older ones serve until one of them is ready.
+    mark_reload(server.worker_age + 1)
 
 
 def pre_fork(server, worker):  # noqa: ANN001 - gunicorn hook signature
@@ -117,3 +121,4 @@ def pre_fork(server, worker):  # noqa: ANN001 - gunicorn hook signature
 def post_worker_init(worker):  # noqa: ANN001 - gunicorn hook signature
     """In each worker, after gevent's patching: poll CURRENT in the background."""
     worker.wsgi.extensions["iscore"]["holder"].start_polling(_s.reload_poll_seconds)
+    mark_ready(worker.age)
