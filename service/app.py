@@ -5,9 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import re
-import time
-import uuid
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,11 +16,11 @@ from iscore.registry import ArtifactError, LoadedModel
 from iscore.scoring import explain, rank_order, score, tier
 from iscore.settings import Settings
 from service.body import read_body
-from service.errors import SECURITY_HEADERS, ApiError, register_error_handlers
+from service.errors import ApiError, register_error_handlers
 from service.feedback_store import FeedbackStore
 from service.holder import ModelHolder
 from service.limits import RateLimits
-from service.observability import Metrics, configure_logging
+from service.observability import Metrics, configure_logging, install_hooks
 from service.openapi import openapi_document
 from service.schema import (
     Headline,
@@ -39,8 +36,6 @@ from service.schema import (
     require_json,
 )
 
-access_log = logging.getLogger("iscore.access")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -69,36 +64,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     logging.getLogger("iscore.app").info("app created", extra={"fields": {"settings": settings.public()}})
 
-    @app.before_request
-    def _start() -> None:
-        g.t0 = time.perf_counter()
-        rid = request.headers.get("X-Request-ID", "")
-        g.request_id = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
-        g.model_version = None
-        g.n_headlines = None
-
-    # After _start, so a request refused by a rate limit still has its request id and timing.
+    install_hooks(app, metrics, holder)
+    # After the hooks, so a request refused by a rate limit still has its request id and timing.
     rate = RateLimits(app, settings)
     app.extensions["iscore"]["rate_limits"] = rate
-
-    @app.after_request
-    def _finish(resp: Response) -> Response:
-        route = request.url_rule.rule if request.url_rule else "(unmatched)"
-        elapsed = time.perf_counter() - g.get("t0", time.perf_counter())
-        metrics.observe_request(route, request.method, resp.status_code, elapsed)
-        resp.headers["X-Request-ID"] = g.get("request_id", "")
-        current = holder.get()
-        served = g.get("model_version") or (current.version if current else None)
-        if served:
-            resp.headers["X-Model-Version"] = served  # on every reply, errors included
-        for k, v in SECURITY_HEADERS.items():
-            resp.headers.setdefault(k, v)
-        access_log.info("request", extra={"fields": {
-            "request_id": g.get("request_id"), "method": request.method, "path": request.path,
-            "route": route, "status": resp.status_code, "ms": round(elapsed * 1000, 2),
-            "model_version": g.get("model_version"), "headlines": g.get("n_headlines"),
-        }})
-        return resp
 
     def require_model() -> LoadedModel:
         model = holder.get()
