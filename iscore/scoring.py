@@ -1,9 +1,9 @@
-"""Pure scoring functions: records in, 0-100 scores, tiers, rankings and explanations out."""
+"""Pure scoring functions: records in, 0-100 scores, tiers, rankings, explanations and reply items out."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -76,3 +76,17 @@ def explain(pipeline: Any, records: Sequence[Any], top: int = 3) -> list[dict[st
             "down": [{"feature": str(names[idx[j]]), "contribution": round(float(contrib[j]), 4)} for j in down],
         })
     return out
+
+
+def reply_items(pipeline: Any, headlines: Sequence[tuple[str, str, Mapping[str, Any]]], *, red_threshold: float,
+                explain_top: int, with_explain: bool) -> list[dict[str, Any]]:
+    """Reply items ``{id, text, i_score, tier[, explain]}`` for ``(id, text, record)`` triples, in order."""
+    records = [record for _, _, record in headlines]
+    items = []
+    for (hid, text, _), value in zip(headlines, score(pipeline, records)):
+        i_score = round(float(value), 1)  # the tier follows the score the client sees, not the raw value
+        items.append({"id": hid, "text": text, "i_score": i_score, "tier": tier(i_score, red_threshold)})
+    if with_explain:
+        for item, why in zip(items, explain(pipeline, records, explain_top)):
+            item["explain"] = why
+    return items

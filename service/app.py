@@ -1,49 +1,19 @@
-"""The i-Score Flask app factory. Views parse, call the pure core and serialise; nothing more."""
+"""The i-Score Flask app factory: builds the shared objects and wires hooks and blueprints; nothing more."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import re
-import threading
-import time
-import uuid
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.exc import SQLAlchemyError
+from flask import Flask
 
-from iscore import feedback
-from iscore.redact import public_text, public_value, redact_url
-from iscore.registry import ArtifactError, LoadedModel
-from iscore.scoring import explain, rank_order, score, tier
 from iscore.settings import Settings
-from service.body import read_body
-from service.errors import SECURITY_HEADERS, ApiError, register_error_handlers
+from service import admin, feedback, meta, scoring
+from service.context import Services, registry_names, request_limits
+from service.errors import register_error_handlers
+from service.feedback_store import FeedbackStore
 from service.holder import ModelHolder
 from service.limits import RateLimits
-from service.observability import Metrics, configure_logging
-from service.openapi import openapi_document
-from service.schema import (
-    Headline,
-    Limits,
-    canonical_json,
-    in_window,
-    parse_feedback,
-    parse_flag,
-    parse_idempotency_key,
-    parse_json_body,
-    parse_rank,
-    parse_score,
-    require_json,
-)
-
-access_log = logging.getLogger("iscore.access")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+from service.observability import Metrics, configure_logging, install_hooks
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -55,251 +25,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # keep reply fields in a readable order
     metrics = Metrics()
     holder = ModelHolder(settings.model_dir, on_reload=metrics.on_reload)
-    app.extensions["iscore"] = {"settings": settings, "holder": holder, "metrics": metrics}
-    limits = Limits(settings.max_headlines, settings.max_headline_chars, settings.default_limit,
-                    max_request_chars=settings.max_request_chars,
-                    max_explain_headlines=settings.max_explain_headlines)
-    # Registry errors name the model directory; clients learn what is wrong, not where files live.
-    registry_names = [(str(settings.model_dir.resolve()), "the model registry"),
-                      (str(settings.model_dir), "the model registry")]
-
-    def public(reason: str | None) -> str | None:
-        return None if reason is None else public_text(reason, registry_names)
-
     # CURRENT, or the registry's fallback when CURRENT is broken; nothing at all leaves /readyz at 503.
     # Polling for new versions runs in the background (gunicorn_conf starts it in each worker).
     holder.refresh()
     register_error_handlers(app)
     logging.getLogger("iscore.app").info("app created", extra={"fields": {"settings": settings.public()}})
-
-    @app.before_request
-    def _start() -> None:
-        g.t0 = time.perf_counter()
-        rid = request.headers.get("X-Request-ID", "")
-        g.request_id = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
-        g.model_version = None
-        g.n_headlines = None
-
-    # After _start, so a request refused by a rate limit still has its request id and timing.
-    rate = RateLimits(app, settings)
-    app.extensions["iscore"]["rate_limits"] = rate
-
-    @app.after_request
-    def _finish(resp: Response) -> Response:
-        route = request.url_rule.rule if request.url_rule else "(unmatched)"
-        elapsed = time.perf_counter() - g.get("t0", time.perf_counter())
-        metrics.observe_request(route, request.method, resp.status_code, elapsed)
-        resp.headers["X-Request-ID"] = g.get("request_id", "")
-        current = holder.get()
-        served = g.get("model_version") or (current.version if current else None)
-        if served:
-            resp.headers["X-Model-Version"] = served  # on every reply, errors included
-        for k, v in SECURITY_HEADERS.items():
-            resp.headers.setdefault(k, v)
-        access_log.info("request", extra={"fields": {
-            "request_id": g.get("request_id"), "method": request.method, "path": request.path,
-            "route": route, "status": resp.status_code, "ms": round(elapsed * 1000, 2),
-            "model_version": g.get("model_version"), "headlines": g.get("n_headlines"),
-        }})
-        return resp
-
-    def require_model() -> LoadedModel:
-        model = holder.get()
-        if model is None:
-            reason = holder.status.error if holder.status else "no model loaded"
-            raise ApiError(503, "model_unavailable", "no verified model is loaded; see /readyz",
-                           {"reason": public(reason)})
-        g.model_version = model.version
-        return model
-
-    def json_body() -> Any:
-        content_type = request.headers.get("Content-Type")
-        require_json(content_type)  # before reading a body that would be refused anyway
-        raw = read_body(request.environ, settings.max_body_bytes, settings.body_timeout_seconds)
-        return parse_json_body(raw, content_type)
-
-    def scored(model: LoadedModel, heads: list[Headline], with_explain: bool) -> list[dict[str, Any]]:
-        records = [h.record() for h in heads]
-        values = score(model.pipeline, records)
-        metrics.headlines.inc(len(heads))
-        g.n_headlines = len(heads)
-        items = [
-            {"id": h.id, "text": h.text, "i_score": round(float(v), 1), "tier": tier(round(float(v), 1), settings.red_threshold)}
-            for h, v in zip(heads, values)
-        ]
-        if with_explain:
-            for item, ex in zip(items, explain(model.pipeline, records, settings.explain_top)):
-                item["explain"] = ex
-        return items
-
-    @app.post("/v1/score")
-    def score_route() -> Any:
-        with_explain = parse_flag(request.args.get("explain"), "explain")
-        heads = parse_score(json_body(), limits, with_explain)
-        model = require_model()
-        rate.charge_headlines([h.text for h in heads], with_explain)
-        return jsonify({"model_version": model.version, "scores": scored(model, heads, with_explain)})
-
-    @app.post("/v1/rank")
-    def rank_route() -> Any:
-        with_explain = parse_flag(request.args.get("explain"), "explain")
-        req = parse_rank(json_body(), limits, with_explain)
-        model = require_model()
-        rate.charge_headlines([h.text for h in req.headlines], with_explain)
-        heads = req.headlines
-        now = req.now or datetime.now(timezone.utc)
-        if req.window_minutes is not None:
-            heads = [h for h in heads if in_window(h, now, req.window_minutes)]
-        items = scored(model, heads, with_explain) if heads else []
-        order = rank_order([it["i_score"] for it in items], [it["id"] for it in items])[: req.limit]
-        ranked = [{"rank": r + 1, **items[i]} for r, i in enumerate(order)]
-        return jsonify({"model_version": model.version, "ranked": ranked,
-                        "considered": len(heads), "excluded_by_window": len(req.headlines) - len(heads)})
-
-    @app.get("/healthz")
-    def healthz() -> Any:
-        model = holder.get()
-        return jsonify({"status": "ok", "model_version": model.version if model else None})
-
-    @app.get("/readyz")
-    def readyz() -> Any:
-        r = holder.readiness()
-        st = r.status
-        last = None if st is None else {"ok": st.ok, "version": st.version, "error": public(st.error),
-                                        "at": datetime.fromtimestamp(st.at, timezone.utc).isoformat()}
-        body: dict[str, Any] = {"status": r.state, "model_version": r.model.version if r.model else None}
-        if r.fallback is not None:
-            # Serving, but not what CURRENT names: ready for traffic, and says so to operators.
-            body.update({"current": r.fallback.current, "reason": public(r.fallback.error)})
-        body["last_reload"] = last
-        if r.model is None:
-            body.setdefault("reason", public(st.error) if st else "no model loaded")
-            return jsonify(body), 503
-        g.model_version = r.model.version
-        return jsonify(body)
-
-    @app.get("/v1/model")
-    def model_info() -> Any:
-        model = require_model()
-        m = model.manifest
-        # No "command": a training command line can carry a database URL with its password.
-        keys = ("version", "created_at", "libraries", "data", "target", "model_config", "features",
-                "metrics", "sha256", "model_bytes")
-        return jsonify({"model_version": model.version, "red_threshold": settings.red_threshold,
-                        "manifest": public_value({k: m.get(k) for k in keys if k in m}, registry_names)})
-
-    @app.get("/metrics")
-    def metrics_route() -> Response:
-        return Response(metrics.render(), mimetype="text/plain; version=0.0.4")
-
-    @app.get("/openapi.json")
-    def openapi_route() -> Any:
-        return jsonify(openapi_document(settings))
-
-    def require_admin() -> None:
-        if not settings.admin_token:
-            raise ApiError(403, "admin_disabled", "admin routes are off: set ISCORE_ADMIN_TOKEN to enable them")
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <ISCORE_ADMIN_TOKEN>'")
-        if not hmac.compare_digest(token.strip().encode(), settings.admin_token.encode()):
-            raise ApiError(401, "unauthorized", "wrong token")
-
-    @app.post("/v1/admin/reload")
-    def reload_route() -> Any:
-        require_admin()
-        before = holder.get()
-        try:
-            model = holder.reload()
-        except ArtifactError as e:
-            serving = holder.get()
-            raise ApiError(409, "reload_failed", "the version CURRENT names was refused; the last good model serves",
-                           {"reason": public(str(e)), "serving": serving.version if serving else None}) from None
-        g.model_version = model.version
-        return jsonify({"model_version": model.version, "previous_version": before.version if before else None})
-
+    install_hooks(app, metrics, holder)
+    # After the hooks, so a request refused by a rate limit still has its request id and timing.
+    rate_limits = RateLimits(app, settings)
     store = FeedbackStore(settings.database_url, connect_timeout=settings.database_connect_timeout_seconds,
                           statement_timeout=settings.database_statement_timeout_seconds)
-    app.extensions["iscore"]["feedback"] = store
-
-    @app.post("/v1/feedback")
-    def feedback_route() -> Any:
-        require_admin()
-        key = parse_idempotency_key(request.headers.get("Idempotency-Key"))
-        body = json_body()
-        batch = parse_feedback(body, limits)
-        if key is None:
-            return jsonify(store.call(lambda engine: feedback.store(engine, batch)))
-        fingerprint = hashlib.sha256(canonical_json(body)).hexdigest()
-        try:
-            counts, replayed = store.call(lambda engine: feedback.store_once(engine, batch, key, fingerprint))
-        except feedback.IdempotencyConflict:
-            raise ApiError(409, "idempotency_key_reused",
-                           "this Idempotency-Key was already used for a different batch; send a new key with a new "
-                           "batch", {"header": "Idempotency-Key"}) from None
-        resp = jsonify(counts)
-        resp.headers["Idempotent-Replayed"] = "true" if replayed else "false"
-        return resp
-
-    @app.get("/v1/feedback/stats")
-    def feedback_stats_route() -> Any:
-        require_admin()
-        return jsonify(store.call(feedback.stats))
-
+    app.extensions["iscore"] = Services(settings=settings, holder=holder, metrics=metrics, feedback=store,
+                                        rate_limits=rate_limits, limits=request_limits(settings),
+                                        registry_names=registry_names(settings.model_dir))
+    for blueprint in (scoring.bp, meta.bp, admin.bp, feedback.bp):
+        app.register_blueprint(blueprint)
     return app
-
-
-class FeedbackStore:
-    """The feedback database, connected and migrated on first use (not at start-up or import)."""
-
-    def __init__(self, url: str, *, connect_timeout: float = 5.0, statement_timeout: float = 10.0):
-        self.url = url
-        self._timeouts = {"connect_timeout": connect_timeout, "statement_timeout": statement_timeout}
-        self._engine: Any = None
-        self._file: tuple[int, int] | None = None  # SQLite: (device, inode) of the file the engine opened
-        self._lock = threading.Lock()
-
-    def _sqlite_path(self) -> Path | None:
-        path = self.url.removeprefix("sqlite:///") if self.url.startswith("sqlite:///") else ""
-        return Path(path) if path and path != ":memory:" else None
-
-    def _file_id(self) -> tuple[int, int] | None:
-        path = self._sqlite_path()
-        try:
-            st = path.stat() if path else None
-        except OSError:
-            return None
-        return (st.st_dev, st.st_ino) if st else None
-
-    def engine(self) -> Any:
-        """The migrated engine, created once per process (again if its SQLite file was replaced)."""
-        with self._lock:
-            if self._engine is not None and self._sqlite_path() is not None and self._file_id() != self._file:
-                # The file was deleted or replaced under us. Open connections would keep writing to the
-                # unlinked inode and every acknowledged row would vanish; start again on a new file.
-                logging.getLogger("iscore.feedback").error(
-                    "the feedback database file was deleted or replaced while running; recreating it "
-                    "(rows stored before that are only in the old file)")
-                self._engine.dispose()
-                self._engine = None
-            if self._engine is None:
-                engine = feedback.make_engine(self.url, **self._timeouts)
-                feedback.migrate(engine)
-                self._engine, self._file = engine, self._file_id()
-            return self._engine
-
-    def call(self, fn: Any) -> Any:
-        """Run fn(engine); a database failure is a 503 (nothing was stored), never a 500."""
-        try:
-            engine = self.engine()
-            result = fn(engine)
-            if self._sqlite_path() is not None and self._file_id() != self._file:
-                # Deleted while this call wrote: the rows went to an unlinked file. Say so; a retry
-                # lands in the new file.
-                raise sa_exc.OperationalError("feedback write", None, Exception("database file deleted during the write"))
-            return result
-        except SQLAlchemyError as e:
-            logging.getLogger("iscore.feedback").error("feedback store failed", extra={"fields": {"error": redact_url(str(e))[:500]}})
-            raise ApiError(503, "feedback_store_unavailable",
-                           "the feedback database is unavailable; nothing was stored, retry later") from None

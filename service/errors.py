@@ -9,7 +9,7 @@ from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("iscore.errors")
-# On every reply: the app's (service/app.py) and gunicorn's own error pages (service/workers.py).
+# On every reply: the app's (service/observability.py) and gunicorn's own error pages (service/workers.py).
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",

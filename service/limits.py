@@ -29,7 +29,7 @@ from service.errors import ApiError, error_response
 log = logging.getLogger("iscore.limits")
 
 # Routes that probes and scrapers call: never limited, so a busy client cannot make a server look dead.
-EXEMPT_ENDPOINTS = frozenset({"healthz", "readyz", "metrics_route", "openapi_route"})
+EXEMPT_ENDPOINTS = frozenset({"meta.healthz", "meta.readyz", "meta.metrics_route", "meta.openapi_route"})
 # Headline units: a headline of up to 200 characters is one unit, a longer one one per 200 started
 # characters (scoring time grows with text: 55 us for 70 characters, 430 us for 1,000 on the shipped
 # model). explain=true triples the cost (explain took 1.3x-3.9x the scoring time, short to long).

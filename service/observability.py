@@ -1,25 +1,33 @@
-"""Prometheus metrics and one-line JSON logs."""
+"""Prometheus metrics, one-line JSON logs, and the request hooks that feed them."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import re
 import sys
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from flask import Flask, Response, g, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
 from prometheus_client.metrics_core import Metric
 
 from iscore.redact import redact_url
+from service.errors import SECURITY_HEADERS
+from service.holder import ModelHolder
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # The method label takes these values and "other": a label per made-up method let any client grow
 # /metrics without bound (300 invented methods took it from 3.9 KB to 30.8 KB).
 METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"})
+# A client's X-Request-ID is echoed only in this form; anything else gets a fresh id.
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+access_log = logging.getLogger("iscore.access")
 
 
 def method_label(method: str) -> str:
@@ -142,3 +150,34 @@ def configure_logging(level: str) -> None:
         py_warnings = logging.getLogger("py.warnings")
         py_warnings.addHandler(h)
         py_warnings.propagate = False
+
+
+def install_hooks(app: Flask, metrics: Metrics, holder: ModelHolder) -> None:
+    """Give every request an id and timing, and every reply its headers, metrics and access-log line."""
+
+    @app.before_request
+    def _start() -> None:
+        g.t0 = time.perf_counter()
+        rid = request.headers.get("X-Request-ID", "")
+        g.request_id = rid if REQUEST_ID.match(rid) else uuid.uuid4().hex
+        g.model_version = None
+        g.n_headlines = None
+
+    @app.after_request
+    def _finish(resp: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "(unmatched)"
+        elapsed = time.perf_counter() - g.get("t0", time.perf_counter())
+        metrics.observe_request(route, request.method, resp.status_code, elapsed)
+        resp.headers["X-Request-ID"] = g.get("request_id", "")
+        current = holder.get()
+        served = g.get("model_version") or (current.version if current else None)
+        if served:
+            resp.headers["X-Model-Version"] = served  # on every reply, errors included
+        for k, v in SECURITY_HEADERS.items():
+            resp.headers.setdefault(k, v)
+        access_log.info("request", extra={"fields": {
+            "request_id": g.get("request_id"), "method": request.method, "path": request.path,
+            "route": route, "status": resp.status_code, "ms": round(elapsed * 1000, 2),
+            "model_version": g.get("model_version"), "headlines": g.get("n_headlines"),
+        }})
+        return resp

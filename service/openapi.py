@@ -8,7 +8,9 @@ from typing import Any
 from iscore.settings import Settings
 from service.limits import EXPLAIN_FACTOR, UNIT_CHARS
 from service.schema import (
+    FLAG_FALSE,
     FLAG_PATTERN,
+    FLAG_TRUE,
     HEADLINE_TEXT_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
     LABEL_KIND_PATTERN,
@@ -32,6 +34,8 @@ ERROR_MEANINGS = {
 }
 RETRY_AFTER = {"Retry-After": {"required": True, "description": "seconds to wait before retrying",
                                "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"}}}
+# The words parse_flag takes, each true one beside its false one: true/false/1/0/yes/no/on/off.
+FLAG_WORDS = "/".join(word for pair in zip(FLAG_TRUE, FLAG_FALSE) for word in pair)
 # A time is ISO-8601 (format date-time) or RFC 2822 as feeds write it; both are accepted.
 TIME_DESCRIPTION = ("ISO-8601 (2026-11-24T18:05:00Z; a time without zone is UTC) "
                     "or RFC 2822 (Tue, 24 Nov 2026 18:05:00 GMT)")
@@ -51,20 +55,23 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
     """Build the document; every path here is a route of the app (a test checks both ways)."""
+    # One schema per kind of field, shared by every body that has it (as the parser shares its checks).
+    text = {"type": "string", "minLength": 1, "maxLength": settings.max_headline_chars, "pattern": HEADLINE_TEXT_PATTERN}
+    item_id = {"type": ["string", "integer", "null"], "maxLength": MAX_ID_CHARS, "pattern": NO_NUL_PATTERN}
+    source = {"type": ["string", "null"], "maxLength": MAX_SOURCE_CHARS, "pattern": NO_NUL_PATTERN}
+    timestamp = {"type": ["string", "null"], "format": "date-time", "description": TIME_DESCRIPTION}
     headline = {
         "oneOf": [
-            {"type": "string", "minLength": 1, "maxLength": settings.max_headline_chars, "pattern": HEADLINE_TEXT_PATTERN},
+            text,
             {
                 "type": "object",
                 "additionalProperties": False,
                 "required": ["text"],
                 "properties": {
-                    "text": {"type": "string", "minLength": 1, "maxLength": settings.max_headline_chars,
-                             "pattern": HEADLINE_TEXT_PATTERN},
-                    "id": {"type": ["string", "integer", "null"], "maxLength": MAX_ID_CHARS,
-                           "pattern": NO_NUL_PATTERN, "description": "echoed back; defaults to the item's index"},
-                    "published_at": {"type": ["string", "null"], "format": "date-time", "description": TIME_DESCRIPTION},
-                    "source": {"type": ["string", "null"], "maxLength": MAX_SOURCE_CHARS, "pattern": NO_NUL_PATTERN},
+                    "text": text,
+                    "id": {**item_id, "description": "echoed back; defaults to the item's index"},
+                    "published_at": timestamp,
+                    "source": source,
                 },
             },
         ]
@@ -74,7 +81,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                 "(ISCORE_MAX_REQUEST_CHARS); strings must not hold NUL or lone surrogates"}
     explain_param = {"name": "explain", "in": "query", "required": False,
                      "schema": {"type": "string", "pattern": FLAG_PATTERN},
-                     "description": "true/false/1/0/yes/no/on/off in any case: add the features that pushed each "
+                     "description": f"{FLAG_WORDS} in any case: add the features that pushed each "
                                     f"score up or down most (at most {settings.max_explain_headlines} headlines, "
                                     "ISCORE_MAX_EXPLAIN_HEADLINES)"}
     scored_item = {
@@ -116,7 +123,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                               "default": settings.default_limit},
                     "window_minutes": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": MAX_WINDOW_MINUTES,
                                        "description": "keep only headlines published this many minutes before now"},
-                    "now": {"type": ["string", "null"], "format": "date-time", "description": TIME_DESCRIPTION},
+                    "now": timestamp,
                 }}}}},
             "responses": {"200": json_ok({"type": "object", "required": ["model_version", "ranked"], "properties": {
                 "model_version": {"type": "string"},
@@ -153,19 +160,14 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "if": {"properties": {"label_kind": {"const": "score"}}},
                     "then": {"properties": {"label": {"maximum": 100}}},
                     "properties": {
-                        "id": {"type": ["string", "integer", "null"], "maxLength": MAX_ID_CHARS,
-                               "pattern": NO_NUL_PATTERN},
-                        "text": {"type": "string", "minLength": 1, "maxLength": settings.max_headline_chars,
-                                 "pattern": HEADLINE_TEXT_PATTERN},
+                        "id": item_id,
+                        "text": text,
                         "label": {"type": "number", "minimum": 0, "maximum": sys.float_info.max,
                                   "description": "0-100 for label_kind 'score'; a count (>= 0) otherwise"},
                         "label_kind": {"type": "string", "pattern": LABEL_KIND_PATTERN, "default": "score"},
-                        "published_at": {"type": ["string", "null"], "format": "date-time",
-                                         "description": TIME_DESCRIPTION},
-                        "source": {"type": ["string", "null"], "maxLength": MAX_SOURCE_CHARS,
-                                   "pattern": NO_NUL_PATTERN},
-                        "observed_at": {"type": ["string", "null"], "format": "date-time",
-                                        "description": TIME_DESCRIPTION},
+                        "published_at": timestamp,
+                        "source": source,
+                        "observed_at": timestamp,
                     }}}}}}}},
             "responses": {"200": {**json_ok({"type": "object"}), "headers": {"Idempotent-Replayed": {
                 "description": "with an Idempotency-Key: true when this is the stored reply of an earlier request",

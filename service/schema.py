@@ -17,6 +17,7 @@ MAX_ID_CHARS = 200
 MAX_SOURCE_CHARS = 200
 MAX_WINDOW_MINUTES = 60 * 24 * 366 * 10
 MAX_JSON_DEPTH = 32
+MAX_PROBLEMS = 50  # field problems listed in one 422 (validation stops soon after)
 LABEL_KIND_PATTERN = "^[a-z][a-z0-9_]{0,39}$"
 # Printable ASCII without spaces (UUIDs, ULIDs, "batch-2026-11-24-001"...).
 IDEMPOTENCY_KEY_PATTERN = "^[!-~]{1,200}$"
@@ -95,7 +96,7 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
-def unstorable_strings(value: Any, limit: int = 50) -> list[str]:
+def unstorable_strings(value: Any, limit: int = MAX_PROBLEMS) -> list[str]:
     """Paths (``items[0].id``, ``headlines[2].<key>``) of strings holding NUL or lone surrogates."""
     found: list[str] = []
     stack: list[tuple[Any, str]] = [(value, "")]
@@ -143,13 +144,23 @@ def parse_json_body(raw: bytes, content_type: str | None) -> Any:
     if "\\u" in text:
         bad = unstorable_strings(value)
         if bad:
-            raise ApiError(422, "invalid_request", f"{len(bad)} problem(s) in the request; see details",
-                           [_problem(path, UNSTORABLE_PROBLEM) for path in bad])
+            raise _invalid([_problem(path, UNSTORABLE_PROBLEM) for path in bad])
     return value
 
 
 def _problem(field: str, problem: str) -> dict[str, str]:
     return {"field": field, "problem": problem}
+
+
+def _unknown_fields(field: str, names: set[Any]) -> dict[str, str]:
+    """The problem of an object at ``field`` with keys outside its schema."""
+    return _problem(field, f"unknown field(s): {', '.join(sorted(map(str, names)))[:200]}")
+
+
+def _invalid(problems: list[dict[str, str]]) -> ApiError:
+    """The 422 listing field problems (the first MAX_PROBLEMS; the message counts them all)."""
+    return ApiError(422, "invalid_request", f"{len(problems)} problem(s) in the request; see details",
+                    problems[:MAX_PROBLEMS])
 
 
 TIME_PROBLEM = "must be an ISO-8601 string such as 2026-11-24T18:05:00Z or an RFC 2822 date such as " \
@@ -212,7 +223,7 @@ def _headline(item: Any, i: int, limits: Limits, problems: list[dict[str, str]])
         return None
     unknown = set(item) - {"text", "id", "published_at", "source"}
     if unknown:
-        problems.append(_problem(field, f"unknown field(s): {', '.join(sorted(map(str, unknown)))[:200]}"))
+        problems.append(_unknown_fields(field, unknown))
     text = item.get("text")
     if not isinstance(text, str):
         problems.append(_problem(f"{field}.text", "is required and must be a string"))
@@ -241,7 +252,7 @@ def parse_headlines(body: Any, limits: Limits, allowed: frozenset[str]) -> list[
     unknown = set(body) - allowed
     problems: list[dict[str, str]] = []
     if unknown:
-        problems.append(_problem("(body)", f"unknown field(s): {', '.join(sorted(map(str, unknown)))[:200]}"))
+        problems.append(_unknown_fields("(body)", unknown))
     items = body.get("headlines")
     if not isinstance(items, list):
         raise ApiError(422, "invalid_request", "'headlines' is required and must be a list", problems or None)
@@ -258,11 +269,10 @@ def parse_headlines(body: Any, limits: Limits, allowed: frozenset[str]) -> list[
         h = _headline(item, i, limits, problems)
         if h is not None:
             out.append(h)
-        if len(problems) >= 50:
+        if len(problems) >= MAX_PROBLEMS:
             break
     if problems:
-        raise ApiError(422, "invalid_request", f"{len(problems)} problem(s) in the request; see details",
-                       problems[:50])
+        raise _invalid(problems)
     return out
 
 
@@ -318,7 +328,7 @@ def parse_rank(body: Any, limits: Limits, with_explain: bool = False) -> RankReq
         window = None
     now = parse_time(body.get("now"), "now", problems)
     if problems:
-        raise ApiError(422, "invalid_request", f"{len(problems)} problem(s) in the request; see details", problems)
+        raise _invalid(problems)
     return RankRequest(headlines=headlines, limit=limit, window_minutes=window, now=now)
 
 
@@ -381,7 +391,7 @@ def parse_feedback(body: Any, limits: Limits) -> list[Any]:
     check_request_chars(raw, limits)
     problems: list[dict[str, str]] = []
     if extra:
-        problems.append(_problem("(body)", f"unknown field(s): {', '.join(sorted(map(str, extra)))[:200]}"))
+        problems.append(_unknown_fields("(body)", extra))
     out = []
     allowed = {"id", "text", "label", "label_kind", "published_at", "source", "observed_at"}
     for i, item in enumerate(raw):
@@ -390,7 +400,7 @@ def parse_feedback(body: Any, limits: Limits) -> list[Any]:
             problems.append(_problem(f, "must be an object with 'text' and 'label'"))
             continue
         if set(item) - allowed:
-            problems.append(_problem(f, f"unknown field(s): {', '.join(sorted(map(str, set(item) - allowed)))[:200]}"))
+            problems.append(_unknown_fields(f, set(item) - allowed))
         h = _headline({"text": item.get("text"), "id": item.get("id"), "source": item.get("source"),
                        "published_at": item.get("published_at")}, i, limits, problems)
         kind = item.get("label_kind", "score")
@@ -407,10 +417,10 @@ def parse_feedback(body: Any, limits: Limits) -> list[Any]:
             out.append(FeedbackItem(text=h.text, label=float(label), label_kind=kind,
                                     id=h.id if item.get("id") is not None else None,
                                     source=h.source or "", published_at=h.published_at, observed_at=observed))
-        if len(problems) >= 50:
+        if len(problems) >= MAX_PROBLEMS:
             break
     if problems:
-        raise ApiError(422, "invalid_request", f"{len(problems)} problem(s) in the request; see details", problems[:50])
+        raise _invalid(problems)
     return out
 
 
