@@ -323,6 +323,22 @@ def fitted_regressor(pipeline: Pipeline) -> Any:
     return model.regressor_
 
 
+def known_words(pipeline: Pipeline) -> Any:
+    """The word vocabulary the model learned (a mapping: ``token in known_words(p)``)."""
+    return feature_parts(pipeline)["words"].steps[-1][1].vocabulary_
+
+
+def trained_sources(pipeline: Pipeline) -> Any:
+    """Source keys the model has a weight for (a mapping: ``key in trained_sources(p)``)."""
+    return feature_parts(pipeline)["source"].index_
+
+
+def median_score(pipeline: Pipeline) -> float:
+    """The i-Score of the median training headline (the display curve at percentile 50)."""
+    xs, ys = zip(*(getattr(calibrated_model(pipeline), "curve", None) or DEFAULT_CURVE))
+    return float(np.interp(50.0, xs, ys))
+
+
 def add_stats_scaler(pipeline: Pipeline, scaler: StandardScaler) -> None:
     """Append a scaler fitted elsewhere to the headline-statistics part (out-of-core training fits it in pass 1)."""
     feature_parts(pipeline)["stats"].steps.append(("scale", scaler))

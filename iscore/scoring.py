@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import sklearn
 
-from iscore.model import feature_union, fitted_regressor
+from iscore.model import feature_union, fitted_regressor, known_words, median_score, trained_sources
+from iscore.sources import normalize_source
+from iscore.triage import FLAGS, shrink, triage
+
+REPLY_FLAGS = (*FLAGS, "unknown_source")  # every flag a reply item can carry
 
 
 def score(pipeline: Any, records: Sequence[Any]) -> np.ndarray:
@@ -78,14 +83,46 @@ def explain(pipeline: Any, records: Sequence[Any], top: int = 3) -> list[dict[st
     return out
 
 
-def reply_items(pipeline: Any, headlines: Sequence[tuple[str, str, Mapping[str, Any]]], *, red_threshold: float,
-                explain_top: int, with_explain: bool) -> list[dict[str, Any]]:
-    """Reply items ``{id, text, i_score, tier[, explain]}`` for ``(id, text, record)`` triples, in order."""
-    records = [record for _, _, record in headlines]
+def model_record(text: str, source: str | None) -> dict[str, str]:
+    """The record the pipeline takes, with the source as users write it resolved to its key."""
+    return {"text": text, "source": normalize_source(source).key if source else ""}
+
+
+@dataclass(frozen=True)
+class InputContext:
+    """What triage needs from a model: its vocabulary, its trained source keys, its median score."""
+
+    known_words: Container[str]
+    trained_sources: Container[str]
+    median: float
+
+    @classmethod
+    def of(cls, pipeline: Any) -> "InputContext":
+        """The context of a fitted i-Score pipeline."""
+        return cls(known_words(pipeline), trained_sources(pipeline), median_score(pipeline))
+
+
+def reply_items(pipeline: Any, headlines: Sequence[tuple[str, str, str | None]], *, red_threshold: float,
+                explain_top: int, with_explain: bool, context: InputContext | None = None) -> list[dict[str, Any]]:
+    """Reply items ``{id, text, i_score, tier, flags[, explain]}`` for ``(id, text, source)``, in order.
+
+    Each headline is triaged first (iscore/triage.py): its flags go in the reply, and a score built
+    on little evidence (too short, a URL, another language, words the model never saw) is pulled
+    toward the median headline's score by ``shrink``. ``unknown_source`` says a given source has no
+    weight in this model (unknown outlet, or too rare in the training data), so it did not count.
+    """
+    records = [model_record(text, source) for _, text, source in headlines]
+    ctx = context or InputContext.of(pipeline)
     items = []
-    for (hid, text, _), value in zip(headlines, score(pipeline, records)):
-        i_score = round(float(value), 1)  # the tier follows the score the client sees, not the raw value
-        items.append({"id": hid, "text": text, "i_score": i_score, "tier": tier(i_score, red_threshold)})
+    for (hid, text, source), record, value in zip(headlines, records, score(pipeline, records)):
+        t = triage(text, known=ctx.known_words.__contains__)
+        flags = list(t.flags)
+        if source and record["source"] not in ctx.trained_sources:
+            flags.append("unknown_source")
+        # The tier follows the score the client sees, not the raw value.
+        i_score = round(shrink(float(value), t.evidence, ctx.median), 1)
+        items.append({"id": hid, "text": text, "i_score": i_score, "tier": tier(i_score, red_threshold),
+                      "flags": flags})
     if with_explain:
         for item, why in zip(items, explain(pipeline, records, explain_top)):
             item["explain"] = why

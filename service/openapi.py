@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from iscore.scoring import REPLY_FLAGS
 from iscore.settings import Settings
 from service.limits import EXPLAIN_FACTOR, UNIT_CHARS
 from service.schema import (
@@ -86,11 +87,15 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                     "ISCORE_MAX_EXPLAIN_HEADLINES)"}
     scored_item = {
         "type": "object",
-        "required": ["id", "text", "i_score", "tier"],
+        "required": ["id", "text", "i_score", "tier", "flags"],
         "properties": {
             "id": {"type": "string"}, "text": {"type": "string"},
             "i_score": {"type": "number", "minimum": 0, "maximum": 100},
             "tier": {"type": "string", "enum": ["red", "blue"]},
+            "flags": {"type": "array", "uniqueItems": True, "items": {"type": "string", "enum": list(REPLY_FLAGS)},
+                      "description": "why this score may deserve less trust: the input is not a headline the "
+                                     "model can judge well (its score is pulled toward the median headline's), "
+                                     "or its source has no weight in this model"},
             "explain": {"type": "object"},
         },
     }

@@ -61,10 +61,6 @@ class Headline:
     published_at: datetime | None = None
     source: str | None = None
 
-    def record(self) -> dict[str, str]:
-        """The record form the model pipeline takes."""
-        return {"text": self.text, "source": self.source or ""}
-
 
 @dataclass(frozen=True)
 class RankRequest:

@@ -32,7 +32,7 @@ def _admit(parse: Callable[[Any, Limits, bool], T],
 def _items(model: LoadedModel, heads: list[Headline], with_explain: bool) -> list[dict[str, Any]]:
     """Reply items for ``heads``, counted in the metrics and the access log."""
     s = services()
-    items = reply_items(model.pipeline, [(h.id, h.text, h.record()) for h in heads],
+    items = reply_items(model.pipeline, [(h.id, h.text, h.source) for h in heads],
                         red_threshold=s.settings.red_threshold, explain_top=s.settings.explain_top,
                         with_explain=with_explain)
     s.metrics.headlines.inc(len(heads))

@@ -1,11 +1,17 @@
-"""iscore.scoring.reply_items: headlines to reply items (score, round, tier, explain), no Flask."""
+"""iscore.scoring.reply_items: headlines to reply items (score, triage, round, tier, explain), no Flask."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from iscore.scoring import explain, reply_items, score
+from iscore.scoring import InputContext, explain, model_record, reply_items, score
+from iscore.triage import shrink, triage
+
+EVERY_WORD = InputContext(known_words=type("All", (), {"__contains__": lambda self, t: True})(),
+                          trained_sources={"bbcnews"}, median=35.0)
+HEADLINES = ["Floods kill dozens in Kenya", "Parliament passes the budget bill", "Court rules on the election",
+             "Markets fall as rates rise"]
 
 
 class FixedPipeline:
@@ -18,29 +24,53 @@ class FixedPipeline:
         return np.asarray(self.values[: len(records)], dtype=np.float64)
 
 
-def triples(texts: list[str]) -> list[tuple[str, str, dict[str, str]]]:
-    return [(str(i), t, {"text": t, "source": ""}) for i, t in enumerate(texts)]
+def triples(texts: list[str], source: str | None = None) -> list[tuple[str, str, str | None]]:
+    return [(str(i), t, source) for i, t in enumerate(texts)]
+
+
+def items_of(values, texts, **kw):
+    kw = {"red_threshold": 60.0, "explain_top": 3, "with_explain": False, "context": EVERY_WORD, **kw}
+    return reply_items(FixedPipeline(values), triples(texts), **kw)
 
 
 def test_rounds_to_one_decimal_and_tiers_the_rounded_score():
     # 59.96 rounds to 60.0, which is red at a threshold of 60: the tier follows the score shown.
-    items = reply_items(FixedPipeline([59.96, 59.94, 12.345]), triples(["a", "b", "c"]),
-                        red_threshold=60.0, explain_top=3, with_explain=False)
-    assert items == [
-        {"id": "0", "text": "a", "i_score": 60.0, "tier": "red"},
-        {"id": "1", "text": "b", "i_score": 59.9, "tier": "blue"},
-        {"id": "2", "text": "c", "i_score": 12.3, "tier": "blue"},
-    ]
+    items = items_of([59.96, 59.94, 12.345], HEADLINES[:3])
+    assert [(it["i_score"], it["tier"], it["flags"]) for it in items] == [
+        (60.0, "red", []), (59.9, "blue", []), (12.3, "blue", [])]
     assert all(type(it["i_score"]) is float for it in items)  # plain floats, as JSON takes them
 
 
 def test_out_of_range_and_nan_predictions_are_clipped_to_0_100():
-    items = reply_items(FixedPipeline([-5.0, 250.0, float("nan"), float("inf")]), triples(list("abcd")),
-                        red_threshold=50.0, explain_top=3, with_explain=False)
+    items = items_of([-5.0, 250.0, float("nan"), float("inf")], HEADLINES, red_threshold=50.0)
     assert [it["i_score"] for it in items] == [0.0, 100.0, 0.0, 100.0]
 
 
-def test_ids_texts_and_order_are_kept_and_records_alone_are_scored():
+def test_little_evidence_shrinks_toward_the_median_and_says_why():
+    texts = ["Trump", "https://www.bbc.co.uk/news/world-12345", "Erdbeben tötet mindestens 300 Menschen in der Türkei",
+             HEADLINES[0]]
+    items = items_of([99.0, 80.0, 90.0, 90.0], texts)
+    assert items[0]["flags"] == ["too_short"] and items[0]["i_score"] == round(shrink(99.0, 0.25, 35.0), 1)
+    assert "looks_like_url" in items[1]["flags"] and items[1]["i_score"] < 50
+    assert "not_english" in items[2]["flags"] and abs(items[2]["i_score"] - 35.0) < 5
+    assert items[3]["flags"] == [] and items[3]["i_score"] == 90.0
+    # A single word cannot reach red however the model scores it.
+    assert all(it["tier"] == "blue" for it in items[:3])
+
+
+def test_unknown_words_and_sources_are_flagged():
+    none_known = InputContext(known_words=set(), trained_sources={"bbcnews"}, median=35.0)
+    items = reply_items(FixedPipeline([80.0]), triples([HEADLINES[0]]), red_threshold=60.0, explain_top=3,
+                        with_explain=False, context=none_known)
+    assert "few_known_words" in items[0]["flags"] and items[0]["i_score"] == 35.0
+    trained = reply_items(FixedPipeline([80.0]), triples([HEADLINES[0]], "bbc-news"), red_threshold=60.0,
+                          explain_top=3, with_explain=False, context=EVERY_WORD)
+    untrained = reply_items(FixedPipeline([80.0]), triples([HEADLINES[0]], "Some Parish Newsletter"),
+                            red_threshold=60.0, explain_top=3, with_explain=False, context=EVERY_WORD)
+    assert "unknown_source" not in trained[0]["flags"] and "unknown_source" in untrained[0]["flags"]
+
+
+def test_the_model_sees_the_resolved_source_key():
     seen = []
 
     class Recording(FixedPipeline):
@@ -48,33 +78,37 @@ def test_ids_texts_and_order_are_kept_and_records_alone_are_scored():
             seen.extend(records)
             return super().predict(records)
 
-    heads = [("z", "Shown text", {"text": "model text", "source": "bbc"}), ("a", "Other", {"text": "o", "source": ""})]
-    items = reply_items(Recording([1.0, 2.0]), heads, red_threshold=60.0, explain_top=3, with_explain=False)
-    assert [(it["id"], it["text"]) for it in items] == [("z", "Shown text"), ("a", "Other")]
-    assert seen == [heads[0][2], heads[1][2]]
+    heads = [("z", HEADLINES[0], "BBC News"), ("a", HEADLINES[1], None)]
+    items = reply_items(Recording([1.0, 2.0]), heads, red_threshold=60.0, explain_top=3, with_explain=False,
+                        context=EVERY_WORD)
+    assert [(it["id"], it["text"]) for it in items] == [("z", HEADLINES[0]), ("a", HEADLINES[1])]
+    assert seen == [model_record(HEADLINES[0], "BBC News"), {"text": HEADLINES[1], "source": ""}]
+    assert seen[0]["source"] == model_record(HEADLINES[0], "https://www.bbc.co.uk/news")["source"] != "bbc news"
 
 
 def test_no_headlines_no_items():
-    assert reply_items(FixedPipeline([]), [], red_threshold=60.0, explain_top=3, with_explain=True) == []
+    assert items_of([], [], with_explain=True) == []
 
 
 def test_explain_only_when_asked_and_empty_for_a_model_that_is_not_linear():
-    plain = reply_items(FixedPipeline([70.0]), triples(["a"]), red_threshold=60.0, explain_top=3, with_explain=False)
-    assert "explain" not in plain[0]
-    explained = reply_items(FixedPipeline([70.0]), triples(["a"]), red_threshold=60.0, explain_top=3, with_explain=True)
+    assert "explain" not in items_of([70.0], HEADLINES[:1])[0]
+    explained = items_of([70.0], HEADLINES[:1], with_explain=True)
     assert explained[0]["explain"] == {"up": [], "down": []}
-    assert list(explained[0]) == ["id", "text", "i_score", "tier", "explain"]  # the reply's field order
+    assert list(explained[0]) == ["id", "text", "i_score", "tier", "flags", "explain"]  # the reply's field order
 
 
 @pytest.mark.parametrize("top", [1, 3])
-def test_a_fitted_model_matches_score_and_explain(tiny_model, top):
+def test_a_fitted_model_matches_score_triage_and_explain(tiny_model, top):
     pipeline, df = tiny_model
-    records = [{"text": t, "source": s} for t, s in zip(df["text"][:5], df["source"][:5])]
-    heads = [(f"h{i}", r["text"], r) for i, r in enumerate(records)]
+    texts, sources = list(df["text"][:5]), list(df["source"][:5])
+    heads = [(f"h{i}", t, s) for i, (t, s) in enumerate(zip(texts, sources))]
+    records = [model_record(t, s) for t, s in zip(texts, sources)]
     items = reply_items(pipeline, heads, red_threshold=50.0, explain_top=top, with_explain=True)
-    expected = score(pipeline, records)
-    assert [it["i_score"] for it in items] == [round(float(v), 1) for v in expected]
-    assert [it["tier"] for it in items] == ["red" if round(float(v), 1) >= 50.0 else "blue" for v in expected]
+    ctx = InputContext.of(pipeline)
+    expected = [round(shrink(float(v), triage(t, known=ctx.known_words.__contains__).evidence, ctx.median), 1)
+                for v, t in zip(score(pipeline, records), texts)]
+    assert [it["i_score"] for it in items] == expected
+    assert [it["tier"] for it in items] == ["red" if v >= 50.0 else "blue" for v in expected]
     assert [it["explain"] for it in items] == explain(pipeline, records, top)
     assert any(it["explain"]["up"] or it["explain"]["down"] for it in items)  # the tiny model is linear
-    assert all(len(it["explain"]["up"]) <= top and len(it["explain"]["down"]) <= top for it in items)
+    assert ctx.median == 35.0  # the display curve puts the median training headline at 35
