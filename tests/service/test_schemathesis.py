@@ -19,7 +19,7 @@ from hypothesis import settings as hsettings
 
 from iscore.settings import Settings
 from tests.conftest import ADMIN_TOKEN, fit_tiny, publish_tiny
-from tests.test_feedback import PG_URL, _pg_reachable
+from tests.service.test_feedback import PG_URL, _pg_reachable
 
 EXAMPLES = int(os.environ.get("ISCORE_FUZZ_EXAMPLES", "100"))
 DB_ROUTES = r"^/v1/(feedback|admin/)"
@@ -30,7 +30,7 @@ def _fuzz_app(tmp: Path, database_url: str):
 
     reg = tmp / "models"
     publish_tiny(reg, fit_tiny()[0])
-    # default body limit: 413 is tested in test_api; rate limits off: they are tested in test_limits
+    # default body limit: 413 is tested in test_app; rate limits off: they are tested in test_limits
     return create_app(Settings(model_dir=Path(reg), admin_token=ADMIN_TOKEN, reload_poll_seconds=0,
                                database_url=database_url, max_headlines=50, max_headline_chars=300,
                                rate_limit="", rate_limit_headlines=""))

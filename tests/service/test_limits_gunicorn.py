@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import ADMIN_TOKEN, publish_tiny
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SECURITY = ("X-Content-Type-Options", "X-Frame-Options", "Content-Security-Policy", "Cache-Control")
 
 

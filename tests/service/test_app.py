@@ -160,7 +160,7 @@ def test_body_too_large_is_413(client):
 
 
 def test_control_characters_and_whitespace_are_normalised(client):
-    # (NUL is refused with a 422 instead: tests/test_security_input.py)
+    # (NUL is refused with a 422 instead: tests/service/test_schema.py)
     r = client.post("/v1/score", json={"headlines": ["Earthquake\x01 kills\n\tmany \x7f in Chile"]})
     assert r.status_code == 200
     assert r.get_json()["scores"][0]["text"] == "Earthquake kills many in Chile"

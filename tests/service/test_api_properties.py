@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from service.errors import ApiError
 from service.schema import Limits, parse_json_body, parse_rank, parse_score
 from tests.conftest import AUTH
-from tests.test_feedback import db_url, fb_client  # noqa: F401 - fixtures: SQLite, PostgreSQL (skips with the reason)
+from tests.service.test_feedback import db_url, fb_client  # noqa: F401 - fixtures: SQLite, PostgreSQL (skips with the reason)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),

@@ -19,7 +19,7 @@ from iscore.settings import SettingsError
 from training import cli
 from training.data import DataError
 from tests.conftest import make_rows, snapshot, write_csv
-from tests.test_semantic import tiny_vectors
+from tests.training.test_embed import tiny_vectors
 
 DATA_ARGS = ["--text-col", "headline", "--label-col", "shares", "--time-col", "when", "--source-col", "site",
              "--min-rows", "50"]
@@ -285,7 +285,7 @@ def test_a_failed_run_still_clears_leftovers_of_killed_trainers(tmp_path, data_c
 
 def test_the_cli_runs_as_a_module_with_exit_codes(tmp_path, data_csv):
     """The real process: exit 2 for usage, 3 for data, and never a traceback for either."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     base = [sys.executable, "-m", "training.cli", "--registry", str(tmp_path / "m")]
     usage = subprocess.run([*base, "train"], capture_output=True, text=True, env=env)
     data = subprocess.run([*base, "train", "--data", str(tmp_path / "nope.csv"), *DATA_ARGS],

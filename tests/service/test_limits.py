@@ -14,7 +14,7 @@ import pytest
 from iscore.settings import Settings, SettingsError
 from service.limits import client_address, headline_units
 from tests.conftest import ADMIN_TOKEN, AUTH
-from tests.test_api import assert_error
+from tests.service.test_app import assert_error
 
 SECURITY = ("X-Content-Type-Options", "Content-Security-Policy", "Cache-Control")
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from iscore import feedback
 from iscore.feedback import FeedbackItem
 from iscore.settings import Settings
-from tests.test_api import assert_error
+from tests.service.test_app import assert_error
 
 from tests.conftest import ADMIN_TOKEN, AUTH  # noqa: F401 - the shared test token (16+ characters)
 PG_URL = os.environ.get("ISCORE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

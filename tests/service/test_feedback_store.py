@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from iscore import feedback
 from iscore.settings import Settings, SettingsError
 from tests.conftest import ADMIN_TOKEN, AUTH
-from tests.test_feedback import PG_URL, _pg_reachable
+from tests.service.test_feedback import PG_URL, _pg_reachable
 
 ITEM = {"items": [{"text": "Floods kill dozens in Kenya", "label": 0.9}]}
 

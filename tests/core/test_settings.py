@@ -39,6 +39,6 @@ def test_public_view_hides_secrets():
 def test_serve_refuses_bad_settings_with_a_message():
     r = subprocess.run([sys.executable, "-m", "service.serve"], capture_output=True, text=True,
                        env={"ISCORE_WORKERS": "many", "PATH": "/usr/bin:/bin"}, timeout=60,
-                       cwd=Path(__file__).resolve().parents[1])
+                       cwd=Path(__file__).resolve().parents[2])
     assert r.returncode != 0 and "ISCORE_WORKERS='many' is not a valid int" in r.stderr
     assert "Traceback" not in r.stderr

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from service.schema import parse_time
 from tests.conftest import AUTH
-from tests.test_api import assert_error
-from tests.test_feedback import db_url, fb_client  # noqa: F401 - fixtures: SQLite and PostgreSQL
+from tests.service.test_app import assert_error
+from tests.service.test_feedback import db_url, fb_client  # noqa: F401 - fixtures: SQLite and PostgreSQL
 
 BAD = ["\udfff", "\ud800x", "a\u0000b", "\x00"]
 

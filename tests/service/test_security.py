@@ -14,7 +14,7 @@ from iscore import registry
 from iscore.settings import Settings, SettingsError
 from service.observability import JsonFormatter
 from tests.conftest import ADMIN_TOKEN, AUTH, publish_tiny
-from tests.test_api import assert_error
+from tests.service.test_app import assert_error
 
 DB_URL = "postgresql+psycopg://postgres:PASSWORD@127.0.0.1:5432/test"
 
@@ -116,7 +116,7 @@ def test_empty_token_still_turns_admin_routes_off():
 def test_serve_refuses_a_short_token_with_a_message():
     r = subprocess.run([sys.executable, "-m", "service.serve"], capture_output=True, text=True, timeout=60,
                        env={"ISCORE_ADMIN_TOKEN": "change-me", "PATH": "/usr/bin:/bin",
-                            "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-                       cwd=Path(__file__).resolve().parents[1])
+                            "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+                       cwd=Path(__file__).resolve().parents[2])
     assert r.returncode != 0 and "ISCORE_ADMIN_TOKEN must be at least 16 characters" in r.stderr
     assert "Traceback" not in r.stderr and "change-me" not in r.stderr
