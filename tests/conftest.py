@@ -13,7 +13,8 @@ from iscore import registry
 from iscore.model import ModelConfig, build_pipeline
 from iscore.settings import Settings
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+SHARED_DATA = ROOT.parent / "shared" / "data"
 
 HEAVY = ["earthquake kills", "war breaks out", "election result", "court rules", "floods kill",
          "president resigns", "markets crash", "hospital overwhelmed"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -207,3 +208,17 @@ def test_nothing_loadable_is_not_ready(tmp_path, tiny_model):
     r = c.get("/readyz")
     assert r.status_code == 503 and r.get_json()["status"] == "not_ready" and r.get_json()["current"] == bad
     assert c.post("/v1/score", json={"headlines": ["x"]}).status_code == 503
+
+
+def test_version_mismatch_is_refused_by_a_running_service(app, model_dir):
+    c = app.test_client()
+    old = c.get("/readyz").get_json()["model_version"]
+    v = publish_tiny(model_dir, fit_tiny(seed=3)[0], promote=False)
+    mpath = model_dir / v / "manifest.json"
+    m = json.loads(mpath.read_text())
+    m["libraries"]["numpy"] = "1.0.0"
+    mpath.write_text(json.dumps(m))
+    (model_dir / "CURRENT").write_text(v)
+    r = c.post("/v1/admin/reload", headers=AUTH)
+    assert r.status_code == 409 and "numpy 1.0.0 (model)" in r.get_json()["details"]["reason"]
+    assert c.post("/v1/score", json={"headlines": ["x"]}).get_json()["model_version"] == old

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from iscore.settings import Settings, SettingsError
+from iscore.settings import Settings
 from service.limits import client_address, headline_units
 from tests.conftest import ADMIN_TOKEN, AUTH
 from tests.service.test_app import assert_error
@@ -151,20 +151,6 @@ def test_headline_units():
 ])
 def test_client_address(fwd, hops, expected):
     assert client_address("10.0.0.1", fwd, hops) == expected
-
-
-@pytest.mark.parametrize("env,fragment", [
-    ({"ISCORE_RATE_LIMIT": "lots"}, "ISCORE_RATE_LIMIT="),
-    ({"ISCORE_RATE_LIMIT_HEADLINES": "100/fortnight"}, "ISCORE_RATE_LIMIT_HEADLINES="),
-    ({"ISCORE_RATE_LIMIT_STORAGE_URL": "memcached://x"}, "ISCORE_RATE_LIMIT_STORAGE_URL"),
-    ({"ISCORE_MAX_EXPLAIN_HEADLINES": "0"}, "ISCORE_MAX_EXPLAIN_HEADLINES"),
-    ({"ISCORE_BODY_TIMEOUT_SECONDS": "0"}, "ISCORE_BODY_TIMEOUT_SECONDS"),
-    ({"ISCORE_BODY_TIMEOUT_SECONDS": "inf"}, "ISCORE_BODY_TIMEOUT_SECONDS"),
-    ({"ISCORE_TRUSTED_PROXIES": "-1"}, "ISCORE_TRUSTED_PROXIES"),
-])
-def test_bad_limit_settings_name_the_variable(env, fragment):
-    with pytest.raises(SettingsError, match=fragment):
-        Settings.from_env(env)
 
 
 @pytest.mark.parametrize("value", ["600/minute", "10 per second", "5/hour", "1000 per day", "20/5 minutes", ""])

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.schema import parse_time
+from service.errors import ApiError
+from service.schema import parse_json_body, parse_time
 from tests.conftest import AUTH
 from tests.service.test_app import assert_error
 from tests.service.test_feedback import db_url, fb_client  # noqa: F401 - fixtures: SQLite and PostgreSQL
@@ -105,3 +106,17 @@ def test_body_with_many_escapes_is_still_parsed(client):
     # the NUL/surrogate scan runs only when the raw body holds a \u escape; a legitimate one passes
     r = client.post("/v1/score", data=json.dumps({"headlines": ["Caf\u00e9 \u2014 news"]}), content_type="application/json")
     assert r.status_code == 200 and r.get_json()["scores"][0]["text"] == "Café — news"
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=200))
+def test_body_parser_raises_only_api_errors(raw):
+    try:
+        parse_json_body(raw, "application/json")
+    except ApiError as e:
+        assert e.status == 400
+
+
+@pytest.mark.parametrize("ctype", ["application/json", "application/json; charset=utf-8", "application/vnd.x+json"])
+def test_json_content_types_are_accepted(ctype):
+    assert parse_json_body(b'{"a": 1}', ctype) == {"a": 1}

@@ -8,12 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from iscore import registry
-from iscore.settings import Settings, SettingsError
+from iscore.settings import Settings
 from service.observability import JsonFormatter
-from tests.conftest import ADMIN_TOKEN, AUTH, publish_tiny
+from tests.conftest import ADMIN_TOKEN, AUTH, ROOT, publish_tiny
 from tests.service.test_app import assert_error
 
 DB_URL = "postgresql+psycopg://postgres:PASSWORD@127.0.0.1:5432/test"
@@ -86,11 +84,6 @@ def test_log_lines_never_carry_credentials():
     assert "PASSWORD" not in line and "***@127.0.0.1" in line and '"version": "v1"' in line
 
 
-def test_settings_public_view_redacts_every_url():
-    s = Settings(database_url=DB_URL, rate_limit_storage_url="redis://:PASSWORD@127.0.0.1:6379/0")
-    assert "PASSWORD" not in json.dumps(s.public())
-
-
 # --- item 8: the admin token --------------------------------------------------------------------
 
 def test_token_from_a_file_with_a_trailing_newline_works(model_dir):
@@ -102,17 +95,6 @@ def test_token_from_a_file_with_a_trailing_newline_works(model_dir):
     assert r.status_code == 200
 
 
-@pytest.mark.parametrize("token", ["change-me", "short\n", "x" * 15, "two words-and-more-text", "tab\tinside-a-long-token"])
-def test_weak_or_garbled_tokens_are_refused_naming_the_variable(token):
-    with pytest.raises(SettingsError, match="ISCORE_ADMIN_TOKEN") as e:
-        Settings.from_env({"ISCORE_ADMIN_TOKEN": token})
-    assert token.strip() not in str(e.value)  # the message does not echo the secret
-
-
-def test_empty_token_still_turns_admin_routes_off():
-    assert Settings.from_env({"ISCORE_ADMIN_TOKEN": "\n"}).admin_token == ""
-
-
 def test_serve_refuses_a_short_token_with_a_message():
     r = subprocess.run([sys.executable, "-m", "service.serve"], capture_output=True, text=True, timeout=60,
                        env={"ISCORE_ADMIN_TOKEN": "change-me", "PATH": "/usr/bin:/bin",
@@ -120,3 +102,30 @@ def test_serve_refuses_a_short_token_with_a_message():
                        cwd=Path(__file__).resolve().parents[2])
     assert r.returncode != 0 and "ISCORE_ADMIN_TOKEN must be at least 16 characters" in r.stderr
     assert "Traceback" not in r.stderr and "change-me" not in r.stderr
+
+
+def test_reload_ignores_any_path_a_client_sends(client, model_dir, tmp_path):
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    r = client.post("/v1/admin/reload?version=../evil&path=/etc/passwd", json={"version": str(evil)}, headers=AUTH)
+    assert r.status_code == 200
+    assert r.get_json()["model_version"] == registry.current_version(model_dir)
+
+
+def test_admin_token_uses_constant_time_comparison(client, monkeypatch):
+    import hmac
+
+    calls = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
+    client.post("/v1/admin/reload", headers={"Authorization": "Bearer guess"})
+    assert calls and calls[0][1] == ADMIN_TOKEN.encode()
+
+
+def test_no_route_unpickles_or_opens_request_paths():
+    # Only the registry module unpickles, and it is only ever given the configured directory.
+    for path in (ROOT / "service").glob("*.py"):
+        text = path.read_text()
+        assert "joblib.load" not in text and "pickle" not in text, path
+    app_src = (ROOT / "service" / "app.py").read_text()
+    assert "request.args.get(\"version\")" not in app_src and "send_file" not in app_src

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from iscore.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,20 +81,9 @@ def test_serve_refuses_to_start_without_a_registry(tmp_path):
     assert "Traceback" not in r.stderr
 
 
-def test_feedback_database_defaults_into_the_state_directory(tmp_path):
-    s = Settings.from_env({"ISCORE_STATE_DIR": str(tmp_path / "st")})
-    assert s.database_url == f"sqlite:///{tmp_path / 'st' / 'feedback.db'}"
-    explicit = Settings.from_env({"ISCORE_STATE_DIR": "x", "ISCORE_DATABASE_URL": "sqlite:////srv/f.db"})
-    assert explicit.database_url == "sqlite:////srv/f.db"
-
-
-def test_default_model_dir_is_the_shipped_registry_from_any_directory(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert Settings.from_env({}).model_dir == ROOT / "models"
-
-
-def test_worker_class_and_threads_are_typed_settings():
-    s = Settings.from_env({"ISCORE_WORKER_CLASS": "gthread", "ISCORE_THREADS": "8"})
-    assert (s.worker_class, s.threads) == ("gthread", 8)
-    with pytest.raises(ValueError, match="ISCORE_WORKER_CLASS"):
-        Settings.from_env({"ISCORE_WORKER_CLASS": "eventlet"})
+def test_serve_refuses_bad_settings_with_a_message():
+    r = subprocess.run([sys.executable, "-m", "service.serve"], capture_output=True, text=True,
+                       env={"ISCORE_WORKERS": "many", "PATH": "/usr/bin:/bin"}, timeout=60,
+                       cwd=ROOT)
+    assert r.returncode != 0 and "ISCORE_WORKERS='many' is not a valid int" in r.stderr
+    assert "Traceback" not in r.stderr

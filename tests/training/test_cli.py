@@ -292,3 +292,95 @@ def test_the_cli_runs_as_a_module_with_exit_codes(tmp_path, data_csv):
                           capture_output=True, text=True, env=env)
     assert (usage.returncode, data.returncode) == (cli.EXIT_USAGE, cli.EXIT_DATA)
     assert "Traceback" not in usage.stderr + data.stderr
+
+
+def test_train_publishes_a_verified_version_with_report(tmp_path, data_csv, capsys):
+    reg = tmp_path / "models"
+    assert run(reg, "train", "--data", str(data_csv), *DATA_ARGS, "--promote") == cli.EXIT_OK
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    v = out["version"]
+    assert registry.current_version(reg) == v
+    m = registry.verify(reg, v)
+    assert m["data"]["rows"]["base"] == 600 and m["data"]["validation"]["kept"] == 600
+    hold = m["metrics"]["holdout"]
+    assert {"spearman", "kendall", "ndcg10_daily", "mae"} <= set(hold)
+    assert set(m["metrics"]["baselines"]) == {"constant", "headline_length", "tfidf_ridge"}
+    assert hold["spearman"] > 0.5  # the synthetic signal is strong
+    assert m["metrics"]["behaviour"]["pairs_n"] >= 100
+    assert (reg / v / "report.html").read_text().count("<img") == 1
+    assert json.loads((reg / v / "metrics.json").read_text())["primary"]["name"] == "spearman"
+
+
+def test_retrain_promotes_then_refuses_a_worse_challenger(tmp_path, data_csv, capsys):
+    reg = tmp_path / "models"
+    assert run(reg, "retrain", "--data", str(data_csv), *DATA_ARGS) == cli.EXIT_OK
+    champion = registry.current_version(reg)
+    # Same data but labels shuffled: the challenger learns noise and must not replace the champion.
+    df = pd.read_csv(data_csv)
+    df["shares"] = df["shares"].sample(frac=1.0, random_state=3).to_numpy()
+    noisy = tmp_path / "noisy.csv"
+    df.to_csv(noisy, index=False)
+    capsys.readouterr()
+    code = run(reg, "retrain", "--data", str(noisy), *DATA_ARGS, "--report-dir", str(tmp_path / "rep"))
+    assert code == cli.EXIT_REFUSED
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["promoted"] is False and out["challenger"] < out["champion"]
+    assert registry.current_version(reg) == champion
+    assert len(registry.list_versions(reg)) == 1
+    assert (tmp_path / "rep" / "refused-report.html").exists()
+
+
+def test_concurrent_run_is_locked_out(tmp_path, data_csv):
+    reg = tmp_path / "models"
+    with registry.registry_lock(reg):
+        assert run(reg, "train", "--data", str(data_csv), *DATA_ARGS) == cli.EXIT_LOCKED
+    assert registry.list_versions(reg) == []
+
+
+def test_two_jobs_started_together_publish_once(tmp_path):
+    reg = tmp_path / "models"
+    # Enough rows that a run holds the lock for seconds, far longer than the other's start-up.
+    data_csv = write_csv(tmp_path / "big.csv", make_rows(20_000))
+    cmd = [sys.executable, "-m", "training.cli", "--registry", str(reg), "retrain", "--data", str(data_csv), *DATA_ARGS]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    codes = sorted(p.wait(120) for p in procs)
+    assert codes == [cli.EXIT_OK, cli.EXIT_LOCKED]
+    assert len(registry.list_versions(reg)) == 1
+
+
+def test_exit_codes_for_data_and_artifact_errors(tmp_path):
+    reg = tmp_path / "models"
+    assert run(reg, "train", "--data", str(tmp_path / "missing.csv"), *DATA_ARGS) == cli.EXIT_DATA
+    assert run(reg, "rollback") == cli.EXIT_ARTIFACT
+    with pytest.raises(SystemExit) as e:
+        run(reg, "train", "--preset", "no-such-preset")
+    assert e.value.code == cli.EXIT_USAGE
+
+
+def test_list_and_rollback_commands(tmp_path, data_csv, capsys):
+    reg = tmp_path / "models"
+    run(reg, "train", "--data", str(data_csv), *DATA_ARGS, "--promote")
+    run(reg, "train", "--data", str(data_csv), *DATA_ARGS, "--promote")
+    versions = [v["version"] for v in registry.list_versions(reg)]
+    assert len(versions) == 2 and registry.current_version(reg) == versions[1]
+    assert run(reg, "rollback") == cli.EXIT_OK
+    assert registry.current_version(reg) == versions[0]
+    capsys.readouterr()
+    assert run(reg, "list", "--json") == cli.EXIT_OK
+    listed = json.loads(capsys.readouterr().out)
+    assert [v["current"] for v in listed] == [True, False]
+
+
+def test_evaluate_command(tmp_path, data_csv, capsys):
+    reg = tmp_path / "models"
+    run(reg, "train", "--data", str(data_csv), *DATA_ARGS, "--promote")
+    capsys.readouterr()
+    assert run(reg, "evaluate", "--data", str(data_csv), *DATA_ARGS, "--all") == cli.EXIT_OK
+    out = json.loads(capsys.readouterr().out)
+    # Every row, so the numbers are labelled as such, not as a hold-out.
+    assert out["rows"] == 600 and out["scope"] == "all" and out["metrics"]["spearman"] > 0.5
+    assert "holdout" not in out
+    capsys.readouterr()
+    assert run(reg, "evaluate", "--data", str(data_csv), *DATA_ARGS) == cli.EXIT_OK
+    out = json.loads(capsys.readouterr().out)
+    assert out["rows"] == 120 and out["scope"] == "holdout" and out["metrics"]["n"] == 120

@@ -69,25 +69,3 @@ def test_train_with_embeddings_records_provenance_and_retrain_reuses_them(tmp_pa
     assert second.version != first.version
     assert second.manifest["embeddings"]["reused_from"] == first.version
     assert second.manifest["features"]["semantic"] == 4
-
-
-def test_select_records_every_candidate(tmp_path, capsys):
-    reg = tmp_path / "models"
-    data = write_csv(tmp_path / "d.csv", make_rows(600))
-    assert cli.main(["--registry", str(reg), "train", "--data", str(data), *DATA_ARGS, "--select",
-                     "--embeddings", str(tiny_vectors(tmp_path)), "--promote"]) == cli.EXIT_OK
-    m = registry.load_current(reg).manifest
-    cands = m["metrics"]["candidates"]
-    assert len(cands) >= 5 and all("spearman" in c and "dev_pairs" in c for c in cands.values())
-    best = max(cands.values(), key=lambda c: (c["spearman"], c["dev_pairs"]))
-    for k, v in best["config"].items():
-        assert m["model_config"][k] == v
-
-
-def test_grid_candidates_state_their_feature_sets():
-    from training.select import DEFAULT_GRID
-
-    # Each candidate says whether it uses embeddings, so a base config cannot leak into it.
-    assert all("use_embeddings" in c for c in DEFAULT_GRID.values())
-    assert any(c["use_embeddings"] for c in DEFAULT_GRID.values())
-    assert any(not c["use_embeddings"] for c in DEFAULT_GRID.values())
