@@ -10,13 +10,10 @@ import sqlalchemy as sa
 
 from iscore import feedback
 from iscore.feedback import FeedbackItem
-from tests.service.test_feedback import PG_URL, _pg_reachable, db_url  # noqa: F401 - fixture: SQLite and PostgreSQL
 
-def test_a_statement_that_runs_too_long_is_cancelled_on_postgres():
-    reason = _pg_reachable()
-    if reason:
-        pytest.skip(reason)
-    eng = feedback.make_engine(PG_URL, statement_timeout=0.5)
+@pytest.mark.postgres
+def test_a_statement_that_runs_too_long_is_cancelled_on_postgres(pg_url):
+    eng = feedback.make_engine(pg_url, statement_timeout=0.5)
     t0 = time.monotonic()
     with pytest.raises(sa.exc.OperationalError, match="statement timeout"):
         with eng.connect() as conn:

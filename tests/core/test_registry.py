@@ -14,7 +14,6 @@ import pytest
 
 from iscore import registry
 from iscore.registry import ArtifactError
-from iscore.settings import Settings
 from tests.conftest import publish_tiny
 
 TEXTS = ["Earthquake kills dozens in Chile", "Cute cats in Paris", "Court rules on election result"]
@@ -190,9 +189,7 @@ def _publish_forever(reg: str, pipeline) -> None:
         registry.prune(reg, keep=3)
 
 
-def test_sigkill_at_random_points_of_publishing_never_breaks_the_registry(tmp_path, tiny_model):
-    from service.app import create_app
-
+def test_sigkill_at_random_points_of_publishing_never_breaks_the_registry(tmp_path, tiny_model, make_app):
     reg = tmp_path / "models"
     publish_tiny(reg, tiny_model[0])
     rng = random.Random(7)
@@ -209,7 +206,7 @@ def test_sigkill_at_random_points_of_publishing_never_breaks_the_registry(tmp_pa
         assert loaded.manifest["sha256"] == registry.sha256_file(reg / loaded.version / "model.joblib")
         for v in registry.list_versions(reg):
             registry.verify(reg, v["version"])
-        app = create_app(Settings(model_dir=reg, reload_poll_seconds=0, database_url=f"sqlite:///{tmp_path / 'f.db'}"))
+        app = make_app(model_dir=reg)
         assert app.test_client().get("/readyz").status_code == 200
     assert kills == 25
     assert len(registry.read_history(reg)) > 25  # the children really were publishing when killed

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from service.errors import ApiError
 from service.schema import Limits, parse_rank, parse_score
 from tests.conftest import AUTH
-from tests.service.test_feedback import db_url, fb_client  # noqa: F401 - fixtures: SQLite, PostgreSQL (skips with the reason)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
@@ -95,7 +94,7 @@ feedback_bodies = st.one_of(json_values, st.fixed_dictionaries({"items": st.list
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=feedback_bodies, key=st.one_of(st.none(), st.sampled_from(["k1", "k2", "bad key", ""])),
        route=st.sampled_from(["POST /v1/feedback", "POST /v1/feedback", "GET /v1/feedback/stats", "POST /v1/admin/reload"]))
-def test_admin_routes_with_the_token_never_5xx(fb_client, body, key, route):  # noqa: F811 - SQLite and PostgreSQL
+def test_admin_routes_with_the_token_never_5xx(fb_client, body, key, route):  # SQLite and PostgreSQL
     method, path = route.split()
     headers = {**AUTH, **({"Idempotency-Key": key} if key is not None else {})}
     resp = fb_client.open(path, method=method, data=json.dumps(body), content_type="application/json", headers=headers)

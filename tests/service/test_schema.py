@@ -12,9 +12,7 @@ from hypothesis import strategies as st
 
 from service.errors import ApiError
 from service.schema import parse_json_body, parse_time
-from tests.conftest import AUTH
-from tests.service.test_app import assert_error
-from tests.service.test_feedback import db_url, fb_client  # noqa: F401 - fixtures: SQLite and PostgreSQL
+from tests.conftest import AUTH, assert_error
 
 BAD = ["\udfff", "\ud800x", "a\u0000b", "\x00"]
 
@@ -46,7 +44,7 @@ def test_score_and_rank_refuse_them_too(client, bad, route, body, field):
     assert b["details"][0]["field"] == field
 
 
-def test_feedback_with_nul_in_an_id_is_422_not_a_retry_for_ever(fb_client):  # noqa: F811 - SQLite and PostgreSQL
+def test_feedback_with_nul_in_an_id_is_422_not_a_retry_for_ever(fb_client):  # SQLite and PostgreSQL
     # PostgreSQL cannot store NUL in text: this was a 503 "retry later" there, 200 on SQLite.
     assert_error(fb_client.post("/v1/feedback", json=_feedback({"id": "a\u0000b"}), headers=AUTH), 422)
     assert fb_client.post("/v1/feedback", json=_feedback({"id": "a-b"}), headers=AUTH).status_code == 200

@@ -6,31 +6,23 @@ import json
 import logging
 import subprocess
 import sys
-from pathlib import Path
 
 from iscore import registry
 from iscore.settings import Settings
 from service.observability import JsonFormatter
-from tests.conftest import ADMIN_TOKEN, AUTH, ROOT, publish_tiny
-from tests.service.test_app import assert_error
+from tests.conftest import ADMIN_TOKEN, AUTH, ROOT, assert_error, publish_tiny
 
 DB_URL = "postgresql+psycopg://postgres:PASSWORD@127.0.0.1:5432/test"
 
 
-def _app(model_dir: Path, **kw):
-    from service.app import create_app
-
-    return create_app(Settings(model_dir=model_dir, admin_token=ADMIN_TOKEN, reload_poll_seconds=0, **kw))
-
-
-def test_model_route_shows_no_command_credentials_or_directories(tmp_path, tiny_model):
+def test_model_route_shows_no_command_credentials_or_directories(tmp_path, tiny_model, make_app):
     reg = tmp_path / "models"
     secret_dir = tmp_path / "secret-data-dir"
     publish_tiny(reg, tiny_model[0],
                  command=f"iscore-train retrain --data {secret_dir}/posts.csv --feedback --feedback-db {DB_URL}",
                  data={"fingerprint": "feedc0de" * 8, "spec": {"path": f"{secret_dir}/posts.csv", "format": "csv"},
                        "note": f"merged with {DB_URL}"})
-    r = _app(reg).test_client().get("/v1/model")
+    r = make_app(model_dir=reg).test_client().get("/v1/model")
     assert r.status_code == 200
     text = r.get_data(as_text=True)
     assert "PASSWORD" not in text and "secret-data-dir" not in text and str(tmp_path) not in text
@@ -40,8 +32,8 @@ def test_model_route_shows_no_command_credentials_or_directories(tmp_path, tiny_
     assert manifest["data"]["note"] == "merged with postgresql+psycopg://***@127.0.0.1:5432/test"
 
 
-def test_readyz_without_a_pointer_names_no_directory(tmp_path):
-    c = _app(tmp_path / "srv" / "models").test_client()
+def test_readyz_without_a_pointer_names_no_directory(tmp_path, make_app):
+    c = make_app(model_dir=tmp_path / "srv" / "models").test_client()
     r = c.get("/readyz")
     assert r.status_code == 503
     body = r.get_json()
@@ -51,22 +43,22 @@ def test_readyz_without_a_pointer_names_no_directory(tmp_path):
     assert str(tmp_path) not in json.dumps(b)
 
 
-def test_checksum_mismatch_is_reported_without_paths(tmp_path, tiny_model):
+def test_checksum_mismatch_is_reported_without_paths(tmp_path, tiny_model, make_app):
     reg = tmp_path / "models"
     v = publish_tiny(reg, tiny_model[0])
     model_file = reg / v / registry.MODEL_FILE
     model_file.write_bytes(model_file.read_bytes()[:-1] + b"\x00")
-    r = _app(reg).test_client().get("/readyz")
+    r = make_app(model_dir=reg).test_client().get("/readyz")
     assert r.status_code == 503
     reason = r.get_json()["reason"]
     assert reason.startswith(f"model version {v}: checksum mismatch")
     assert str(tmp_path) not in r.get_data(as_text=True)
 
 
-def test_refused_reload_names_no_directory(tmp_path, tiny_model):
+def test_refused_reload_names_no_directory(tmp_path, tiny_model, make_app):
     reg = tmp_path / "models"
     publish_tiny(reg, tiny_model[0])
-    c = _app(reg).test_client()
+    c = make_app(model_dir=reg).test_client()
     (reg / "CURRENT").write_text("20990101T000000000000Z-deadbeef\n")
     b = assert_error(c.post("/v1/admin/reload", headers=AUTH), 409, "reload_failed")
     assert str(tmp_path) not in json.dumps(b)
@@ -98,8 +90,8 @@ def test_token_from_a_file_with_a_trailing_newline_works(model_dir):
 def test_serve_refuses_a_short_token_with_a_message():
     r = subprocess.run([sys.executable, "-m", "service.serve"], capture_output=True, text=True, timeout=60,
                        env={"ISCORE_ADMIN_TOKEN": "change-me", "PATH": "/usr/bin:/bin",
-                            "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-                       cwd=Path(__file__).resolve().parents[2])
+                            "PYTHONPATH": str(ROOT)},
+                       cwd=ROOT)
     assert r.returncode != 0 and "ISCORE_ADMIN_TOKEN must be at least 16 characters" in r.stderr
     assert "Traceback" not in r.stderr and "change-me" not in r.stderr
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,21 +11,7 @@ from pathlib import Path
 
 import pytest
 
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(port: int, path: str) -> tuple[int, dict]:
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    c.request("GET", path)
-    r = c.getresponse()
-    return r.status, json.loads(r.read() or b"{}")
+from tests.conftest import ROOT, Server, free_port
 
 
 def _clean_env(tmp_path: Path) -> dict[str, str]:
@@ -40,7 +23,8 @@ def _clean_env(tmp_path: Path) -> dict[str, str]:
 
 def test_serve_outside_the_repository_uses_the_shipped_models_and_leaves_no_junk(tmp_path):
     shipped = (ROOT / "models" / "CURRENT").read_text().strip()
-    port = _free_port()
+    # Not start_server(): this one starts outside the repository with a clean environment on purpose.
+    port = free_port()
     env = _clean_env(tmp_path)
     env.update(ISCORE_BIND=f"127.0.0.1:{port}", ISCORE_WORKERS="1", ISCORE_STATE_DIR=str(tmp_path / "state"),
                ISCORE_LOG_LEVEL="WARNING")
@@ -49,10 +33,11 @@ def test_serve_outside_the_repository_uses_the_shipped_models_and_leaves_no_junk
     elsewhere.mkdir()
     p = subprocess.Popen([sys.executable, "-m", "service.serve"], cwd=elsewhere, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = Server(p, port, tmp_path / "unused.log")
     try:
         for _ in range(300):
             try:
-                status, body = _get(port, "/readyz")
+                status, body = server.request()
                 if status == 200:
                     break
             except OSError:

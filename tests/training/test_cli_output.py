@@ -9,16 +9,14 @@ from iscore import registry
 from training import cli
 from tests.conftest import make_rows, write_csv
 
-DATA_ARGS = ["--text-col", "headline", "--label-col", "shares", "--time-col", "when", "--source-col", "site",
-             "--min-rows", "50"]
 ELAPSED = r"\[\d\d:\d\d:\d\d \+\d+\.\ds\]"
 
 
 # Item 7: signs of life.
 
-def test_training_log_has_every_phase_with_elapsed_seconds(tmp_path, capsys):
+def test_training_log_has_every_phase_with_elapsed_seconds(tmp_path, capsys, data_args):
     data = write_csv(tmp_path / "d.csv", make_rows(600))
-    assert cli.main(["--registry", str(tmp_path / "m"), "train", "--data", str(data), *DATA_ARGS, "--select",
+    assert cli.main(["--registry", str(tmp_path / "m"), "train", "--data", str(data), *data_args, "--select",
                      "--promote"]) == cli.EXIT_OK
     err = capsys.readouterr().err
     assert "\r" not in err and "\x1b" not in err  # not a terminal: plain lines only
@@ -39,11 +37,11 @@ SECRET = "S3cr3t-Pa55"
 DB_URL = f"postgresql+psycopg://postgres:{SECRET}@db.example.org:5432/iscore"
 
 
-def test_a_password_in_argv_reaches_no_record_and_no_log_line(tmp_path, capsys):
+def test_a_password_in_argv_reaches_no_record_and_no_log_line(tmp_path, capsys, data_args):
     data = write_csv(tmp_path / "d.csv", make_rows(600))
     reg = tmp_path / "m"
     # --feedback-db without --feedback: the URL is only carried in argv (never connected to).
-    assert cli.main(["--registry", str(reg), "train", "--data", str(data), *DATA_ARGS, "--promote",
+    assert cli.main(["--registry", str(reg), "train", "--data", str(data), *data_args, "--promote",
                      "--feedback-db", DB_URL]) == cli.EXIT_OK
     out, err = capsys.readouterr()
     v = registry.current_version(reg)
@@ -58,10 +56,10 @@ def test_a_password_in_argv_reaches_no_record_and_no_log_line(tmp_path, capsys):
     assert str(tmp_path) not in written["manifest.json"]
 
 
-def test_a_failing_feedback_database_is_reported_without_its_password(tmp_path, capsys):
+def test_a_failing_feedback_database_is_reported_without_its_password(tmp_path, capsys, data_args):
     data = write_csv(tmp_path / "d.csv", make_rows(600))
     url = f"postgresql+psycopg://postgres:{SECRET}@127.0.0.1:1/none"  # nothing listens on port 1
-    code = cli.main(["--registry", str(tmp_path / "m"), "train", "--data", str(data), *DATA_ARGS,
+    code = cli.main(["--registry", str(tmp_path / "m"), "train", "--data", str(data), *data_args,
                      "--feedback", "--feedback-db", url])
     err = capsys.readouterr().err
     assert code == cli.EXIT_DATA and SECRET not in err and "Traceback" not in err

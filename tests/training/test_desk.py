@@ -104,14 +104,10 @@ def test_desk_head_switches_off_without_enough_labels():
     assert with_usable_desk(cfg, df.drop(columns="desk"), log=said.append).desk_weight == 0.0
 
 
-ARGS = ["--text-col", "headline", "--label-col", "shares", "--time-col", "when", "--source-col", "site",
-        "--min-rows", "50"]
-
-
-def test_cli_trains_the_desk_head_from_a_url_column(tmp_path):
+def test_cli_trains_the_desk_head_from_a_url_column(tmp_path, data_args):
     data = write_csv(tmp_path / "d.csv", desk_rows())
     reg = tmp_path / "models"
-    assert cli.main(["--registry", str(reg), "train", "--data", str(data), *ARGS, "--url-col", "link",
+    assert cli.main(["--registry", str(reg), "train", "--data", str(data), *data_args, "--url-col", "link",
                      "--desk-weight", "2", "--promote"]) == cli.EXIT_OK
     m = registry.load_current(reg).manifest
     assert m["model_config"]["desk_weight"] == 2.0
@@ -119,18 +115,18 @@ def test_cli_trains_the_desk_head_from_a_url_column(tmp_path):
     assert m["metrics"]["holdout"]["desk_auc"] > m["metrics"]["baselines"]["tfidf_ridge"]["desk_auc"]
 
 
-def test_cli_says_when_the_desk_head_is_off(tmp_path, capsys):
+def test_cli_says_when_the_desk_head_is_off(tmp_path, capsys, data_args):
     data = write_csv(tmp_path / "d.csv", desk_rows())
     reg = tmp_path / "models"
-    assert cli.main(["--registry", str(reg), "train", "--data", str(data), *ARGS, "--promote"]) == cli.EXIT_OK
+    assert cli.main(["--registry", str(reg), "train", "--data", str(data), *data_args, "--promote"]) == cli.EXIT_OK
     assert registry.load_current(reg).manifest["model_config"]["desk_weight"] == 0.0
     assert "desk head off" in capsys.readouterr().err
 
 
-def test_select_reports_desk_candidates_and_obeys_its_rule(tmp_path):
+def test_select_reports_desk_candidates_and_obeys_its_rule(tmp_path, data_args):
     data = write_csv(tmp_path / "d.csv", desk_rows(900))
     reg = tmp_path / "models"
-    assert cli.main(["--registry", str(reg), "train", "--data", str(data), *ARGS, "--url-col", "link",
+    assert cli.main(["--registry", str(reg), "train", "--data", str(data), *data_args, "--url-col", "link",
                      "--select", "--promote"]) == cli.EXIT_OK
     m = registry.load_current(reg).manifest
     cands = m["metrics"]["candidates"]
@@ -144,18 +140,18 @@ def test_select_reports_desk_candidates_and_obeys_its_rule(tmp_path):
     json.dumps(m)  # the manifest stays plain JSON
 
 
-def test_a_missing_url_column_means_no_desk_labels_not_an_error(tmp_path, capsys):
+def test_a_missing_url_column_means_no_desk_labels_not_an_error(tmp_path, capsys, data_args):
     data = write_csv(tmp_path / "d.csv", [{k: v for k, v in r.items() if k != "link"} for r in desk_rows()])
     reg = tmp_path / "models"
-    assert cli.main(["--registry", str(reg), "train", "--data", str(data), *ARGS, "--url-col", "link",
+    assert cli.main(["--registry", str(reg), "train", "--data", str(data), *data_args, "--url-col", "link",
                      "--promote"]) == cli.EXIT_OK
     assert registry.load_current(reg).manifest["model_config"]["desk_weight"] == 0.0
     assert "desk head off: 0 hard-news and 0 soft-news rows" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flag, value", [("--desk-weight", "-1"), ("--desk-weight", "nan"), ("--desk-alpha", "0")])
-def test_cli_refuses_meaningless_desk_settings(tmp_path, capsys, flag, value):
+def test_cli_refuses_meaningless_desk_settings(tmp_path, capsys, flag, value, data_args):
     data = write_csv(tmp_path / "d.csv", desk_rows(200))
-    assert cli.main(["--registry", str(tmp_path / "m"), "train", "--data", str(data), *ARGS, flag, value]) == cli.EXIT_USAGE
+    assert cli.main(["--registry", str(tmp_path / "m"), "train", "--data", str(data), *data_args, flag, value]) == cli.EXIT_USAGE
     assert flag in capsys.readouterr().err
     assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from iscore import registry
 from training import cli
-from training.embed import load_embedder, save
+from training.embed import load_embedder
 from tests.conftest import make_rows, write_csv
 
-DATA_ARGS = ["--text-col", "headline", "--label-col", "shares", "--time-col", "when", "--source-col", "site",
-             "--min-rows", "50"]
 
-
-def tiny_vectors(tmp_path):
-    """A hand-made 'embedding': one axis for disaster words, one for leisure words."""
-    words = ["earthquake", "kills", "war", "floods", "court", "cats", "cake", "quiz", "haircut", "brunch"]
-    vecs = np.zeros((len(words), 4), dtype=np.float16)
-    for i, w in enumerate(words):
-        vecs[i, 0 if i < 5 else 1] = 1.0
-        vecs[i, 2 + i % 2] = 0.25
-    path = tmp_path / "vec.npz"
-    save(path, {"words": np.asarray(words, dtype=object), "vectors": vecs,
-                "provenance": {"base_model": "test", "base_model_licence": "n/a"}})
-    return path
-
-
-def test_static_embedder_is_mean_of_known_words_normalised(tmp_path):
-    emb, prov = load_embedder(tiny_vectors(tmp_path))
+def test_static_embedder_is_mean_of_known_words_normalised(tmp_path, tiny_vectors):
+    emb, prov = load_embedder(tiny_vectors)
     emb.fit(None)
     X = emb.transform(["Earthquake KILLS", "cats and cake", "nothing known here", ""])
     assert X.shape == (4, 4) and X.dtype == np.float32
@@ -38,32 +21,32 @@ def test_static_embedder_is_mean_of_known_words_normalised(tmp_path):
     assert prov["base_model"] == "test"
 
 
-def test_embedder_weight_scales_features(tmp_path):
-    emb, _ = load_embedder(tiny_vectors(tmp_path))
+def test_embedder_weight_scales_features(tmp_path, tiny_vectors):
+    emb, _ = load_embedder(tiny_vectors)
     a = emb.fit(None).transform(["war"])
     b = emb.set_params(weight=3.0).fit(None).transform(["war"])
     np.testing.assert_allclose(b, 3 * a, rtol=1e-6)
 
 
-def test_pickled_embedder_keeps_float16_only(tmp_path):
+def test_pickled_embedder_keeps_float16_only(tmp_path, tiny_vectors):
     import pickle
 
-    emb, _ = load_embedder(tiny_vectors(tmp_path))
+    emb, _ = load_embedder(tiny_vectors)
     emb.fit(None).transform(["war"])  # fills the float32 cache
     state = pickle.loads(pickle.dumps(emb)).__dict__
     assert "_v32" not in state and state["vectors"].dtype == np.float16
 
 
-def test_train_with_embeddings_records_provenance_and_retrain_reuses_them(tmp_path, capsys):
+def test_train_with_embeddings_records_provenance_and_retrain_reuses_them(tmp_path, capsys, data_args, tiny_vectors):
     reg = tmp_path / "models"
     data = write_csv(tmp_path / "d.csv", make_rows(600))
-    vec = tiny_vectors(tmp_path)
-    assert cli.main(["--registry", str(reg), "train", "--data", str(data), *DATA_ARGS,
+    vec = tiny_vectors
+    assert cli.main(["--registry", str(reg), "train", "--data", str(data), *data_args,
                      "--embeddings", str(vec), "--promote"]) == cli.EXIT_OK
     first = registry.load_current(reg)
     assert first.manifest["embeddings"]["base_model"] == "test"
     assert first.manifest["features"]["semantic"] == 4
-    assert cli.main(["--registry", str(reg), "retrain", "--data", str(data), *DATA_ARGS,
+    assert cli.main(["--registry", str(reg), "retrain", "--data", str(data), *data_args,
                      "--tolerance", "1"]) == cli.EXIT_OK
     second = registry.load_current(reg)
     assert second.version != first.version

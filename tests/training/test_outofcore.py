@@ -5,16 +5,15 @@ from __future__ import annotations
 from iscore import registry
 from training import cli
 from tests.conftest import make_rows, write_csv
-from tests.training.test_cli import DATA_ARGS, run
 
-def test_out_of_core_path_matches_in_memory_validation(tmp_path, capsys):
+def test_out_of_core_path_matches_in_memory_validation(tmp_path, capsys, data_args):
     rows = make_rows(900) + make_rows(20, seed=5)[:10]  # a few extra rows...
     rows += rows[:7]  # ...and 7 exact duplicates spread over chunks
     rows.append({"headline": "", "shares": 3, "when": "2024-03-01T00:00:00", "site": "site_a"})
     data = write_csv(tmp_path / "big.csv", rows)
     reg = tmp_path / "models"
-    code = run(reg, "train", "--data", str(data), *DATA_ARGS, "--out-of-core", "--chunksize", "100", "--promote",
-               "--label-blend", "shares=0.7,comments=0.3")
+    code = cli.main(["--registry", str(reg), "train", "--data", str(data), *data_args, "--out-of-core", "--chunksize", "100", "--promote",
+               "--label-blend", "shares=0.7,comments=0.3"])
     assert code == cli.EXIT_OK
     m = registry.load_current(reg).manifest
     val = m["data"]["validation"]

@@ -6,8 +6,6 @@ from iscore import registry
 from training import cli
 from training.select import best_meeting_target
 from tests.conftest import make_rows, write_csv
-from tests.training.test_cli import DATA_ARGS
-from tests.training.test_embed import tiny_vectors
 
 def test_selection_meets_the_pair_target_at_least_cost():
     res = {
@@ -20,11 +18,11 @@ def test_selection_meets_the_pair_target_at_least_cost():
     assert best_meeting_target({"a": res["a"], "x": {"spearman": 0.1, "dev_pairs": 0.8}}, 0.95) == "x"
 
 
-def test_select_records_every_candidate(tmp_path, capsys):
+def test_select_records_every_candidate(tmp_path, capsys, tiny_vectors, data_args):
     reg = tmp_path / "models"
     data = write_csv(tmp_path / "d.csv", make_rows(600))
-    assert cli.main(["--registry", str(reg), "train", "--data", str(data), *DATA_ARGS, "--select",
-                     "--embeddings", str(tiny_vectors(tmp_path)), "--promote"]) == cli.EXIT_OK
+    assert cli.main(["--registry", str(reg), "train", "--data", str(data), *data_args, "--select",
+                     "--embeddings", str(tiny_vectors), "--promote"]) == cli.EXIT_OK
     m = registry.load_current(reg).manifest
     cands = m["metrics"]["candidates"]
     assert len(cands) >= 5 and all("spearman" in c and "dev_pairs" in c for c in cands.values())
