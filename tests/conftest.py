@@ -67,6 +67,38 @@ def make_rows(n: int = 600, seed: int = 0) -> list[dict]:
     return rows
 
 
+def wait_until(predicate, seconds: float = 5.0, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is true (True) or ``seconds`` have passed (False)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def run_threads(target, n: int) -> list[BaseException]:
+    """Run ``target(i)`` for i in range(n) on n threads at once; the exceptions they raised."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            target(i)
+        except Exception as e:  # collected for the caller to assert on
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
 def write_csv(path: Path, rows: list[dict]) -> Path:
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
@@ -198,12 +230,8 @@ def db_url(request, tmp_path):
     return empty_feedback_tables(request.getfixturevalue("pg_url"))
 
 
-def requires_shared() -> pytest.MarkDecorator:
-    """Mark a test that reads ../shared/data: ``shared``, skipped when the directory is absent (CI has it)."""
-    return pytest.mark.shared
-
-
 def pytest_runtest_setup(item):
+    """A test marked ``shared`` reads ../shared/data: skipped with the reason when it is absent."""
     if item.get_closest_marker("shared") and not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} is absent (CI has it)")
 

@@ -189,6 +189,7 @@ def _publish_forever(reg: str, pipeline) -> None:
         registry.prune(reg, keep=3)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_of_publishing_never_breaks_the_registry(tmp_path, tiny_model, make_app):
     reg = tmp_path / "models"
     publish_tiny(reg, tiny_model[0])

@@ -12,6 +12,10 @@ import pytest
 from tests.conftest import publish_tiny, start_server
 
 
+# Each test drives a real gunicorn master and workers in a subprocess.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture()
 def server(tmp_path, tiny_model):
     """The real server with the shipped config and default worker class, 2 workers."""

@@ -18,6 +18,10 @@ from tests.conftest import ADMIN_TOKEN, ROOT, publish_tiny, start_server
 SECURITY = ("X-Content-Type-Options", "X-Frame-Options", "Content-Security-Policy", "Cache-Control")
 
 
+# Each test drives a real gunicorn master and workers in a subprocess.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_model):
     tmp = tmp_path_factory.mktemp("gunicorn-limits")

@@ -54,6 +54,7 @@ def fuzz_schema(fuzz_app):
     print(f"\nschemathesis sent {total:.0f} requests")
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @hsettings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_openapi_contract(case):
@@ -69,6 +70,8 @@ def fuzz_schema_pg(tmp_path_factory, pg_url):
     yield schemathesis.openapi.from_wsgi("/openapi.json", app).include(path_regex=DB_ROUTES)
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 @pg_schema.parametrize()
 @hsettings(max_examples=max(10, EXAMPLES // 4), deadline=None, suppress_health_check=list(HealthCheck))
 def test_openapi_contract_on_postgresql(case):

@@ -21,6 +21,7 @@ def _clean_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_serve_outside_the_repository_uses_the_shipped_models_and_leaves_no_junk(tmp_path):
     shipped = (ROOT / "models" / "CURRENT").read_text().strip()
     # Not start_server(): this one starts outside the repository with a clean environment on purpose.

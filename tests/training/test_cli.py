@@ -319,6 +319,7 @@ def test_concurrent_run_is_locked_out(tmp_path, data_csv, data_args):
     assert registry.list_versions(reg) == []
 
 
+@pytest.mark.slow
 def test_two_jobs_started_together_publish_once(tmp_path, data_args):
     reg = tmp_path / "models"
     # Enough rows that a run holds the lock for seconds, far longer than the other's start-up.
