@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -10,6 +9,7 @@ import sqlalchemy as sa
 
 from iscore import feedback
 from iscore.feedback import FeedbackItem
+from tests.conftest import run_threads
 
 @pytest.mark.postgres
 def test_a_statement_that_runs_too_long_is_cancelled_on_postgres(pg_url):
@@ -46,23 +46,14 @@ def test_migrate_is_idempotent(db_url):
 def test_concurrent_writers_lose_nothing(db_url):
     engines = [feedback.make_engine(db_url) for _ in range(4)]
     feedback.migrate(engines[0])
-    errors = []
 
     def writer(w: int) -> None:
-        try:
-            for b in range(10):
-                batch = [FeedbackItem(text=f"w{w} b{b} i{i}", label=i, id=f"{w}-{b}-{i}") for i in range(20)]
-                batch.append(FeedbackItem(text="shared headline", label=w * 10 + b))  # contended row
-                feedback.store(engines[w], batch)
-        except Exception as e:  # collected and asserted below
-            errors.append(e)
+        for b in range(10):
+            batch = [FeedbackItem(text=f"w{w} b{b} i{i}", label=i, id=f"{w}-{b}-{i}") for i in range(20)]
+            batch.append(FeedbackItem(text="shared headline", label=w * 10 + b))  # contended row
+            feedback.store(engines[w], batch)
 
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_threads(writer, 4) == []
     st = feedback.stats(engines[0])
     assert st["items"] == 4 * 10 * 20 + 1 and st["submissions"] == 4 * 10 * 21
 
@@ -71,19 +62,8 @@ def test_concurrent_retries_with_one_key_store_the_batch_once(db_url):
     engines = [feedback.make_engine(db_url) for _ in range(4)]
     feedback.migrate(engines[0])
     batch = [FeedbackItem(text=f"item {i}", label=i, id=f"c{i}") for i in range(30)]
-    results, errors = [], []
-
-    def send(w: int) -> None:
-        try:
-            results.append(feedback.store_once(engines[w], batch, "same-key", "f" * 64))
-        except Exception as e:  # collected and asserted below
-            errors.append(e)
-
-    threads = [threading.Thread(target=send, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = []
+    errors = run_threads(lambda w: results.append(feedback.store_once(engines[w], batch, "same-key", "f" * 64)), 4)
     # SQLite may refuse a racing writer (busy snapshot: the client's retry then replays); never a double write
     assert all("locked" in str(e) or "busy" in str(e).lower() for e in errors), errors
     assert sum(1 for _, replayed in results if not replayed) == 1

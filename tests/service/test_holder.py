@@ -10,7 +10,7 @@ import pytest
 
 from iscore import registry
 from service.holder import ModelHolder
-from tests.conftest import AUTH, fit_tiny, publish_tiny
+from tests.conftest import AUTH, fit_tiny, publish_tiny, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -91,15 +91,6 @@ def test_pointer_to_missing_version_is_refused(app, model_dir):
     assert c.post("/v1/score", json={"headlines": ["x"]}).get_json()["model_version"] == old
 
 
-def _wait_for(predicate, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return False
-
-
 def test_pointer_change_is_noticed_by_the_background_poller_without_a_request(model_dir, other_model, make_app):
     app = make_app()
     holder = app.extensions["iscore"]["holder"]
@@ -108,7 +99,7 @@ def test_pointer_change_is_noticed_by_the_background_poller_without_a_request(mo
     try:
         new = publish_tiny(model_dir, other_model)
         # No request reaches the app: an idle worker follows CURRENT on its own (#12 item 11).
-        assert _wait_for(lambda: holder.get().version == new), "the poller never loaded the new version"
+        assert wait_until(lambda: holder.get().version == new, interval=0.005), "the poller never loaded the new version"
     finally:
         holder.stop_polling()
     assert new != old

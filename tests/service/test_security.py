@@ -6,6 +6,9 @@ import json
 import logging
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from iscore import registry
 from iscore.settings import Settings
@@ -114,10 +117,28 @@ def test_admin_token_uses_constant_time_comparison(client, monkeypatch):
     assert calls and calls[0][1] == ADMIN_TOKEN.encode()
 
 
-def test_no_route_unpickles_or_opens_request_paths():
-    # Only the registry module unpickles, and it is only ever given the configured directory.
-    for path in (ROOT / "service").glob("*.py"):
-        text = path.read_text()
-        assert "joblib.load" not in text and "pickle" not in text, path
-    app_src = (ROOT / "service" / "app.py").read_text()
-    assert "request.args.get(\"version\")" not in app_src and "send_file" not in app_src
+def test_only_the_registry_unpickles_and_only_from_the_configured_directory(client, model_dir, tiny_model,
+                                                                           tmp_path, monkeypatch):
+    import inspect
+    import pickle
+
+    import joblib
+
+    loads, real = [], joblib.load
+    monkeypatch.setattr(joblib, "load", lambda f, *a, **k: loads.append(
+        (inspect.stack()[1].frame.f_globals["__name__"], Path(f))) or real(f, *a, **k))
+    for name in ("load", "loads"):
+        monkeypatch.setattr(pickle, name, lambda *a, **k: pytest.fail("a route unpickled with pickle"))
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    new = publish_tiny(model_dir, tiny_model[0])  # so the reload below really loads a model
+    heads = {"headlines": ["Floods kill many in Kenya"]}
+    for method, path, body in (("GET", "/healthz", None), ("GET", "/readyz", None), ("GET", "/v1/model", None),
+                               ("GET", "/metrics", None), ("GET", "/openapi.json", None),
+                               ("POST", "/v1/score?explain=true", heads), ("POST", "/v1/rank", heads),
+                               ("POST", "/v1/feedback", {"items": [{"text": "x", "label": 1}]}),
+                               ("GET", "/v1/feedback/stats", None),
+                               ("POST", f"/v1/admin/reload?version=../evil&path={evil}", {"version": str(evil)})):
+        assert client.open(path, method=method, json=body, headers=AUTH).status_code == 200, path
+    assert client.get("/readyz").get_json()["model_version"] == new
+    assert loads and all(m == "iscore.registry" and p.parent.parent == model_dir for m, p in loads), loads

@@ -4,7 +4,6 @@ The two-head regressor itself (iscore/model.py) is tested in tests/core/test_mod
 
 from __future__ import annotations
 
-import json
 import random
 
 import numpy as np
@@ -137,7 +136,6 @@ def test_select_reports_desk_candidates_and_obeys_its_rule(tmp_path, data_args):
     pool = {winner: first_stage[winner], **desk}
     pick = best_meeting_target(pool)
     assert m["model_config"]["desk_weight"] == pool[pick]["config"].get("desk_weight", 0.0)
-    json.dumps(m)  # the manifest stays plain JSON
 
 
 def test_a_missing_url_column_means_no_desk_labels_not_an_error(tmp_path, capsys, data_args):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from iscore import registry
 from training import cli
 from training.select import best_meeting_target
 from tests.conftest import make_rows, write_csv
+
 
 def test_selection_meets_the_pair_target_at_least_cost():
     res = {
@@ -31,10 +34,20 @@ def test_select_records_every_candidate(tmp_path, capsys, tiny_vectors, data_arg
         assert m["model_config"][k] == v
 
 
-def test_grid_candidates_state_their_feature_sets():
-    from training.select import DEFAULT_GRID
+def test_no_grid_candidate_inherits_embeddings_from_the_base_config(tiny_model, monkeypatch):
+    """A base config with embeddings on and no embedder: the embedding candidates are skipped, and every
+    other candidate is fitted without embeddings (a candidate that does not state its feature set would
+    inherit the base's and be fitted with embeddings)."""
+    import training.fitting
+    from iscore.model import ModelConfig
+    from training.select import DEFAULT_GRID, cross_validate
 
-    # Each candidate says whether it uses embeddings, so a base config cannot leak into it.
-    assert all("use_embeddings" in c for c in DEFAULT_GRID.values())
-    assert any(c["use_embeddings"] for c in DEFAULT_GRID.values())
-    assert any(not c["use_embeddings"] for c in DEFAULT_GRID.values())
+    fitted, real_fit = [], training.fitting.fit
+    monkeypatch.setattr(training.fitting, "fit", lambda tr, cfg, *a, **k: fitted.append(cfg) or real_fit(tr, cfg, *a, **k))
+    said: list[str] = []
+    frame = tiny_model[1].assign(time=pd.to_datetime(tiny_model[1]["when"]))
+    results = cross_validate(frame, ModelConfig(min_df=1, use_embeddings=True), DEFAULT_GRID, log=said.append)
+    assert fitted and not any(cfg.use_embeddings for cfg in fitted)
+    words_only = {k for k, c in DEFAULT_GRID.items() if not c.get("use_embeddings", True)}
+    assert words_only and set(results) == words_only
+    assert sum(s.startswith("skip ") for s in said) == len(DEFAULT_GRID) - len(words_only)
