@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -13,7 +15,8 @@ from iscore import registry
 from iscore.model import ModelConfig, build_pipeline
 from iscore.settings import Settings
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+SHARED_DATA = ROOT.parent / "shared" / "data"
 
 HEAVY = ["earthquake kills", "war breaks out", "election result", "court rules", "floods kill",
          "president resigns", "markets crash", "hospital overwhelmed"]
@@ -23,6 +26,25 @@ PLACES = ["Chile", "Kenya", "Ohio", "Paris", "Manila", "Texas"]
 # Admin tokens must be 16+ characters without inner white space (iscore/settings.py); tests share this one.
 ADMIN_TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+ERROR_KEYS = {"error", "message", "details"}
+# The PostgreSQL the postgres-marked tests use (CI starts one; a local run skips them with the reason).
+PG_URL = os.environ.get("ISCORE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+FEEDBACK_TABLES = ("feedback_history", "feedback_items", "feedback_idempotency", "schema_version")
+# The columns of make_rows() for `iscore-train train|retrain|evaluate --data FILE`.
+DATA_ARGS = ("--text-col", "headline", "--label-col", "shares", "--time-col", "when", "--source-col", "site",
+             "--min-rows", "50")
+
+
+def assert_error(resp, status: int, error: str | None = None) -> dict:
+    """A Flask test-client reply in the one error shape, with this status (and error code); its JSON body."""
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    body = resp.get_json()
+    assert set(body) == ERROR_KEYS
+    assert isinstance(body["message"], str) and body["message"]
+    if error:
+        assert body["error"] == error
+    assert "Traceback" not in resp.get_data(as_text=True)
+    return body
 
 
 def make_rows(n: int = 600, seed: int = 0) -> list[dict]:
@@ -43,6 +65,38 @@ def make_rows(n: int = 600, seed: int = 0) -> list[dict]:
             "site": rng.choice(["site_a", "site_b"]),
         })
     return rows
+
+
+def wait_until(predicate, seconds: float = 5.0, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is true (True) or ``seconds`` have passed (False)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def run_threads(target, n: int) -> list[BaseException]:
+    """Run ``target(i)`` for i in range(n) on n threads at once; the exceptions they raised."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            target(i)
+        except Exception as e:  # collected for the caller to assert on
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
 
 
 def write_csv(path: Path, rows: list[dict]) -> Path:
@@ -110,8 +164,76 @@ def client(app):
     return app.test_client()
 
 
-def requires_shared() -> pytest.MarkDecorator:
-    return pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent (CI has it)")
+@pytest.fixture()
+def make_app(request, tmp_path):
+    """Factory for apps other than ``app``: ``make_app(**overrides)`` is ``create_app(Settings(...))`` with the
+    test defaults (the tiny model, the shared admin token, no reload polling, SQLite in tmp_path) overridden."""
+    from service.app import create_app
+
+    def make(**overrides):
+        kw = {"admin_token": ADMIN_TOKEN, "reload_poll_seconds": 0,
+              "database_url": f"sqlite:///{tmp_path / 'feedback.db'}", **overrides}
+        if "model_dir" not in kw:
+            kw["model_dir"] = request.getfixturevalue("model_dir")
+        return create_app(Settings(**kw))
+
+    return make
+
+
+@pytest.fixture()
+def data_args() -> list[str]:
+    """Column flags for a CSV written from make_rows(), after ``--data FILE``."""
+    return list(DATA_ARGS)
+
+
+@functools.lru_cache(maxsize=1)
+def pg_unreachable() -> str | None:
+    """Why the test PostgreSQL cannot be used (None when it answers); asked once per session."""
+    import sqlalchemy as sa
+
+    try:
+        eng = sa.create_engine(PG_URL, connect_args={"connect_timeout": 2})
+        with eng.connect() as c:
+            c.execute(sa.text("select 1"))
+        eng.dispose()
+        return None
+    except Exception as e:  # any failure to connect means: skip with the reason
+        return f"no PostgreSQL at {PG_URL} ({type(e).__name__}); set ISCORE_TEST_DATABASE_URL"
+
+
+def empty_feedback_tables(url: str) -> str:
+    """Drop the feedback tables so the next app or engine migrates a fresh database; the URL."""
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(url)
+    with eng.begin() as c:
+        for t in FEEDBACK_TABLES:
+            c.execute(sa.text(f"DROP TABLE IF EXISTS {t} CASCADE"))
+    eng.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """The test PostgreSQL's URL; skips with the reason when none answers. Mark such tests ``postgres``."""
+    reason = pg_unreachable()
+    if reason:
+        pytest.skip(reason)
+    return PG_URL
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """A fresh feedback database: SQLite in tmp_path, then PostgreSQL (marked ``postgres``, skipped without one)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'fb.db'}"
+    return empty_feedback_tables(request.getfixturevalue("pg_url"))
+
+
+def pytest_runtest_setup(item):
+    """A test marked ``shared`` reads ../shared/data: skipped with the reason when it is absent."""
+    if item.get_closest_marker("shared") and not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent (CI has it)")
 
 
 class Server:

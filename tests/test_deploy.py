@@ -111,3 +111,12 @@ def test_crontab_line_runs_under_crons_path_from_a_virtual_environment(tmp_path)
     assert r.returncode == 3, logged  # exit 3: data error (no data under the empty data dir)
     assert "data" in logged.lower() and "Traceback" not in logged
     assert r.stdout == "" and r.stderr == ""  # everything went to the log in the state directory
+
+
+def test_dockerfile_runs_as_non_root_with_healthcheck_and_no_secrets():
+    text = (ROOT / "Dockerfile").read_text()
+    users = re.findall(r"^USER\s+(\S+)", text, re.M)
+    assert users and users[-1] not in ("root", "0")
+    assert re.search(r"^HEALTHCHECK .*healthz", text, re.M | re.S)
+    assert not re.search(r"(TOKEN|SECRET|PASSWORD)\s*=", text)
+    assert 'pip install ".[train]"' in text and "COPY models" in text

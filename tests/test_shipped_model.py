@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from iscore import registry
 from iscore.scoring import score
 from training.behaviour import run_suite
-from tests.conftest import SHARED_DATA, requires_shared
+from tests.conftest import ROOT, SHARED_DATA
 
-MODELS = Path(__file__).resolve().parents[1] / "models"
+MODELS = ROOT / "models"
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +52,7 @@ def test_clear_cases_rank_the_way_an_editor_would(shipped):
     assert np.all((s >= 0) & (s <= 100))
 
 
-@requires_shared()
+@pytest.mark.shared
 def test_cross_source_metric_reproduces_on_shared_data(shipped):
     from training.data import resolve_spec
     from training.evaluate import evaluate_on

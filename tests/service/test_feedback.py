@@ -3,63 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import threading
 
 import pytest
-import sqlalchemy as sa
 
 from iscore import feedback
-from iscore.feedback import FeedbackItem
-from iscore.settings import Settings
-from tests.test_api import assert_error
-
-from tests.conftest import ADMIN_TOKEN, AUTH  # noqa: F401 - the shared test token (16+ characters)
-PG_URL = os.environ.get("ISCORE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def _pg_reachable() -> str | None:
-    try:
-        eng = sa.create_engine(PG_URL, connect_args={"connect_timeout": 2})
-        with eng.connect() as c:
-            c.execute(sa.text("select 1"))
-        eng.dispose()
-        return None
-    except Exception as e:  # any failure to connect means: skip with the reason
-        return f"no PostgreSQL at {PG_URL} ({type(e).__name__}); set ISCORE_TEST_DATABASE_URL"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'fb.db'}"
-    reason = _pg_reachable()
-    if reason:
-        pytest.skip(reason)
-    eng = sa.create_engine(PG_URL)
-    with eng.begin() as c:
-        for t in ("feedback_history", "feedback_items", "feedback_idempotency", "schema_version"):
-            c.execute(sa.text(f"DROP TABLE IF EXISTS {t} CASCADE"))
-    eng.dispose()
-    return PG_URL
-
-
-@pytest.fixture()
-def fb_client(model_dir, db_url):
-    from service.app import create_app
-
-    app = create_app(Settings(model_dir=model_dir, admin_token=ADMIN_TOKEN, reload_poll_seconds=0,
-                              database_url=db_url))
-    return app.test_client()
-
-
-def test_migrate_is_idempotent(db_url):
-    eng = feedback.make_engine(db_url)
-    assert feedback.migrate(eng) == feedback.LATEST
-    assert feedback.migrate(eng) == feedback.LATEST
-    with eng.connect() as c:
-        versions = c.execute(sa.select(feedback.schema_version.c.version)).scalars().all()
-    assert sorted(versions) == [v for v, _ in feedback.MIGRATIONS]
+from tests.conftest import AUTH, assert_error
 
 
 def test_feedback_is_idempotent_latest_wins_history_kept(fb_client):
@@ -82,40 +30,13 @@ def test_feedback_is_idempotent_latest_wins_history_kept(fb_client):
     assert {"day": "2026-11-21", "label_kind": "score", "items": 1} in stats["by_day"]
 
 
-def test_restart_between_write_and_read(model_dir, db_url):
-    from service.app import create_app
-
-    s = Settings(model_dir=model_dir, admin_token=ADMIN_TOKEN, reload_poll_seconds=0, database_url=db_url)
-    first = create_app(s).test_client()
+def test_restart_between_write_and_read(make_app, db_url):
+    first = make_app(database_url=db_url).test_client()
     assert first.post("/v1/feedback", json={"items": [{"text": "Floods in Kenya", "label": 70}]},
                       headers=AUTH).status_code == 200
     first.application.extensions["iscore"]["feedback"].engine().dispose()
-    second = create_app(s).test_client()  # a new process would see the same
+    second = make_app(database_url=db_url).test_client()  # a new process would see the same
     assert second.get("/v1/feedback/stats", headers=AUTH).get_json()["items"] == 1
-
-
-def test_concurrent_writers_lose_nothing(db_url):
-    engines = [feedback.make_engine(db_url) for _ in range(4)]
-    feedback.migrate(engines[0])
-    errors = []
-
-    def writer(w: int) -> None:
-        try:
-            for b in range(10):
-                batch = [FeedbackItem(text=f"w{w} b{b} i{i}", label=i, id=f"{w}-{b}-{i}") for i in range(20)]
-                batch.append(FeedbackItem(text="shared headline", label=w * 10 + b))  # contended row
-                feedback.store(engines[w], batch)
-        except Exception as e:  # collected and asserted below
-            errors.append(e)
-
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    st = feedback.stats(engines[0])
-    assert st["items"] == 4 * 10 * 20 + 1 and st["submissions"] == 4 * 10 * 21
 
 
 @pytest.mark.parametrize("item,field", [
@@ -145,29 +66,24 @@ def test_feedback_needs_token(client):
     assert_error(client.get("/v1/feedback/stats"), 401)
 
 
-def test_database_down_is_503_not_500(model_dir):
-    from service.app import create_app
-
-    c = create_app(Settings(model_dir=model_dir, admin_token=ADMIN_TOKEN, reload_poll_seconds=0,
-                            database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")).test_client()
+def test_database_down_is_503_not_500(make_app):
+    c = make_app(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none").test_client()
     assert_error(c.post("/v1/feedback", json={"items": [{"text": "x", "label": 1}]}, headers=AUTH),
                  503, "feedback_store_unavailable")
     assert c.post("/v1/score", json={"headlines": ["x"]}).status_code == 200  # scoring unaffected
 
 
-def test_full_loop_score_feedback_retrain_reload(tmp_path, capsys):
+def test_full_loop_score_feedback_retrain_reload(tmp_path, capsys, make_app, data_args):
     """Score, post feedback, retrain with it, promote, and serve the new version after reload."""
     from iscore import registry
-    from service.app import create_app
     from tests.conftest import make_rows, write_csv
     from training import cli
 
     reg, db = tmp_path / "models", f"sqlite:///{tmp_path / 'fb.db'}"
     data = write_csv(tmp_path / "base.csv", make_rows(600))
-    args = ["--data", str(data), "--text-col", "headline", "--label-col", "shares", "--time-col", "when",
-            "--source-col", "site", "--min-rows", "50"]
+    args = ["--data", str(data), *data_args]
     assert cli.main(["--registry", str(reg), "retrain", *args]) == cli.EXIT_OK
-    app = create_app(Settings(model_dir=reg, admin_token=ADMIN_TOKEN, reload_poll_seconds=0, database_url=db))
+    app = make_app(model_dir=reg, database_url=db)
     c = app.test_client()
     heads = [f"Minister resigns over scandal in {p}" for p in ("Chile", "Kenya", "Ohio", "Paris")] + \
             [f"Best brunch in {p} today" for p in ("Chile", "Kenya", "Ohio", "Paris")]
@@ -224,28 +140,3 @@ def test_same_key_with_another_body_is_409_and_writes_nothing(fb_client):
 def test_malformed_idempotency_keys_are_400(client, key):
     assert_error(client.post("/v1/feedback", json={"items": [{"text": "A", "label": 1}]},
                              headers={**AUTH, "Idempotency-Key": key}), 400, "invalid_header")
-
-
-def test_concurrent_retries_with_one_key_store_the_batch_once(db_url):
-    engines = [feedback.make_engine(db_url) for _ in range(4)]
-    feedback.migrate(engines[0])
-    batch = [FeedbackItem(text=f"item {i}", label=i, id=f"c{i}") for i in range(30)]
-    results, errors = [], []
-
-    def send(w: int) -> None:
-        try:
-            results.append(feedback.store_once(engines[w], batch, "same-key", "f" * 64))
-        except Exception as e:  # collected and asserted below
-            errors.append(e)
-
-    threads = [threading.Thread(target=send, args=(w,)) for w in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    # SQLite may refuse a racing writer (busy snapshot: the client's retry then replays); never a double write
-    assert all("locked" in str(e) or "busy" in str(e).lower() for e in errors), errors
-    assert sum(1 for _, replayed in results if not replayed) == 1
-    st = feedback.stats(engines[0])
-    assert st["items"] == 30 and st["submissions"] == 30
-

@@ -10,10 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.schema import parse_time
-from tests.conftest import AUTH
-from tests.test_api import assert_error
-from tests.test_feedback import db_url, fb_client  # noqa: F401 - fixtures: SQLite and PostgreSQL
+from service.errors import ApiError
+from service.schema import parse_json_body, parse_time
+from tests.conftest import AUTH, assert_error
 
 BAD = ["\udfff", "\ud800x", "a\u0000b", "\x00"]
 
@@ -45,7 +44,7 @@ def test_score_and_rank_refuse_them_too(client, bad, route, body, field):
     assert b["details"][0]["field"] == field
 
 
-def test_feedback_with_nul_in_an_id_is_422_not_a_retry_for_ever(fb_client):  # noqa: F811 - SQLite and PostgreSQL
+def test_feedback_with_nul_in_an_id_is_422_not_a_retry_for_ever(fb_client):  # SQLite and PostgreSQL
     # PostgreSQL cannot store NUL in text: this was a 503 "retry later" there, 200 on SQLite.
     assert_error(fb_client.post("/v1/feedback", json=_feedback({"id": "a\u0000b"}), headers=AUTH), 422)
     assert fb_client.post("/v1/feedback", json=_feedback({"id": "a-b"}), headers=AUTH).status_code == 200
@@ -105,3 +104,17 @@ def test_body_with_many_escapes_is_still_parsed(client):
     # the NUL/surrogate scan runs only when the raw body holds a \u escape; a legitimate one passes
     r = client.post("/v1/score", data=json.dumps({"headlines": ["Caf\u00e9 \u2014 news"]}), content_type="application/json")
     assert r.status_code == 200 and r.get_json()["scores"][0]["text"] == "Café — news"
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=200))
+def test_body_parser_raises_only_api_errors(raw):
+    try:
+        parse_json_body(raw, "application/json")
+    except ApiError as e:
+        assert e.status == 400
+
+
+@pytest.mark.parametrize("ctype", ["application/json", "application/json; charset=utf-8", "application/vnd.x+json"])
+def test_json_content_types_are_accepted(ctype):
+    assert parse_json_body(b'{"a": 1}', ctype) == {"a": 1}

@@ -7,12 +7,8 @@ import threading
 import time
 
 import pytest
-import sqlalchemy as sa
 
-from iscore import feedback
-from iscore.settings import Settings, SettingsError
-from tests.conftest import ADMIN_TOKEN, AUTH
-from tests.test_feedback import PG_URL, _pg_reachable
+from tests.conftest import AUTH
 
 ITEM = {"items": [{"text": "Floods kill dozens in Kenya", "label": 0.9}]}
 
@@ -44,13 +40,10 @@ def silent_listener():
     srv.close()
 
 
-def test_a_database_that_never_answers_gives_a_503_within_the_connect_timeout(model_dir, silent_listener):
+def test_a_database_that_never_answers_gives_a_503_within_the_connect_timeout(make_app, silent_listener):
     pytest.importorskip("psycopg", reason="the postgres extra is not installed")
-    from service.app import create_app
-
     url = f"postgresql+psycopg://iscore:PASSWORD@127.0.0.1:{silent_listener}/iscore"
-    app = create_app(Settings(model_dir=model_dir, admin_token=ADMIN_TOKEN, database_url=url,
-                              database_connect_timeout_seconds=2))
+    app = make_app(database_url=url, database_connect_timeout_seconds=2)
     c = app.test_client()
     t0 = time.monotonic()
     r = c.post("/v1/feedback", json=ITEM, headers=AUTH)
@@ -60,44 +53,9 @@ def test_a_database_that_never_answers_gives_a_503_within_the_connect_timeout(mo
     assert took < 10, f"the request hung for {took:.1f} s"  # was: past 60 s (#12 item 6)
 
 
-def test_a_statement_that_runs_too_long_is_cancelled_on_postgres():
-    reason = _pg_reachable()
-    if reason:
-        pytest.skip(reason)
-    eng = feedback.make_engine(PG_URL, statement_timeout=0.5)
-    t0 = time.monotonic()
-    with pytest.raises(sa.exc.OperationalError, match="statement timeout"):
-        with eng.connect() as conn:
-            conn.execute(sa.text("SELECT pg_sleep(5)"))
-    assert time.monotonic() - t0 < 3
-
-
-def test_a_locked_sqlite_database_waits_only_the_statement_timeout(tmp_path):
-    url = f"sqlite:///{tmp_path / 'fb.db'}"
-    eng = feedback.make_engine(url, statement_timeout=0.3)
-    feedback.migrate(eng)
-    other = feedback.make_engine(url)
-    with other.begin() as hold:
-        hold.execute(sa.text("INSERT INTO schema_version (version) VALUES (99)"))  # holds the write lock
-        t0 = time.monotonic()
-        with pytest.raises(sa.exc.OperationalError, match="locked"):
-            feedback.store(eng, [feedback.FeedbackItem(text="x", label=0.5)])
-        assert time.monotonic() - t0 < 3
-
-
-@pytest.mark.parametrize("name", ["database_connect_timeout_seconds", "database_statement_timeout_seconds"])
-@pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), 601])
-def test_database_timeouts_must_be_finite_and_positive(name, value):
-    with pytest.raises(SettingsError, match=name.upper()):
-        Settings(**{name: value})
-
-
-def test_deleting_the_sqlite_file_while_running_loses_no_acknowledged_write(model_dir, tmp_path):
-    from service.app import create_app
-
+def test_deleting_the_sqlite_file_while_running_loses_no_acknowledged_write(make_app, tmp_path):
     db = tmp_path / "state" / "feedback.db"
-    settings = Settings(model_dir=model_dir, admin_token=ADMIN_TOKEN, database_url=f"sqlite:///{db}")
-    c = create_app(settings).test_client()
+    c = make_app(database_url=f"sqlite:///{db}").test_client()
     acknowledged = 0
     for i in range(10):
         if i == 3:
@@ -106,7 +64,7 @@ def test_deleting_the_sqlite_file_while_running_loses_no_acknowledged_write(mode
         r = c.post("/v1/feedback", json={"items": [{"text": f"Headline number {i}", "label": 0.5}]}, headers=AUTH)
         assert r.status_code in (200, 503)
         acknowledged += r.status_code == 200
-    after_restart = create_app(settings).test_client()
+    after_restart = make_app(database_url=f"sqlite:///{db}").test_client()
     stats = after_restart.get("/v1/feedback/stats", headers=AUTH).get_json()
     # Was: 10 of 10 answered 200 and 0 items after a restart (#12 item 10). Rows acknowledged before
     # the deletion went with the deleted file; every one acknowledged after it is kept.

@@ -1,17 +1,15 @@
-"""Data in and target: bad rows are counted, not lost; the target is a proper 0-100 scale."""
+"""training/data.py: bad rows are counted, not lost; presets; recorded paths. (The target: test_target.py.)"""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from training.data import DataError, DatasetSpec, ColumnMapping, load_dataset, resolve_spec
-from training.target import importance_target
+from training.data import DataError, DatasetSpec, ColumnMapping, load_dataset, public_path, resolve_spec
 
 SPEC_KW = dict(text="headline", label="shares", time="when", source="site")
 
@@ -77,74 +75,6 @@ def test_score_labels_above_100_are_bad(tmp_path):
     assert rep.dropped == {"bad_label": 1} and list(df["label"]) == [0, 50, 100]
 
 
-labels = st.lists(st.integers(min_value=0, max_value=10**7), min_size=1, max_size=60)
-
-
-@settings(max_examples=60, deadline=None)
-@given(labels, st.data())
-def test_percentile_target_is_in_range_and_monotone_within_group(ys, data):
-    n = len(ys)
-    sources = data.draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=n, max_size=n))
-    days = data.draw(st.lists(st.integers(0, 20), min_size=n, max_size=n))
-    times = pd.to_datetime("2024-01-01", utc=True) + pd.to_timedelta(days, unit="D")
-    y = importance_target(pd.Series(ys), pd.Series(sources), pd.Series(times), window="week")
-    assert y.shape == (n,) and np.all((y > 0) & (y < 100))
-    weeks = pd.Series(times).dt.tz_localize(None).dt.to_period("W").astype(str)
-    for i in range(n):
-        for j in range(n):
-            if sources[i] == sources[j] and weeks[i] == weeks[j]:
-                if ys[i] > ys[j]:
-                    assert y[i] > y[j]
-                if ys[i] == ys[j]:
-                    assert y[i] == y[j]
-
-
-def test_percentile_target_normalises_audience_size():
-    # Page b has 1000x the audience; its best and worst stories map to the same targets as a's.
-    y = importance_target(pd.Series([1, 5, 10, 1000, 5000, 10000]), pd.Series(list("aaabbb")))
-    np.testing.assert_allclose(y[:3], y[3:])
-
-
-def test_single_row_group_scores_50():
-    assert importance_target(pd.Series([7]), pd.Series(["a"])).tolist() == [50.0]
-
-
-@given(st.lists(st.floats(min_value=0, max_value=100), min_size=1, max_size=50))
-def test_passthrough_keeps_0_100_labels(ys):
-    np.testing.assert_array_equal(importance_target(pd.Series(ys), method="passthrough"), np.asarray(ys))
-
-
-@pytest.mark.parametrize("kw", [{"method": "passthrough"}, {"method": "percentile"}])
-def test_invalid_labels_are_refused(kw):
-    with pytest.raises(ValueError):
-        importance_target(pd.Series([-1.0, 300.0]), **kw)
-
-
-def test_log_target_is_bounded_and_monotone():
-    y = importance_target(pd.Series([0, 1, 10, 100]), method="log")
-    assert y[0] == 0 and y[-1] == 100 and np.all(np.diff(y) > 0)
-
-
-def test_label_blend_is_a_weighted_mean_of_per_column_targets(tmp_path):
-    from training.data import parse_blend
-    from training.target import dataset_target
-
-    rows = [{"headline": f"h{i}", "shares": i, "comments": 9 - i, "site": "a"} for i in range(10)]
-    path = tmp_path / "d.csv"
-    pd.DataFrame(rows).to_csv(path, index=False)
-    spec = resolve_spec(None, path, text="headline", label="shares", source="site", label_blend="shares=3,comments=1")
-    assert spec.label_blend == (("shares", 3.0), ("comments", 1.0)) and spec.mapping.label == ("shares", "comments")
-    df, _ = load_dataset(spec, min_rows=1)
-    y = dataset_target(df, spec)
-    ys = importance_target(df["label:shares"], df["source"])
-    yc = importance_target(df["label:comments"], df["source"])
-    np.testing.assert_allclose(y, 0.75 * ys + 0.25 * yc)
-    with pytest.raises(DataError, match="column=weight"):
-        parse_blend("shares:3")
-    with pytest.raises(DataError, match="above 0"):
-        parse_blend("shares=0")
-
-
 def test_a_negative_blend_column_is_a_bad_label(tmp_path):
     rows = [{"headline": "a", "shares": 5, "comments": -1}, {"headline": "b", "shares": 5, "comments": 1}]
     path = tmp_path / "d.csv"
@@ -158,3 +88,25 @@ def test_explicit_label_column_replaces_the_preset_blend():
     assert resolve_spec("fb_news").label_blend is not None
     spec = resolve_spec("fb_news", label="num_reactions")
     assert spec.label_blend is None and spec.mapping.label == ("num_reactions",)
+
+
+def test_news_2019_preset_maps_url_and_editorial_flag(tmp_path):
+    from training.data import clean, resolve_spec
+
+    spec = resolve_spec("news_2019", data_dir=tmp_path)
+    raw = pd.DataFrame({"title": ["A", "B"], "engagement_reaction_count": ["1", "2"],
+                        "engagement_comment_count": ["0", "0"], "engagement_share_count": ["3", "4"],
+                        "published_at": ["2019-09-03T10:00:00Z", "2019-09-03T11:00:00Z"],
+                        "source_name": ["Reuters", "BBC"], "url": ["https://x.com/world/a", "https://x.com/tv/b"],
+                        "top_article": ["1.0", ""]})
+    df, rep = clean(raw, spec)
+    assert rep.kept == 2
+    assert df["url"].tolist() == ["https://x.com/world/a", "https://x.com/tv/b"]
+    assert df["flag"].iloc[0] == 1.0 and np.isnan(df["flag"].iloc[1])
+
+
+def test_a_preset_path_is_recorded_relative_to_the_data_dir(tmp_path):
+    base = tmp_path / "data"
+    assert public_path(base / "fb_news_pages" / "f.csv.gz", base) == "fb_news_pages/f.csv.gz"
+    assert public_path(Path("/home/alice/private/mine.csv"), base) == "mine.csv"
+    assert public_path(Path("/home/alice/private/mine.csv")) == "mine.csv"

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from iscore.redact import public_text, public_value, redact_url, strip_paths
+from iscore.redact import public_argv, public_text, public_value, redact_url, strip_paths
+from iscore.redact import redact_url as redact
 
 # What people put in user names and passwords, unencoded: anything printable but white space
 # and quotes (those end a shell word), including "@", ":", "/", "%" and "#".
@@ -96,3 +97,39 @@ def test_public_value_reduces_path_fields_and_redacts_every_string():
     assert out["data"]["feedback_db"] == "postgresql://***@db/x"
     assert out["embeddings"]["file"] == "emb.npz"
     assert out["notes"] == ["trained from x.csv"] and out["n"] == 3
+
+
+user_st = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=12)
+
+
+host_st = st.from_regex(r"[a-z0-9]{1,12}(\.[a-z0-9]{1,8}){0,2}(:[0-9]{1,5})?", fullmatch=True)
+
+
+scheme_st = st.sampled_from(["postgresql", "postgresql+psycopg", "mysql+pymysql", "redis", "https"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(scheme_st, user_st, st.text(min_size=1, max_size=30).filter(lambda s: "\x00" not in s), host_st)
+def test_any_password_in_an_argument_is_masked_whole(scheme, user, password, host):
+    arg = f"{scheme}://{user}:{password}@{host}/db"
+    assert public_argv(["--feedback-db", arg]) == ["--feedback-db", f"{scheme}://***@{host}/db"]
+    assert public_argv([f"--feedback-db={arg}"]) == [f"--feedback-db={scheme}://***@{host}/db"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(scheme_st, user_st, st.text(alphabet=st.characters(exclude_categories=["Z", "C"], exclude_characters="'\""),
+                                   min_size=1, max_size=30), host_st)
+def test_a_password_inside_a_log_line_is_masked(scheme, user, password, host):
+    line = f"error: cannot connect to {scheme}://{user}:{password}@{host}/db (timeout)"
+    assert redact(line) == f"error: cannot connect to {scheme}://***@{host}/db (timeout)"
+
+
+@pytest.mark.parametrize("text", ["sqlite:///var/feedback.db", "https://example.org:8443/path?q=1",
+                                  "no url at all"])
+def test_text_without_a_password_is_unchanged(text):
+    assert redact(text) == text and public_argv([text]) == [text]
+
+
+def test_absolute_paths_in_argv_become_file_names():
+    assert public_argv(["--data", "/home/alice/news.csv", "--registry=/srv/iscore/models", "rel/x.csv"]) == \
+        ["--data", "news.csv", "--registry=models", "rel/x.csv"]

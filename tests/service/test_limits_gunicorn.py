@@ -8,25 +8,18 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, publish_tiny
+from tests.conftest import ADMIN_TOKEN, ROOT, publish_tiny, start_server
 
-ROOT = Path(__file__).resolve().parents[1]
 SECURITY = ("X-Content-Type-Options", "X-Frame-Options", "Content-Security-Policy", "Cache-Control")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Each test drives a real gunicorn master and workers in a subprocess.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -34,32 +27,13 @@ def server(tmp_path_factory, tiny_model):
     tmp = tmp_path_factory.mktemp("gunicorn-limits")
     reg = tmp / "models"
     publish_tiny(reg, tiny_model[0])
-    port = _free_port()
-    log = open(tmp / "server.log", "wb")
-    env = {**os.environ, "ISCORE_MODEL_DIR": str(reg), "ISCORE_BIND": f"127.0.0.1:{port}", "ISCORE_WORKERS": "1",
-           "ISCORE_DATABASE_URL": f"sqlite:///{tmp / 'fb.db'}", "ISCORE_STATE_DIR": str(tmp / "state"),
-           "ISCORE_BODY_TIMEOUT_SECONDS": "1", "ISCORE_MAX_BODY_BYTES": "20000", "ISCORE_ADMIN_TOKEN": ADMIN_TOKEN,
-           "ISCORE_RATE_LIMIT": "", "ISCORE_RATE_LIMIT_HEADLINES": "", "PYTHONPATH": str(ROOT)}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env.pop("ISCORE_WORKER_CLASS", None)  # the shipped default, gevent
-    # The JSON error pages need the worker from service/workers.py (to be the default in gunicorn_conf.py).
-    p = subprocess.Popen([sys.executable, "-m", "service.serve", "-k", "service.workers.GeventWorker"],
-                         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    for _ in range(150):
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/readyz")
-            if c.getresponse().status == 200:
-                break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        p.kill()
-        pytest.fail("gunicorn did not become ready: " + (tmp / "server.log").read_text()[-2000:])
-    yield port, tmp / "server.log"
-    p.kill()
-    p.wait()
-    log.close()
+    # The shipped default worker class (gevent); the JSON error pages need the worker from service/workers.py
+    # (to be the default in gunicorn_conf.py).
+    server = start_server(tmp, reg, "-k", "service.workers.GeventWorker", ISCORE_WORKERS="1",
+                          ISCORE_BODY_TIMEOUT_SECONDS="1", ISCORE_MAX_BODY_BYTES="20000", ISCORE_ADMIN_TOKEN=ADMIN_TOKEN,
+                          ISCORE_RATE_LIMIT="", ISCORE_RATE_LIMIT_HEADLINES="", PYTHONPATH=str(ROOT))
+    yield server.port, server.log
+    server.stop()
 
 
 def _send(port: int, raw: bytes, timeout: float = 5) -> tuple[http.client.HTTPResponse, bytes, socket.socket]:

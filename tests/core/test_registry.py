@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import random
+import signal
 import time
 
 import numpy as np
@@ -177,3 +179,35 @@ def test_torn_history_line_is_ignored(tmp_path, tiny_model):
     with open(tmp_path / "history.jsonl", "a") as f:
         f.write('{"version": "trunc')
     assert [e["version"] for e in registry.read_history(tmp_path)] == [a]
+
+
+def _publish_forever(reg: str, pipeline) -> None:
+    """Child process: publish and promote new versions until killed."""
+    while True:
+        v = registry.publish(reg, pipeline, {"data": {"fingerprint": "c0ffee00"}})
+        registry.set_current(reg, v)
+        registry.prune(reg, keep=3)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_of_publishing_never_breaks_the_registry(tmp_path, tiny_model, make_app):
+    reg = tmp_path / "models"
+    publish_tiny(reg, tiny_model[0])
+    rng = random.Random(7)
+    ctx = multiprocessing.get_context("fork")
+    kills = 0
+    for _ in range(25):
+        p = ctx.Process(target=_publish_forever, args=(str(reg), tiny_model[0]))
+        p.start()
+        time.sleep(rng.uniform(0.01, 0.25))
+        os.kill(p.pid, signal.SIGKILL)
+        p.join()
+        kills += p.exitcode == -signal.SIGKILL
+        loaded = registry.load_current(reg)  # the pointer names a complete, verified version
+        assert loaded.manifest["sha256"] == registry.sha256_file(reg / loaded.version / "model.joblib")
+        for v in registry.list_versions(reg):
+            registry.verify(reg, v["version"])
+        app = make_app(model_dir=reg)
+        assert app.test_client().get("/readyz").status_code == 200
+    assert kills == 25
+    assert len(registry.read_history(reg)) > 25  # the children really were publishing when killed

@@ -6,21 +6,7 @@ import json
 
 import pytest
 
-from iscore.settings import Settings
-
-ERROR_KEYS = {"error", "message", "details"}
-from tests.conftest import ADMIN_TOKEN, AUTH  # noqa: F401 - the shared test token (16+ characters)
-
-
-def assert_error(resp, status: int, error: str | None = None) -> dict:
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    body = resp.get_json()
-    assert set(body) == ERROR_KEYS
-    assert isinstance(body["message"], str) and body["message"]
-    if error:
-        assert body["error"] == error
-    assert "Traceback" not in resp.get_data(as_text=True)
-    return body
+from tests.conftest import ADMIN_TOKEN, AUTH, assert_error
 
 
 def test_score_keeps_request_order_and_contract(client):
@@ -45,11 +31,9 @@ def test_model_learned_heavy_over_light(client):
     assert a > b
 
 
-def test_tier_threshold_is_configurable(model_dir):
-    from service.app import create_app
-
+def test_tier_threshold_is_configurable(make_app):
     for threshold, expected in ((0.0, "red"), (100.0, "blue")):
-        app = create_app(Settings(model_dir=model_dir, red_threshold=threshold, reload_poll_seconds=0))
+        app = make_app(red_threshold=threshold)
         r = app.test_client().post("/v1/score", json={"headlines": ["Cute cats in Paris"]})
         assert r.get_json()["scores"][0]["tier"] == expected or r.get_json()["scores"][0]["i_score"] == 100.0
 
@@ -160,7 +144,7 @@ def test_body_too_large_is_413(client):
 
 
 def test_control_characters_and_whitespace_are_normalised(client):
-    # (NUL is refused with a 422 instead: tests/test_security_input.py)
+    # (NUL is refused with a 422 instead: tests/service/test_schema.py)
     r = client.post("/v1/score", json={"headlines": ["Earthquake\x01 kills\n\tmany \x7f in Chile"]})
     assert r.status_code == 200
     assert r.get_json()["scores"][0]["text"] == "Earthquake kills many in Chile"
@@ -183,10 +167,8 @@ def test_healthz_and_readyz(client):
     assert r.status_code == 200 and r.get_json()["status"] == "ready"
 
 
-def test_readyz_is_503_without_a_model(tmp_path):
-    from service.app import create_app
-
-    app = create_app(Settings(model_dir=tmp_path / "empty", reload_poll_seconds=0))
+def test_readyz_is_503_without_a_model(tmp_path, make_app):
+    app = make_app(model_dir=tmp_path / "empty")
     c = app.test_client()
     r = c.get("/readyz")
     assert r.status_code == 503 and "CURRENT" in r.get_json()["reason"]
@@ -230,10 +212,8 @@ def test_admin_reload_with_token(client):
     assert r.get_json()["model_version"] == r.get_json()["previous_version"]
 
 
-def test_admin_routes_are_off_without_a_token(model_dir):
-    from service.app import create_app
-
-    c = create_app(Settings(model_dir=model_dir, admin_token="", reload_poll_seconds=0)).test_client()
+def test_admin_routes_are_off_without_a_token(make_app):
+    c = make_app(admin_token="").test_client()
     assert_error(c.post("/v1/admin/reload", headers={"Authorization": "Bearer "}), 403, "admin_disabled")
     assert_error(c.post("/v1/admin/reload", headers=AUTH), 403, "admin_disabled")
 
@@ -300,10 +280,8 @@ def test_unparsable_timestamps_are_422(client, stamp):
     assert body["details"][0]["field"] == "headlines[0].published_at"
 
 
-def test_million_character_headline_and_long_words_with_default_limits(model_dir):
-    from service.app import create_app
-
-    c = create_app(Settings(model_dir=model_dir, reload_poll_seconds=0)).test_client()
+def test_million_character_headline_and_long_words_with_default_limits(make_app):
+    c = make_app().test_client()
     b = assert_error(c.post("/v1/score", json={"headlines": ["x" * 10**6]}), 422, "invalid_request")
     assert "at most 1000 characters" in b["details"][0]["problem"]
     r = c.post("/v1/score", json={"headlines": ["Supercalifragilistic" * 45]})  # one 900-char word

@@ -18,8 +18,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hsettings
 
 from iscore.settings import Settings
-from tests.conftest import ADMIN_TOKEN, fit_tiny, publish_tiny
-from tests.test_feedback import PG_URL, _pg_reachable
+from tests.conftest import ADMIN_TOKEN, AUTH, empty_feedback_tables, fit_tiny, publish_tiny
 
 EXAMPLES = int(os.environ.get("ISCORE_FUZZ_EXAMPLES", "100"))
 DB_ROUTES = r"^/v1/(feedback|admin/)"
@@ -30,7 +29,8 @@ def _fuzz_app(tmp: Path, database_url: str):
 
     reg = tmp / "models"
     publish_tiny(reg, fit_tiny()[0])
-    # default body limit: 413 is tested in test_api; rate limits off: they are tested in test_limits
+    # Module-scoped (one app per fuzz run), so not the function-scoped make_app fixture.
+    # default body limit: 413 is tested in test_app; rate limits off: they are tested in test_limits
     return create_app(Settings(model_dir=Path(reg), admin_token=ADMIN_TOKEN, reload_poll_seconds=0,
                                database_url=database_url, max_headlines=50, max_headline_chars=300,
                                rate_limit="", rate_limit_headlines=""))
@@ -54,32 +54,25 @@ def fuzz_schema(fuzz_app):
     print(f"\nschemathesis sent {total:.0f} requests")
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @hsettings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_openapi_contract(case):
-    case.call_and_validate(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    case.call_and_validate(headers=AUTH)
 
 
 pg_schema = schemathesis.pytest.from_fixture("fuzz_schema_pg")
 
 
 @pytest.fixture(scope="module")
-def fuzz_schema_pg(tmp_path_factory):
-    reason = _pg_reachable()
-    if reason:
-        pytest.skip(reason)
-    import sqlalchemy as sa
-
-    eng = sa.create_engine(PG_URL)
-    with eng.begin() as c:
-        for t in ("feedback_history", "feedback_items", "feedback_idempotency", "schema_version"):
-            c.execute(sa.text(f"DROP TABLE IF EXISTS {t} CASCADE"))
-    eng.dispose()
-    app = _fuzz_app(tmp_path_factory.mktemp("fuzz-pg"), PG_URL)
+def fuzz_schema_pg(tmp_path_factory, pg_url):
+    app = _fuzz_app(tmp_path_factory.mktemp("fuzz-pg"), empty_feedback_tables(pg_url))
     yield schemathesis.openapi.from_wsgi("/openapi.json", app).include(path_regex=DB_ROUTES)
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 @pg_schema.parametrize()
 @hsettings(max_examples=max(10, EXAMPLES // 4), deadline=None, suppress_health_check=list(HealthCheck))
 def test_openapi_contract_on_postgresql(case):
-    case.call_and_validate(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    case.call_and_validate(headers=AUTH)

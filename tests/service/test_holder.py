@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import pytest
 
 from iscore import registry
-from iscore.settings import Settings
 from service.holder import ModelHolder
-from tests.conftest import fit_tiny, publish_tiny
-
-from tests.conftest import ADMIN_TOKEN, AUTH  # noqa: F401 - the shared test token (16+ characters)
+from tests.conftest import AUTH, fit_tiny, publish_tiny, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -93,36 +91,23 @@ def test_pointer_to_missing_version_is_refused(app, model_dir):
     assert c.post("/v1/score", json={"headlines": ["x"]}).get_json()["model_version"] == old
 
 
-def _wait_for(predicate, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return False
-
-
-def test_pointer_change_is_noticed_by_the_background_poller_without_a_request(model_dir, other_model):
-    from service.app import create_app
-
-    app = create_app(Settings(model_dir=model_dir))
+def test_pointer_change_is_noticed_by_the_background_poller_without_a_request(model_dir, other_model, make_app):
+    app = make_app()
     holder = app.extensions["iscore"]["holder"]
     old = holder.get().version
     holder.start_polling(0.01)
     try:
         new = publish_tiny(model_dir, other_model)
         # No request reaches the app: an idle worker follows CURRENT on its own (#12 item 11).
-        assert _wait_for(lambda: holder.get().version == new), "the poller never loaded the new version"
+        assert wait_until(lambda: holder.get().version == new, interval=0.005), "the poller never loaded the new version"
     finally:
         holder.stop_polling()
     assert new != old
     assert app.test_client().get("/readyz").get_json()["model_version"] == new
 
 
-def test_a_request_never_waits_for_a_reload(model_dir, other_model, monkeypatch):
-    from service.app import create_app
-
-    app = create_app(Settings(model_dir=model_dir, reload_poll_seconds=0.001))
+def test_a_request_never_waits_for_a_reload(model_dir, other_model, monkeypatch, make_app):
+    app = make_app(reload_poll_seconds=0.001)
     c = app.test_client()
     old = c.get("/readyz").get_json()["model_version"]
     publish_tiny(model_dir, other_model)
@@ -148,10 +133,8 @@ def test_smoke_test_failure_keeps_old_model(model_dir, tiny_model):
     assert holder.get() is good and holder.status.ok is False and v != good.version
 
 
-def test_a_broken_current_is_not_retried_on_every_poll(model_dir, monkeypatch):
-    from service.app import create_app
-
-    app = create_app(Settings(model_dir=model_dir))
+def test_a_broken_current_is_not_retried_on_every_poll(model_dir, monkeypatch, make_app):
+    app = make_app()
     holder = app.extensions["iscore"]["holder"]
     c = app.test_client()
     old = c.get("/readyz").get_json()["model_version"]
@@ -175,16 +158,14 @@ def test_a_broken_current_is_not_retried_on_every_poll(model_dir, monkeypatch):
     assert c.get("/readyz").get_json()["status"] == "ready"
 
 
-def test_workers_that_start_or_poll_while_current_is_broken_all_serve_last_good(model_dir, other_model):
-    from service.app import create_app
-
+def test_workers_that_start_or_poll_while_current_is_broken_all_serve_last_good(model_dir, other_model, make_app):
     first = registry.current_version(model_dir)
     old_worker = ModelHolder(model_dir)
     assert old_worker.refresh().version == first
     good = publish_tiny(model_dir, other_model)  # promoted: LAST_GOOD names it
     bad = _corrupt(model_dir, "truncate")
     # A worker that starts now, and one that has been holding an older version, make the same choice.
-    c = create_app(Settings(model_dir=model_dir)).test_client()
+    c = make_app().test_client()
     assert old_worker.refresh().version == good
     r = c.get("/readyz")
     assert r.status_code == 200
@@ -195,15 +176,27 @@ def test_workers_that_start_or_poll_while_current_is_broken_all_serve_last_good(
     assert c.post("/v1/score", json={"headlines": ["x"]}).get_json()["model_version"] == good
 
 
-def test_nothing_loadable_is_not_ready(tmp_path, tiny_model):
-    from service.app import create_app
-
+def test_nothing_loadable_is_not_ready(tmp_path, tiny_model, make_app):
     reg = tmp_path / "models"
     publish_tiny(reg, tiny_model[0])
     bad = _corrupt(reg, "manifest")
     (reg / registry.LAST_GOOD_FILE).unlink()
     (reg / registry.HISTORY_FILE).unlink()
-    c = create_app(Settings(model_dir=reg)).test_client()
+    c = make_app(model_dir=reg).test_client()
     r = c.get("/readyz")
     assert r.status_code == 503 and r.get_json()["status"] == "not_ready" and r.get_json()["current"] == bad
     assert c.post("/v1/score", json={"headlines": ["x"]}).status_code == 503
+
+
+def test_version_mismatch_is_refused_by_a_running_service(app, model_dir):
+    c = app.test_client()
+    old = c.get("/readyz").get_json()["model_version"]
+    v = publish_tiny(model_dir, fit_tiny(seed=3)[0], promote=False)
+    mpath = model_dir / v / "manifest.json"
+    m = json.loads(mpath.read_text())
+    m["libraries"]["numpy"] = "1.0.0"
+    mpath.write_text(json.dumps(m))
+    (model_dir / "CURRENT").write_text(v)
+    r = c.post("/v1/admin/reload", headers=AUTH)
+    assert r.status_code == 409 and "numpy 1.0.0 (model)" in r.get_json()["details"]["reason"]
+    assert c.post("/v1/score", json={"headlines": ["x"]}).get_json()["model_version"] == old

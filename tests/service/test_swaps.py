@@ -5,26 +5,20 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import pytest
 
 from iscore import registry
-from tests.conftest import AUTH, ADMIN_TOKEN, fit_tiny, publish_tiny, start_server
+from tests.conftest import AUTH, ADMIN_TOKEN, fit_tiny, publish_tiny, start_server, wait_until
+
+
+# Each test drives a real gunicorn master and workers in a subprocess.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def other_model():
     return fit_tiny(seed=1)[0]
-
-
-def _wait(predicate, seconds: float = 15.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _versions_seen(server, n: int = 40) -> set:
@@ -53,16 +47,16 @@ def test_broken_current_then_worker_kill_and_sighup_keep_every_worker_on_last_go
     server = start_server(tmp_path, reg, ISCORE_RELOAD_POLL_SECONDS="0.2")
     try:
         good = publish_tiny(reg, other_model)  # promoted: LAST_GOOD now names it
-        assert _wait(lambda: _versions_seen(server, 10) == {(200, "ready", good, None)})
+        assert wait_until(lambda: _versions_seen(server, 10) == {(200, "ready", good, None)}, 15)
         bad = _break_current(reg, other_model)
         degraded = {(200, "degraded", good, bad)}
-        assert _wait(lambda: _versions_seen(server, 10) == degraded)
+        assert wait_until(lambda: _versions_seen(server, 10) == degraded, 15)
 
         # A worker killed now is replaced by one that starts while CURRENT is broken (#12 item 2).
         os.kill(server.workers()[0], signal.SIGKILL)
         replies = [server.request("POST", "/v1/score", {"headlines": ["Floods kill many"]}) for _ in range(200)]
         assert {(s, b.get("model_version")) for s, b in replies} == {(200, good)}
-        assert _wait(lambda: len(server.workers()) == 2)
+        assert wait_until(lambda: len(server.workers()) == 2, 15)
         assert _versions_seen(server) == degraded
 
         # SIGHUP restarts every worker on the master's view: still the last good version, never a 503.
@@ -84,10 +78,10 @@ def test_a_worker_replaced_after_a_promote_starts_on_the_new_version(tmp_path, t
         new = publish_tiny(reg, other_model)
         victim = server.workers()[0]
         os.kill(victim, signal.SIGKILL)
-        assert _wait(lambda: len(server.workers()) == 2 and victim not in server.workers())
+        assert wait_until(lambda: len(server.workers()) == 2 and victim not in server.workers(), 15)
         # The surviving worker keeps the old model (no polling); the new one, forked from the master
         # that preloaded the old one, must start on the new version.
-        assert _wait(lambda: new in {b.get("model_version") for _, b in (server.request() for _ in range(20))})
+        assert wait_until(lambda: new in {b.get("model_version") for _, b in (server.request() for _ in range(20))}, 15)
     finally:
         server.stop()
 
@@ -102,7 +96,7 @@ def test_model_info_names_only_the_served_version_after_swaps_and_logs_stay_json
         for i in range(3):
             last = publish_tiny(reg, other_model if i % 2 == 0 else tiny_model[0], promote=True)
             server.proc.send_signal(signal.SIGHUP)  # every worker and the master move to it
-            assert _wait(lambda: _versions_seen(server, 10) == {(200, "ready", last, None)})
+            assert wait_until(lambda: _versions_seen(server, 10) == {(200, "ready", last, None)}, 15)
         import http.client
 
         c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
@@ -110,6 +104,9 @@ def test_model_info_names_only_the_served_version_after_swaps_and_logs_stay_json
         text = c.getresponse().read().decode()
         info = [line for line in text.splitlines() if line.startswith("iscore_model_info{")]
         assert info == [f'iscore_model_info{{version="{last}"}} 1.0'], info
+        # The admin token was configured: the reload route was live through the swaps and agrees.
+        status, body = server.request("POST", "/v1/admin/reload", headers=AUTH)
+        assert status == 200 and body["model_version"] == last
     finally:
         server.stop()
     # Everything the app and the libraries log is one JSON object per line (gunicorn's own lines aside).
@@ -119,4 +116,3 @@ def test_model_info_names_only_the_served_version_after_swaps_and_logs_stay_json
         else:  # gunicorn's master/worker lines and iscore-serve's one start-up line
             assert line.startswith(("[", "iscore-serve: gunicorn on ")), line
     assert "Removal of labels" not in server.log.read_text()
-    assert AUTH  # the admin token was configured: reload routes were live during the swaps

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,22 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from iscore.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(port: int, path: str) -> tuple[int, dict]:
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    c.request("GET", path)
-    r = c.getresponse()
-    return r.status, json.loads(r.read() or b"{}")
+from tests.conftest import ROOT, Server, free_port
 
 
 def _clean_env(tmp_path: Path) -> dict[str, str]:
@@ -39,9 +21,11 @@ def _clean_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_serve_outside_the_repository_uses_the_shipped_models_and_leaves_no_junk(tmp_path):
     shipped = (ROOT / "models" / "CURRENT").read_text().strip()
-    port = _free_port()
+    # Not start_server(): this one starts outside the repository with a clean environment on purpose.
+    port = free_port()
     env = _clean_env(tmp_path)
     env.update(ISCORE_BIND=f"127.0.0.1:{port}", ISCORE_WORKERS="1", ISCORE_STATE_DIR=str(tmp_path / "state"),
                ISCORE_LOG_LEVEL="WARNING")
@@ -50,10 +34,11 @@ def test_serve_outside_the_repository_uses_the_shipped_models_and_leaves_no_junk
     elsewhere.mkdir()
     p = subprocess.Popen([sys.executable, "-m", "service.serve"], cwd=elsewhere, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = Server(p, port, tmp_path / "unused.log")
     try:
         for _ in range(300):
             try:
-                status, body = _get(port, "/readyz")
+                status, body = server.request()
                 if status == 200:
                     break
             except OSError:
@@ -82,20 +67,9 @@ def test_serve_refuses_to_start_without_a_registry(tmp_path):
     assert "Traceback" not in r.stderr
 
 
-def test_feedback_database_defaults_into_the_state_directory(tmp_path):
-    s = Settings.from_env({"ISCORE_STATE_DIR": str(tmp_path / "st")})
-    assert s.database_url == f"sqlite:///{tmp_path / 'st' / 'feedback.db'}"
-    explicit = Settings.from_env({"ISCORE_STATE_DIR": "x", "ISCORE_DATABASE_URL": "sqlite:////srv/f.db"})
-    assert explicit.database_url == "sqlite:////srv/f.db"
-
-
-def test_default_model_dir_is_the_shipped_registry_from_any_directory(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert Settings.from_env({}).model_dir == ROOT / "models"
-
-
-def test_worker_class_and_threads_are_typed_settings():
-    s = Settings.from_env({"ISCORE_WORKER_CLASS": "gthread", "ISCORE_THREADS": "8"})
-    assert (s.worker_class, s.threads) == ("gthread", 8)
-    with pytest.raises(ValueError, match="ISCORE_WORKER_CLASS"):
-        Settings.from_env({"ISCORE_WORKER_CLASS": "eventlet"})
+def test_serve_refuses_bad_settings_with_a_message():
+    r = subprocess.run([sys.executable, "-m", "service.serve"], capture_output=True, text=True,
+                       env={"ISCORE_WORKERS": "many", "PATH": "/usr/bin:/bin"}, timeout=60,
+                       cwd=ROOT)
+    assert r.returncode != 0 and "ISCORE_WORKERS='many' is not a valid int" in r.stderr
+    assert "Traceback" not in r.stderr
