@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from iscore.model import MODEL_STEP, ModelConfig, build_pipeline, feature_parts
+from iscore.scoring import score
 from training.behaviour import run_suite
 from training.data import DatasetSpec, ValidationReport, fingerprint, load_dataset
 from training.desk import desk_labels
@@ -24,6 +25,7 @@ from training.evaluate import (
     time_split,
 )
 from training.progress import phase, rows
+from training.streams import STREAM_TOLERANCE, has_stream_labels, stream_evaluation
 from training.target import dataset_target, importance_target
 
 
@@ -130,9 +132,11 @@ def evaluate_candidate(pipeline: Any, test: pd.DataFrame) -> dict[str, Any]:
             "behaviour": run_suite(pipeline)}
 
 
-def evaluate_baselines(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Metrics of every baseline on the same hold-out."""
-    preds = baseline_predictions(train, test, train["y"].to_numpy())
+def evaluate_baselines(train: pd.DataFrame, test: pd.DataFrame,
+                       preds: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, Any]]:
+    """Metrics of every baseline on the same hold-out (``preds``: their predictions on ``test``, if already made)."""
+    if preds is None:
+        preds = baseline_predictions(train, test, train["y"].to_numpy())
     days = days_of(test)
     out = {}
     for name, p in preds.items():
@@ -168,11 +172,17 @@ def train_and_evaluate(
         metrics["holdout_feedback"] = evaluate_on(pipeline, fb, fb["y"].to_numpy())
     if cross is not None:
         phase(log, "cross-source evaluation", f"{rows(len(cross.df))} of {cross.spec.path.name}")
+        base_preds = baseline_predictions(train, cross.df, train["y"].to_numpy())
         metrics["cross_source"] = {
             "data": str(cross.spec.path.name),
             "model": evaluate_on(pipeline, cross.df, cross.df["y"].to_numpy()),
-            "baselines": evaluate_baselines(train, cross.df),
+            "baselines": evaluate_baselines(train, cross.df, base_preds),
         }
+        stream = stream_metrics(pipeline, cross, base_preds)
+        if stream is not None:
+            metrics["stream"] = stream
+            log(f"stream windows: {stream['windows']}; top-ten share of outlet top picks "
+                f"{stream['model'].get('window_top10_share')} (random {stream['random']['window_top10_share']})")
     metrics["fit_seconds"] = round(fit_seconds, 2)
     metrics["split"] = {
         "train_rows": len(train), "test_rows": len(test),
@@ -180,6 +190,23 @@ def train_and_evaluate(
         "test_max_time": _iso(test["time"].max()),
     }
     return pipeline, metrics, test
+
+
+def stream_metrics(pipeline: Any, cross: Prepared,
+                   baseline_preds: dict[str, np.ndarray] | None = None) -> dict[str, Any] | None:
+    """Windowed top-pick metrics (training/streams.py) of ``pipeline`` and the baselines on the cross set;
+    None when it has no time, source and editorial flag or no window qualifies."""
+    df = cross.df
+    if not has_stream_labels(df):
+        return None
+    preds = {"model": score(pipeline, df), **(baseline_preds or {})}
+    ev = stream_evaluation(df, preds)
+    if not ev["windows"]:
+        return None
+    models = ev.pop("models")
+    model = models.pop("model")
+    random = {"window_top10_share": model["window_random_share"], "window_ndcg10": model["window_random_ndcg10"]}
+    return {"data": str(cross.spec.path.name), **ev, "model": model, "baselines": models, "random": random}
 
 
 def _iso(t: Any) -> str | None:
@@ -202,8 +229,13 @@ def gate(
     *,
     tolerance: float = 0.01,
     behaviour_tolerance: float = 0.03,
+    stream_tolerance: float = STREAM_TOLERANCE,
 ) -> GateDecision:
-    """Promote unless the challenger is worse than the champion beyond the tolerances."""
+    """Promote unless the challenger is worse than the champion beyond the tolerances.
+
+    The real-stream check (window top-ten share of outlet top picks) runs only when both sides were
+    measured on a cross set's windows; otherwise it is skipped and the reason says so.
+    """
     c = challenger["holdout"].get(PRIMARY_METRIC)
     if c is None or not np.isfinite(c):
         return GateDecision(False, f"challenger has no {PRIMARY_METRIC}", c, None)
@@ -220,7 +252,20 @@ def gate(
         cv, pv, n = challenger["behaviour"].get(part), champion["behaviour"].get(part), challenger["behaviour"].get(f"{part}_n")
         if cv is not None and pv is not None and n and cv < pv - 1.0 / n - 1e-9:
             return GateDecision(False, f"behaviour {part} {cv:.3f} < champion {pv:.3f} (more than one of {n} checks lost)", c, p)
-    return GateDecision(True, f"{PRIMARY_METRIC} {c:.4f} vs champion {p}", c, p)
+    cs, ps = _window_share(challenger), _window_share(champion)
+    if cs is None or ps is None:
+        stream_note = "window top-ten share check skipped (no cross set with stream windows)"
+    elif cs < ps - stream_tolerance:
+        return GateDecision(False, f"window top-ten share {cs:.4f} < champion {ps:.4f} - {stream_tolerance}", c, p)
+    else:
+        stream_note = f"window top-ten share {cs:.4f} vs champion {ps:.4f} (tolerance {stream_tolerance})"
+    return GateDecision(True, f"{PRIMARY_METRIC} {c:.4f} vs champion {p}; {stream_note}", c, p)
+
+
+def _window_share(metrics: dict[str, Any]) -> float | None:
+    """The mean window top-ten share recorded in ``metrics``, or None when it was not measured."""
+    v = (metrics.get("stream") or {}).get("model", {}).get("window_top10_share")
+    return None if v is None or not np.isfinite(v) else float(v)
 
 
 def manifest_for(prepared: Prepared, opts: TrainOptions, metrics: dict[str, Any], command: str,

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 METRIC_COLUMNS = ("spearman", "kendall", "ndcg10_daily", "mae", "spearman_within_source", "desk_auc", "editorial_auc")
+# Real-stream columns (training/streams.py), measured on the cross set's time windows.
+STREAM_COLUMNS = ("window_top10_share", "window_ndcg10")
 
 
 def _fmt(v: Any) -> str:
@@ -55,11 +57,18 @@ def _plots(y_true: np.ndarray, y_pred: np.ndarray) -> str:
 def render(manifest: dict[str, Any], y_true: np.ndarray | None = None, y_pred: np.ndarray | None = None) -> str:
     """The HTML report of one version (plots when hold-out predictions are given)."""
     m = manifest.get("metrics", {})
-    rows = {"i-Score model": m.get("holdout", {}), **m.get("baselines", {})}
+    rows, columns, title = _holdout_rows(m)
     parts = [
         f"<h1>i-Score model {html.escape(str(manifest.get('version', '(unpublished)')))}</h1>",
-        "<h2>Time-ordered hold-out (train on older, test on newer)</h2>", _table(rows),
+        f"<h2>{title}</h2>", _table(rows, columns),
     ]
+    stream = m.get("stream")
+    if stream:
+        parts.append(f"<p>window_* columns: {html.escape(str(stream.get('data', '')))}, {stream.get('windows')} windows "
+                     f"({html.escape(str(stream.get('rule', '')))}); window_top10_share = share of each window's top "
+                     f"{stream.get('k', 10)} that are the outlets' own top picks, window_ndcg10 = NDCG@{stream.get('k', 10)} "
+                     "with top picks as relevance, both averaged over windows; the random row is the exact expectation "
+                     "of a random order.</p>")
     cross = m.get("cross_source")
     if cross:
         parts += [f"<h2>Cross-source: {html.escape(cross['data'])}</h2>",
@@ -72,8 +81,10 @@ def render(manifest: dict[str, Any], y_true: np.ndarray | None = None, y_pred: n
         "<ul>" + "".join(f"<li>{html.escape(a)} &gt; {html.escape(c)}</li>" for a, c in b.get("failed_pairs", [])) + "</ul>",
     ]
     if m.get("candidates"):
-        parts += ["<h2>Candidates (time-ordered cross-validation)</h2>",
-                  _table(m["candidates"], ("spearman", "ndcg10_daily", "desk_auc", "dev_pairs", "dev_invariance"))]
+        cand_cols = ("spearman", "ndcg10_daily", "desk_auc", "dev_pairs", "dev_invariance")
+        if any("window_top10_share" in c for c in m["candidates"].values()):
+            cand_cols += STREAM_COLUMNS  # of each candidate's last-fold fit; reported, never used to choose
+        parts += ["<h2>Candidates (time-ordered cross-validation)</h2>", _table(m["candidates"], cand_cols)]
     val = manifest.get("data", {}).get("validation")
     if val:
         parts += ["<h2>Data validation</h2>", f"<pre>{html.escape(str(val))}</pre>"]
@@ -81,6 +92,25 @@ def render(manifest: dict[str, Any], y_true: np.ndarray | None = None, y_pred: n
         parts += ["<h2>Plots</h2>", _plots(np.asarray(y_true, float), np.asarray(y_pred, float))]
     style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
     return f"<!doctype html><html><head><meta charset='utf-8'><title>i-Score report</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
+
+
+def _holdout_rows(m: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], tuple[str, ...], str]:
+    """The one table of hold-out metrics, with the stream columns beside them when a cross set gave windows."""
+    rows = {"i-Score model": dict(m.get("holdout", {})), **{k: dict(v) for k, v in m.get("baselines", {}).items()}}
+    title = "Time-ordered hold-out (train on older, test on newer)"
+    stream = m.get("stream")
+    champ = (m.get("gate") or {}).get("champion_metrics")
+    if champ:
+        rows[f"champion {(m.get('gate') or {}).get('champion')}"] = dict(champ.get("holdout", {}))
+    if not stream:
+        return rows, METRIC_COLUMNS, title
+    rows["i-Score model"].update(stream.get("model", {}))
+    for name, figures in stream.get("baselines", {}).items():
+        rows.setdefault(name, {}).update(figures)
+    if champ and champ.get("stream"):
+        rows[f"champion {(m.get('gate') or {}).get('champion')}"].update(champ["stream"].get("model", {}))
+    rows["random (expectation)"] = dict(stream.get("random", {}))
+    return rows, METRIC_COLUMNS + STREAM_COLUMNS, title + " and real-stream windows"
 
 
 def unwritable_dir_reason(path: Path) -> str | None:

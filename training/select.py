@@ -57,8 +57,10 @@ def cross_validate(
     embedder: Any = None,
     folds: int = 2,
     log: Any = print,
+    stream: pd.DataFrame | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Mean fold metrics of every candidate (plus dev-suite behaviour of the last fold's fit)."""
+    """Mean fold metrics of every candidate (plus dev-suite behaviour and, with a ``stream`` frame,
+    the window top-pick figures of the last fold's fit; reported only, never used to choose)."""
     from training.fitting import fit
 
     dev_suite = load_suite(DEV_SUITE_PATH)
@@ -86,8 +88,21 @@ def cross_validate(
             "dev_invariance": beh["invariance"],
             "config": changes,
         }
+        if stream is not None:
+            results[name].update(_stream_figures(model, stream))
         log(f"candidate {name}: {results[name]}")
     return results
+
+
+def _stream_figures(model: Any, stream: pd.DataFrame) -> dict[str, float | None]:
+    """Window top-ten share and NDCG@10 of ``model`` on ``stream`` (empty when no window qualifies)."""
+    from iscore.scoring import score
+    from training.streams import has_stream_labels, stream_evaluation
+
+    if not has_stream_labels(stream):
+        return {}
+    m = stream_evaluation(stream, {"m": score(model, stream)})["models"].get("m", {})
+    return {k: m[k] for k in ("window_top10_share", "window_ndcg10") if k in m}
 
 
 def _nan_if_none(value: float | None) -> float:
@@ -109,7 +124,8 @@ def best_meeting_target(results: dict[str, dict[str, Any]], target: float = PAIR
 
 
 def select(
-    train: pd.DataFrame, base: ModelConfig, *, embedder: Any = None, log: Any = print
+    train: pd.DataFrame, base: ModelConfig, *, embedder: Any = None, log: Any = print,
+    stream: pd.DataFrame | None = None,
 ) -> tuple[dict[str, dict[str, Any]], ModelConfig]:
     """Every candidate's CV results and the chosen config, in two stages.
 
@@ -118,14 +134,14 @@ def select(
        by :func:`best_meeting_target` over the stage-1 winner and the desk candidates.
     """
     engagement_only = replace(base, desk_weight=0.0)
-    results = cross_validate(train, engagement_only, DEFAULT_GRID, embedder=embedder, log=log)
+    results = cross_validate(train, engagement_only, DEFAULT_GRID, embedder=embedder, log=log, stream=stream)
     first = best(results)
     model = replace(engagement_only, **results[first]["config"])
     log(f"features: {first} (best time-ordered CV Spearman)")
     if base.desk_weight <= 0:
         return results, model
     desk = {f"{first} + {k}": v
-            for k, v in cross_validate(train, model, DESK_GRID, embedder=embedder, log=log).items()}
+            for k, v in cross_validate(train, model, DESK_GRID, embedder=embedder, log=log, stream=stream).items()}
     pick = best_meeting_target({first: results[first], **desk})
     log(f"desk head: {pick} (best CV Spearman among those meeting the dev-suite pair target)")
     results.update(desk)

@@ -92,7 +92,7 @@ def train_version(spec: DatasetSpec, options: TrainOptions, run: RunOptions = Ru
         if embedder is not None:
             opts = replace(opts, model=replace(opts.model, use_embeddings=True))
         t0 = time.perf_counter()
-        candidates = None
+        candidates, cross = None, None
         if opts.model.out_of_core:
             prepared, pipeline, metrics, test = _train_out_of_core(spec, opts, run.chunksize, log)
         else:
@@ -100,15 +100,16 @@ def train_version(spec: DatasetSpec, options: TrainOptions, run: RunOptions = Ru
             prepared = fitting.prepare(spec, opts, fb_rows, fb_weight, log=log)
             log(prepared.report.summary() + (f"; feedback rows {len(fb_rows)}" if fb_rows else ""))
             opts = replace(opts, model=fitting.with_usable_desk(opts.model, prepared.df, log))
+            if run.cross is not None:
+                cross = fitting.prepare(run.cross, TrainOptions(target=opts.target, window=opts.window), log=log)
             if run.select:
                 older, _ = time_split(prepared.df, opts.holdout_fraction)
                 from training.select import select
 
-                candidates, model = select(older, opts.model, embedder=embedder, log=log)
+                # The cross set only reports each candidate's stream figures; it never picks one.
+                candidates, model = select(older, opts.model, embedder=embedder, log=log,
+                                           stream=cross.df if cross is not None else None)
                 opts = replace(opts, model=model)
-            cross = None
-            if run.cross is not None:
-                cross = fitting.prepare(run.cross, TrainOptions(target=opts.target, window=opts.window), log=log)
             pipeline, metrics, test = fitting.train_and_evaluate(prepared, opts, embedder=embedder, cross=cross,
                                                                  log=log)
         metrics["train_seconds"] = round(time.perf_counter() - t0, 2)
@@ -120,6 +121,9 @@ def train_version(spec: DatasetSpec, options: TrainOptions, run: RunOptions = Ru
             if champion is not None:
                 phase(log, "evaluating champion", f"{champion.version} on the same {rows(len(test))}")
                 champion_metrics = fitting.evaluate_candidate(champion.pipeline, test)
+                if cross is not None and "stream" in metrics:
+                    # The same windows as the challenger's, so the gate compares like with like.
+                    champion_metrics["stream"] = fitting.stream_metrics(champion.pipeline, cross)
             decision = fitting.gate(metrics, champion_metrics, tolerance=run.tolerance)
             forced = run.force and not decision.promote
             metrics["gate"] = {"promote": decision.promote, "reason": decision.reason, "forced": forced,
