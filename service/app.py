@@ -7,6 +7,7 @@ import logging
 from flask import Flask
 
 from iscore.settings import Settings
+from iscore.triage import load_language_model
 from service import admin, feedback, meta, scoring
 from service.context import Services, registry_names, request_limits
 from service.errors import register_error_handlers
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # CURRENT, or the registry's fallback when CURRENT is broken; nothing at all leaves /readyz at 503.
     # Polling for new versions runs in the background (gunicorn_conf starts it in each worker).
     holder.refresh()
+    load_language_model()  # 0.5 s once per process; under gunicorn in the master, shared by every worker
     register_error_handlers(app)
     logging.getLogger("iscore.app").info("app created", extra={"fields": {"settings": settings.public()}})
     install_hooks(app, metrics, holder)
