@@ -19,6 +19,7 @@
   <state>/run/prometheus-<master pid> (removed on exit), gunicorn's control socket is off.
 """
 
+import gc
 import os
 import shutil
 
@@ -105,6 +106,7 @@ def on_reload(server):  # noqa: ANN001 - gunicorn hook signature
     """SIGHUP: load CURRENT in the master first; the new workers fork with it, then the old ones stop."""
     from iscore.registry import ArtifactError
 
+    gc.unfreeze()  # the old model's objects may be collected once it is replaced (frozen again at fork)
     try:
         _holder(server).reload()
     except ArtifactError:
@@ -116,6 +118,10 @@ def on_reload(server):  # noqa: ANN001 - gunicorn hook signature
 def pre_fork(server, worker):  # noqa: ANN001 - gunicorn hook signature
     """Before each fork: follow CURRENT if it moved since the master last looked (a no-op otherwise)."""
     _holder(server).refresh()
+    # Keep the garbage collector off the model's objects in the workers: a collection in a fresh
+    # worker touches every object it tracks and copies the shared pages (Python's gc.freeze docs
+    # recommend exactly this before fork).
+    gc.freeze()
 
 
 def post_worker_init(worker):  # noqa: ANN001 - gunicorn hook signature

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from iscore.registry import ArtifactError, LoadedModel
 from iscore.scoring import score
 
 log = logging.getLogger("iscore.model")
+
+SWITCH_INTERVAL_DURING_LOAD = 0.0005  # seconds
 
 SMOKE_BATCH = (
     "Earthquake kills dozens in coastal city",
@@ -236,7 +239,16 @@ def off_event_loop(fn: Any, *args: Any) -> Any:
         return fn(*args)
     if not gevent.monkey.is_module_patched("threading"):
         return fn(*args)
-    return gevent.get_hub().threadpool.apply(fn, args)
+    # While the load runs, the event loop waits for the GIL each time it wants it back, up to the
+    # switch interval (5 ms by default) per hand-over; a request needs several. A shorter interval
+    # during the load keeps requests answered promptly (SWITCH_INTERVAL_DURING_LOAD, measured in
+    # bench/reliability_soak.py).
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_DURING_LOAD)
+    try:
+        return gevent.get_hub().threadpool.apply(fn, args)
+    finally:
+        sys.setswitchinterval(previous)
 
 
 def smoke(loaded: LoadedModel) -> None:
