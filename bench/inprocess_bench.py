@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from bench.common import headlines, machine  # noqa: E402
 from iscore import registry  # noqa: E402
 from iscore.features import as_records  # noqa: E402
-from iscore.model import calibrated_model, feature_union  # noqa: E402
+from iscore.model import calibrated_model, feature_parts, feature_union  # noqa: E402
 from iscore.scoring import score  # noqa: E402
 
 
@@ -48,18 +48,19 @@ def main() -> None:
     recs = as_records(texts, ["reuters"] * len(texts))
     print(f"# in-process scoring, model {model.version}\n# {machine()}, 1 thread")
     features = feature_union(pipe)
+    named_parts = list(feature_parts(pipe).items())
     reg = calibrated_model(pipe)
     with threadpool_limits(1):
-        print(f"{'batch':>6} {'pipeline h/s':>14} " + " ".join(f"{n + ' h/s':>16}" for n, _ in features.transformer_list)
+        print(f"{'batch':>6} {'pipeline h/s':>14} " + " ".join(f"{n + ' h/s':>16}" for n, _ in named_parts)
               + f" {'regressor h/s':>14}")
         for bs in (1, 100, 10_000):
             batch = recs[:bs]
             full = rate(lambda b: score(pipe, b), batch)
-            parts = [rate(part.transform, batch) for _, part in features.transformer_list]
+            parts = [rate(part.transform, batch) for _, part in named_parts]
             X = features.transform(batch)
             regr = rate(lambda b: reg.predict(X), batch)
             print(f"{bs:>6} {full:>14,.0f} " + " ".join(f"{p:>16,.0f}" for p in parts) + f" {regr:>14,.0f}")
-            share = {n: (1 / p) / (1 / full) for (n, _), p in zip(features.transformer_list, parts)}
+            share = {n: (1 / p) / (1 / full) for (n, _), p in zip(named_parts, parts)}
             print("       time share: " + ", ".join(f"{n} {s:.0%}" for n, s in share.items())
                   + f", regressor {(1 / regr) / (1 / full):.0%}")
         print(f"ratio batch10k/batch1 throughput: {rate(lambda b: score(pipe, b), recs) / rate(lambda b: score(pipe, b), recs[:1]):.0f}x")
