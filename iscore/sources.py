@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from iscore.features import normalize_text
+from iscore.lazy import once
 
 TABLE_PATH = Path(__file__).with_name("sources.json")
 
@@ -135,18 +135,10 @@ class _Table:
         return None, host or text.lower()
 
 
-_TABLE: _Table | None = None
-_TABLE_LOCK = threading.Lock()
-
-
+@once
 def source_table() -> _Table:
     """Load the table once (lazily, thread-safe): importing this module reads no file."""
-    global _TABLE
-    if _TABLE is None:
-        with _TABLE_LOCK:
-            if _TABLE is None:
-                _TABLE = _Table(TABLE_PATH)
-    return _TABLE
+    return _Table(TABLE_PATH)
 
 
 def canonical_keys() -> frozenset[str]:

@@ -35,12 +35,12 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from iscore.features import normalize_text
+from iscore.lazy import once
 
 MIN_WORDS = 4
 MIN_WORDS_FOR_LANGUAGE = 3
@@ -71,23 +71,15 @@ class Triage:
     language_confidence: float
 
 
-_IDENTIFIER: Any = None
-_IDENTIFIER_LOCK = threading.Lock()
-
-
+@once
 def load_language_model() -> Any:
     """Load the py3langid model once (thread-safe); later calls return the same identifier."""
-    global _IDENTIFIER
-    if _IDENTIFIER is None:
-        with _IDENTIFIER_LOCK:
-            if _IDENTIFIER is None:
-                from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-                # A private instance: py3langid's module-level one is shared and set_languages mutates it.
-                ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-                ident.set_languages(list(LANGUAGES))
-                _IDENTIFIER = ident  # published only when fully configured
-    return _IDENTIFIER
+    # A private instance: py3langid's module-level one is shared and set_languages mutates it.
+    ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    ident.set_languages(list(LANGUAGES))
+    return ident
 
 
 def detect_language(text: str) -> tuple[str | None, float]:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pytest
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iscore.scoring import score
+from tests.conftest import run_threads
 
 # Behaviour of a fitted model on arbitrary text.
 text_st = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=200)
@@ -39,15 +40,11 @@ def test_many_threads_score_like_one(tiny_model):
     expected = score(pipe, texts)
     results: list[np.ndarray] = []
 
-    def work() -> None:
+    def work(_: int) -> None:
         for _ in range(10):
             results.append(score(pipe, texts))
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert run_threads(work, 8) == []
     assert len(results) == 80
     for r in results:
         np.testing.assert_array_equal(r, expected)

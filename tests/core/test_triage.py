@@ -11,11 +11,13 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import iscore.triage as triage_mod
 from iscore.triage import FLAGS, LANGUAGES, Triage, looks_like_url, shrink, triage
+from tests.conftest import run_threads
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,6 +184,8 @@ def test_importing_the_module_does_not_load_the_language_model():
 def test_concurrent_first_calls_load_the_model_once(monkeypatch):
     from py3langid.langid import LanguageIdentifier
 
+    from iscore.lazy import once
+
     real = LanguageIdentifier.from_model_file.__func__
     calls = []
 
@@ -190,19 +194,15 @@ def test_concurrent_first_calls_load_the_model_once(monkeypatch):
         return real(cls, *a, **kw)
 
     monkeypatch.setattr(LanguageIdentifier, "from_model_file", classmethod(counting))
-    monkeypatch.setattr(triage_mod, "_IDENTIFIER", None)
+    load = once(triage_mod.load_language_model.__wrapped__)  # a fresh, not yet loaded copy
     barrier = threading.Barrier(8)
     results = []
 
-    def worker():
+    def worker(_: int) -> None:
         barrier.wait()
-        results.append(triage_mod.load_language_model())
+        results.append(load())
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    assert run_threads(worker, 8) == []
     assert len(calls) == 1
     assert len({id(r) for r in results}) == 1
 
