@@ -16,7 +16,7 @@ COPY iscore ./iscore
 COPY service ./service
 COPY training ./training
 # The train extra (pandas, matplotlib) lets the same image run the scheduled `iscore-train retrain`.
-RUN pip install ".[train]"
+RUN pip install ".[train,postgres]"
 COPY models ./models
 
 # Runtime state (feedback database, metrics scratch, refused reports, logs): one directory owned by

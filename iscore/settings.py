@@ -36,6 +36,12 @@ class SettingsError(ValueError):
     """An ``ISCORE_*`` variable has a value of the wrong type or range."""
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+BIND = re.compile(r"^(unix:\S+|\[[0-9A-Fa-f:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5})$")
+# backend -> SQLAlchemy driver name -> module it imports (the drivers the project installs)
+DATABASE_DRIVERS = {"sqlite": {"pysqlite": "sqlite3"}, "postgresql": {"psycopg": "psycopg"}}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Service and job settings; each field ``x`` is read from ``ISCORE_X``."""
@@ -90,6 +96,35 @@ class Settings:
         if not self.database_url:
             # Runtime state lives under one directory; the feedback database is part of it.
             object.__setattr__(self, "database_url", f"sqlite:///{self.state_dir / 'feedback.db'}")
+        self._check_database_url()
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise SettingsError(f"ISCORE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        if not BIND.match(self.bind):
+            raise SettingsError("ISCORE_BIND must be HOST:PORT (e.g. 127.0.0.1:8000 or 0.0.0.0:8000) or unix:PATH")
+
+    def _check_database_url(self) -> None:
+        # A bad URL or a missing driver would otherwise surface only at the first feedback write,
+        # as a 503 that no retry can fix; refusing to start says what to change.
+        import importlib.util
+
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        shown = redact_url(self.database_url)
+        try:
+            url = make_url(self.database_url)
+        except ArgumentError:
+            raise SettingsError(f"ISCORE_DATABASE_URL={shown!r} is not a database URL (e.g. "
+                                "sqlite:///var/feedback.db or postgresql+psycopg://user@host/db)") from None
+        backend, driver = url.get_backend_name(), url.get_driver_name()
+        if backend not in DATABASE_DRIVERS:
+            raise SettingsError(f"ISCORE_DATABASE_URL={shown!r}: the feedback store supports sqlite and postgresql")
+        module = DATABASE_DRIVERS[backend].get(driver)
+        if module is None:
+            raise SettingsError(f"ISCORE_DATABASE_URL={shown!r}: use postgresql+psycopg://... for PostgreSQL")
+        if importlib.util.find_spec(module) is None:
+            raise SettingsError(f"ISCORE_DATABASE_URL={shown!r} needs the {module} package: "
+                                "python3 -m pip install -e '.[postgres]'")
 
     def _check_admin_token(self) -> None:
         # A token read from a file usually ends in a newline; kept, it silently refused every request.

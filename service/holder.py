@@ -246,9 +246,22 @@ def off_event_loop(fn: Any, *args: Any) -> Any:
     previous = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_DURING_LOAD)
     try:
-        return gevent.get_hub().threadpool.apply(fn, args)
+        # The outcome travels back as a value: an exception raised inside gevent's threadpool is also
+        # printed by gevent as a raw multi-line traceback, which is not a JSON log line.
+        ok, value = gevent.get_hub().threadpool.apply(_outcome, (fn, *args))
     finally:
         sys.setswitchinterval(previous)
+    if not ok:
+        raise value
+    return value
+
+
+def _outcome(fn: Any, *args: Any) -> tuple[bool, Any]:
+    """(True, fn(*args)) or (False, the exception it raised)."""
+    try:
+        return True, fn(*args)
+    except Exception as e:  # noqa: BLE001 - re-raised by the caller, in its own thread
+        return False, e
 
 
 def smoke(loaded: LoadedModel) -> None:

@@ -63,12 +63,13 @@ class _Buffer:
         self.data += data
 
 
-def json_error_reply(status: int, reason: str) -> bytes:
+def json_error_reply(status: int, reason: str, model_version: str | None = None) -> bytes:
     """A complete HTTP/1.1 error reply in the service's error shape (the connection then closes)."""
     error, message = MESSAGES.get(status, INTERNAL if status >= 500 else ("bad_request", reason or "bad request"))
     body = json.dumps({"error": error, "message": message, "details": None}).encode()
     headers = [f"HTTP/1.1 {status} {reason}", "Connection: close", "Content-Type: application/json",
                f"Content-Length: {len(body)}", f"X-Request-ID: {uuid.uuid4().hex}",
+               *([f"X-Model-Version: {model_version}"] if model_version else []),
                *(f"{k}: {v}" for k, v in SECURITY_HEADERS.items())]
     return ("\r\n".join(headers) + "\r\n\r\n").encode("latin-1") + body
 
@@ -81,6 +82,15 @@ def _status_line(data: bytes) -> tuple[int, str] | None:
     return int(parts[1]), parts[2].decode("latin-1") if len(parts) > 2 else ""
 
 
+def _served_version(worker: Any) -> str | None:
+    """The model version this worker's app serves, for the X-Model-Version header on every reply."""
+    try:
+        model = worker.wsgi.extensions["iscore"]["holder"].get()
+    except Exception:  # noqa: BLE001 - no app (yet): the header is simply left out
+        return None
+    return model.version if model is not None else None
+
+
 class JsonErrorsMixin:
     """Replaces the HTML of gunicorn's handle_error with the JSON error shape."""
 
@@ -91,7 +101,7 @@ class JsonErrorsMixin:
         if status is None:
             return
         try:
-            util.write_nonblock(client, json_error_reply(*status))
+            util.write_nonblock(client, json_error_reply(*status, _served_version(self)))
         except Exception:  # noqa: BLE001 - the client is gone; nothing to tell it
             self.log.debug("Failed to send error message.")  # type: ignore[attr-defined]
 

@@ -119,4 +119,5 @@ def test_dockerfile_runs_as_non_root_with_healthcheck_and_no_secrets():
     assert users and users[-1] not in ("root", "0")
     assert re.search(r"^HEALTHCHECK .*healthz", text, re.M | re.S)
     assert not re.search(r"(TOKEN|SECRET|PASSWORD)\s*=", text)
-    assert 'pip install ".[train]"' in text and "COPY models" in text
+    # train: the same image runs the nightly retrain; postgres: deploy/k8s points the feedback store at PostgreSQL.
+    assert 'pip install ".[train,postgres]"' in text and "COPY models" in text

@@ -32,6 +32,12 @@ def test_reads_typed_values_from_the_environment():
     ({"ISCORE_BODY_TIMEOUT_SECONDS": "0"}, "ISCORE_BODY_TIMEOUT_SECONDS"),
     ({"ISCORE_BODY_TIMEOUT_SECONDS": "inf"}, "ISCORE_BODY_TIMEOUT_SECONDS"),
     ({"ISCORE_TRUSTED_PROXIES": "-1"}, "ISCORE_TRUSTED_PROXIES"),
+    ({"ISCORE_LOG_LEVEL": "LOUD"}, "ISCORE_LOG_LEVEL"),
+    ({"ISCORE_BIND": "nonsense"}, "ISCORE_BIND"),
+    ({"ISCORE_BIND": "0.0.0.0"}, "ISCORE_BIND"),
+    ({"ISCORE_DATABASE_URL": "notaurl"}, "ISCORE_DATABASE_URL='notaurl' is not a database URL"),
+    ({"ISCORE_DATABASE_URL": "mysql://u:PASSWORD@h/db"}, "ISCORE_DATABASE_URL='mysql:.*supports sqlite and postgresql"),
+    ({"ISCORE_DATABASE_URL": "postgresql+asyncpg://u@h/db"}, "use postgresql.psycopg"),
 ])
 def test_bad_values_name_the_variable(env, fragment):
     with pytest.raises(SettingsError, match=fragment):
@@ -85,3 +91,18 @@ def test_empty_token_still_turns_admin_routes_off():
 def test_database_timeouts_must_be_finite_and_positive(name, value):
     with pytest.raises(SettingsError, match=name.upper()):
         Settings(**{name: value})
+
+
+def test_a_database_driver_that_is_not_installed_stops_start_up(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "psycopg" else real(name, *a))
+    with pytest.raises(SettingsError, match=r"needs the psycopg package.*\[postgres\]") as e:
+        Settings(database_url=DB_URL)
+    assert "PASSWORD" not in str(e.value)
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1:8000", "0.0.0.0:80", "localhost:8000", "[::1]:8000", "unix:/run/iscore.sock"])
+def test_good_binds_are_accepted(bind):
+    assert Settings(bind=bind).bind == bind

@@ -48,6 +48,7 @@ def _error(r: http.client.HTTPResponse, body: bytes, status: int, error: str | N
     assert r.status == status, body[:500]
     assert r.getheader("Content-Type", "").startswith("application/json")
     assert r.getheader("X-Request-ID") and all(r.getheader(h) for h in SECURITY)
+    assert r.getheader("X-Model-Version"), "every reply, gunicorn's own errors included, names the served model"
     b = json.loads(body)
     assert set(b) == {"error", "message", "details"}
     if error:
