@@ -12,13 +12,14 @@ import pandas as pd
 
 from iscore.model import MODEL_STEP, ModelConfig, build_pipeline, feature_parts
 from iscore.scoring import score
-from training.behaviour import run_suite
+from training.behaviour import robustness, run_suite
 from training.data import DatasetSpec, ValidationReport, fingerprint, load_dataset
 from training.desk import desk_labels
 from training.evaluate import (
     PRIMARY_METRIC,
     baseline_predictions,
     days_of,
+    fit_baselines,
     evaluate_on,
     label_aucs,
     ranking_metrics,
@@ -129,7 +130,7 @@ def evaluate_candidate(pipeline: Any, test: pd.DataFrame) -> dict[str, Any]:
     """Hold-out metrics (and the primary one named) plus the behavioural suite of one fitted pipeline."""
     holdout = evaluate_on(pipeline, test, test["y"].to_numpy())
     return {"holdout": holdout, "primary": {"name": PRIMARY_METRIC, "value": holdout[PRIMARY_METRIC]},
-            "behaviour": run_suite(pipeline)}
+            "behaviour": run_suite(pipeline), "robustness": robustness(pipeline)}
 
 
 def evaluate_baselines(train: pd.DataFrame, test: pd.DataFrame,
@@ -166,13 +167,17 @@ def train_and_evaluate(
     phase(log, "evaluating", f"hold-out {rows(len(test))} and the behavioural suite")
     metrics = evaluate_candidate(pipeline, test)
     phase(log, "baselines", f"3 baselines fitted on {rows(len(train))}")
-    metrics["baselines"] = evaluate_baselines(train, test)
+    base_models = fit_baselines(train, train["y"].to_numpy())
+    metrics["baselines"] = evaluate_baselines(
+        train, test, baseline_predictions(train, test, train["y"].to_numpy(), base_models))
+    for name, model in base_models.items():  # the same behaviour suites as the model's
+        metrics["baselines"][name]["robustness"] = robustness(model)
     if "origin" in test.columns and (test["origin"] == "feedback").any():
         fb = test[test["origin"] == "feedback"].reset_index(drop=True)
         metrics["holdout_feedback"] = evaluate_on(pipeline, fb, fb["y"].to_numpy())
     if cross is not None:
         phase(log, "cross-source evaluation", f"{rows(len(cross.df))} of {cross.spec.path.name}")
-        base_preds = baseline_predictions(train, cross.df, train["y"].to_numpy())
+        base_preds = baseline_predictions(train, cross.df, train["y"].to_numpy(), base_models)
         metrics["cross_source"] = {
             "data": str(cross.spec.path.name),
             "model": evaluate_on(pipeline, cross.df, cross.df["y"].to_numpy()),

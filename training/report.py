@@ -80,8 +80,11 @@ def render(manifest: dict[str, Any], y_true: np.ndarray | None = None, y_pred: n
         f"direction {_fmt(b.get('direction'))}</p>",
         "<ul>" + "".join(f"<li>{html.escape(a)} &gt; {html.escape(c)}</li>" for a, c in b.get("failed_pairs", [])) + "</ul>",
     ]
+    parts += _robust_section(m)
     if m.get("candidates"):
         cand_cols = ("spearman", "ndcg10_daily", "desk_auc", "dev_pairs", "dev_invariance")
+        if any("dev_name_effect" in c for c in m["candidates"].values()):
+            cand_cols += ("dev_name_effect", "dev_surface_effect", "dev_magnitude")
         if any("window_top10_share" in c for c in m["candidates"].values()):
             cand_cols += STREAM_COLUMNS  # of each candidate's last-fold fit; reported, never used to choose
         parts += ["<h2>Candidates (time-ordered cross-validation)</h2>", _table(m["candidates"], cand_cols)]
@@ -92,6 +95,47 @@ def render(manifest: dict[str, Any], y_true: np.ndarray | None = None, y_pred: n
         parts += ["<h2>Plots</h2>", _plots(np.asarray(y_true, float), np.asarray(y_pred, float))]
     style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
     return f"<!doctype html><html><head><meta charset='utf-8'><title>i-Score report</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
+
+
+def robust_rows(m: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """One row of robustness figures (held-out suite, then dev_*) per model that has them: the model,
+    each baseline and the champion."""
+    from training.behaviour import robust_row
+
+    rows = {}
+    if m.get("robustness"):
+        rows["i-Score model"] = robust_row(m["robustness"])
+    for name, b in (m.get("baselines") or {}).items():
+        if b.get("robustness"):
+            rows[name] = robust_row(b["robustness"])
+    gate = m.get("gate") or {}
+    champ = gate.get("champion_metrics") or {}
+    if champ.get("robustness"):
+        rows[f"champion {gate.get('champion')}"] = robust_row(champ["robustness"])
+    return rows
+
+
+def _robust_section(m: dict[str, Any]) -> list[str]:
+    """The robustness table (issue 14: names, surface, magnitude), or nothing when not measured."""
+    from training.behaviour import MAGNITUDE_TARGET, NAME_EFFECT_TARGET, ROBUST_COLUMNS, SURFACE_EFFECT_TARGET
+
+    rows = robust_rows(m)
+    if not rows:
+        return []
+    test = (m.get("robustness") or {}).get("test") or {}
+    columns = ROBUST_COLUMNS + tuple(f"dev_{c}" for c in ROBUST_COLUMNS)
+    return [
+        "<h2>Robustness and magnitude</h2>",
+        f"<p>{html.escape(str(test.get('suite', '')))} (held-out, reported only) and dev_* (development suite): "
+        f"name_effect = mean over templates of the largest score change swapping one name for another causes "
+        f"(target &le; {NAME_EFFECT_TARGET:g}; name_ok = share of templates within it); surface_effect = the same "
+        f"for ALL CAPS, lower case, a trailing '!', 'BREAKING:' and quotes (target &le; {SURFACE_EFFECT_TARGET:g}); "
+        f"magnitude = share of hard-news pairs where the bigger story scores higher (target &ge; "
+        f"{MAGNITUDE_TARGET:.0%}).</p>",
+        _table(rows, columns),
+        "<ul>" + "".join(f"<li>{html.escape(a)} &gt; {html.escape(c)}</li>"
+                         for a, c in test.get("failed_magnitude", [])) + "</ul>",
+    ]
 
 
 def _holdout_rows(m: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], tuple[str, ...], str]:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from iscore.model import ModelConfig
-from training.behaviour import DEV_SUITE_PATH, load_suite, run_suite
+from training.behaviour import DEV_SUITE_PATH, ROBUST_DEV_SUITE_PATH, load_suite, run_robust_suite, run_suite
 from training.evaluate import evaluate_on
 from training.progress import phase
 
@@ -64,6 +64,7 @@ def cross_validate(
     from training.fitting import fit
 
     dev_suite = load_suite(DEV_SUITE_PATH)
+    robust_dev = load_suite(ROBUST_DEV_SUITE_PATH)
     results: dict[str, dict[str, Any]] = {}
     for i, (name, changes) in enumerate(grid.items(), 1):
         if changes.get("use_embeddings") and embedder is None:
@@ -80,12 +81,16 @@ def cross_validate(
             ndcgs.append(_nan_if_none(m.get("ndcg10_daily")))
             aucs.append(_nan_if_none(m.get("desk_auc")))
         beh = run_suite(model, dev_suite)
+        rob = run_robust_suite(model, robust_dev)  # recorded for every candidate; not (yet) used to choose
         results[name] = {
             "spearman": round(float(np.mean(scores)), 4),
             "ndcg10_daily": round(float(np.nanmean(ndcgs)), 4),
             "desk_auc": None if np.all(np.isnan(aucs)) else round(float(np.nanmean(aucs)), 4),
             "dev_pairs": beh["pairs"],
             "dev_invariance": beh["invariance"],
+            "dev_name_effect": rob.get("name_effect"),
+            "dev_surface_effect": rob.get("surface_effect"),
+            "dev_magnitude": rob.get("magnitude"),
             "config": changes,
         }
         if stream is not None:
