@@ -244,16 +244,19 @@ def _headline(item: Any, i: int, limits: Limits, problems: list[dict[str, str]])
 def parse_headlines(body: Any, limits: Limits, allowed: frozenset[str]) -> list[Headline]:
     """Validate the shared ``{"headlines": [...]}`` part of a body; raise 422 listing every problem."""
     if not isinstance(body, dict):
-        raise ApiError(422, "invalid_request", "the body must be a JSON object with a 'headlines' list")
+        raise ApiError(422, "invalid_request", "the body must be a JSON object with a 'headlines' list",
+                       [_problem("(body)", "must be a JSON object")])
     unknown = set(body) - allowed
     problems: list[dict[str, str]] = []
     if unknown:
         problems.append(_unknown_fields("(body)", unknown))
     items = body.get("headlines")
     if not isinstance(items, list):
-        raise ApiError(422, "invalid_request", "'headlines' is required and must be a list", problems or None)
+        raise ApiError(422, "invalid_request", "'headlines' is required and must be a list",
+                       [_problem("headlines", "is required and must be a list"), *problems])
     if not items:
-        raise ApiError(422, "invalid_request", "'headlines' must not be empty")
+        raise ApiError(422, "invalid_request", "'headlines' must not be empty",
+                       [_problem("headlines", "must not be empty")])
     if len(items) > limits.max_headlines:
         raise ApiError(422, "too_many_headlines",
                        f"at most {limits.max_headlines} headlines per request (got {len(items)}); "
@@ -376,11 +379,12 @@ def parse_feedback(body: Any, limits: Limits) -> list[Any]:
     from iscore.feedback import FeedbackItem
 
     if not isinstance(body, dict) or not isinstance(body.get("items"), list):
-        raise ApiError(422, "invalid_request", "the body must be a JSON object with an 'items' list")
+        raise ApiError(422, "invalid_request", "the body must be a JSON object with an 'items' list",
+                       [_problem("items", "is required and must be a list")])
     extra = set(body) - {"items"}
     raw = body["items"]
     if not raw:
-        raise ApiError(422, "invalid_request", "'items' must not be empty")
+        raise ApiError(422, "invalid_request", "'items' must not be empty", [_problem("items", "must not be empty")])
     if len(raw) > limits.max_headlines:
         raise ApiError(422, "too_many_items", f"at most {limits.max_headlines} items per request (got {len(raw)})",
                        {"max_items": limits.max_headlines, "got": len(raw)})

@@ -166,6 +166,10 @@ def _run_options(args: argparse.Namespace, settings: Settings, argv: list[str], 
     out = Path(args.out) if getattr(args, "out", None) else None
     publish = not getattr(args, "no_publish", False)
     report_dir = _report_dir(args, settings) if gated else None
+    if args.report_dir and not gated:
+        # Only a gate refusal writes a report outside the version; a flag that does nothing is a mistake.
+        raise UsageError("--report-dir is used when the gate runs (retrain, or train --promote); "
+                         "an ungated version's report is written inside the version")
     # Fail fast: a report directory that cannot exist would only show after minutes of training.
     for flag, path in (("--report-dir", report_dir), ("--out", (out or reg) if publish else None)):
         if path is not None and (why := unwritable_dir_reason(path)):

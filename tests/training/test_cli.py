@@ -222,6 +222,13 @@ def test_report_dir_inside_a_file_fails_before_training(tmp_path, data_csv, caps
     assert registry.list_versions(reg) == []
 
 
+def test_report_dir_without_the_gate_is_a_usage_error(tmp_path, data_csv, capsys, data_args):
+    reg = tmp_path / "models"
+    assert run(reg, "train", "--data", str(data_csv), *data_args, "--report-dir", str(tmp_path / "r")) == cli.EXIT_USAGE
+    assert "--report-dir is used when the gate runs" in capsys.readouterr().err
+    assert registry.list_versions(reg) == []
+
+
 def test_refused_report_goes_to_the_state_dir_by_default(tmp_path, data_csv, noisy_csv, monkeypatch, data_args):
     reg, state = tmp_path / "models", tmp_path / "state"
     monkeypatch.setenv("ISCORE_STATE_DIR", str(state))
