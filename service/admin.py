@@ -11,6 +11,9 @@ from iscore.registry import ArtifactError
 from service.context import services
 from service.errors import ApiError
 
+# RFC 6750: a 401 names the scheme it wants, and says when the token sent was wrong.
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="iscore"'}
+INVALID_TOKEN = {"WWW-Authenticate": 'Bearer realm="iscore", error="invalid_token"'}
 bp = Blueprint("admin", __name__)
 
 
@@ -22,9 +25,9 @@ def require_admin() -> None:
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given:
-        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <ISCORE_ADMIN_TOKEN>'")
+        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <ISCORE_ADMIN_TOKEN>'", headers=CHALLENGE)
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise ApiError(401, "unauthorized", "wrong token")
+        raise ApiError(401, "unauthorized", "wrong token", headers={**CHALLENGE, **INVALID_TOKEN})
 
 
 @bp.post("/v1/admin/reload")

@@ -203,7 +203,9 @@ def test_metrics_count_requests_and_model_version(client):
     ({"Authorization": f"Bearer {ADMIN_TOKEN}X"}, 401, "unauthorized"),
 ])
 def test_admin_reload_needs_the_token(client, headers, status, error):
-    assert_error(client.post("/v1/admin/reload", headers=headers), status, error)
+    r = client.post("/v1/admin/reload", headers=headers)
+    assert_error(r, status, error)
+    assert r.headers["WWW-Authenticate"].startswith('Bearer realm="iscore"')  # RFC 6750
 
 
 def test_admin_reload_with_token(client):
