@@ -67,7 +67,7 @@ class _Explainer:
     projection: np.ndarray | None  # every vocabulary vector . the semantic coefficients
 
 
-def _column_labels(part: str, transformer: Any, names: np.ndarray) -> list[tuple[str, str]]:
+def _column_labels(part: str, names: np.ndarray) -> list[tuple[str, str]]:
     if part == "words":
         return [("phrase" if " " in n else "word", str(n)) for n in names]
     if part == "source":
@@ -91,7 +91,7 @@ def _explainer(pipeline: Any) -> _Explainer | None:
             stats = cols
         elif part == "semantic" and isinstance(transformer, StaticEmbedder):
             semantic, embedder = cols, transformer
-        labels.extend(_column_labels(part, transformer, names))
+        labels.extend(_column_labels(part, names))
     if len(labels) != coef.shape[0]:
         return None
     if semantic is not None:
