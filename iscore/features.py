@@ -126,6 +126,44 @@ def headline_stats(text: str) -> list[float]:
     ]
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def stat_labels(text: str) -> list[str]:
+    """What each of :func:`headline_stats` says about ``text``, in words a reader understands (STAT_NAMES order).
+
+    A statistic that is absent is named too ("no question mark"): once scaled, absence has a value
+    and a contribution of its own.
+    """
+    words = text.split()
+    t = " ".join(words)
+    n_words = len(words)
+    upper = sum(1 for w in words if len(w) > 1 and w.isupper())
+    if upper and upper == n_words:
+        capitals = "all capitals"
+    elif upper:
+        capitals = f"capitals: {upper} of {_plural(n_words, 'word')}"
+    else:
+        capitals = "no words in capitals"
+
+    def said(present: bool, name: str) -> str:
+        return name if present else f"no {name}"
+
+    return [
+        f"length: {_plural(len(t), 'character')}",
+        f"length: {_plural(n_words, 'word')}",
+        said(bool(_NUMBER.search(t)), "number"),
+        "starts with a number" if _LEAD_NUMBER.match(t) else "does not start with a number",
+        said("?" in t, "question mark"),
+        said("!" in t, "exclamation mark"),
+        said(bool(_QUOTE.search(t)), "quotation marks"),
+        said(":" in t, "colon"),
+        capitals,
+        "speaks to the reader (you, your)" if _SECOND_PERSON.search(t) else "does not say you",
+    ]
+
+
 class HeadlineStats(TransformerMixin, BaseEstimator):
     """Dense matrix of :func:`headline_stats` for every record."""
 
@@ -179,6 +217,29 @@ class StaticEmbedder(TransformerMixin, BaseEstimator):
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out * np.float32(self.weight)
+
+    def projection(self, coef: np.ndarray) -> np.ndarray:
+        """Every vocabulary vector dotted with ``coef`` (one coefficient per output dimension), as float64."""
+        return self._vectors32() @ np.asarray(coef, dtype=np.float64)
+
+    def token_shares(self, text: str, projection: np.ndarray) -> list[tuple[str, float]]:
+        """Each known token of ``text`` with its exact share of ``transform([text])[0] @ coef``.
+
+        The row is ``weight * s / |s|`` with ``s`` the sum of the token vectors, so its product with
+        ``coef`` is ``sum_t weight * (v_t . coef) / |s|``: linear in the tokens once this row's norm
+        is fixed. ``projection`` is :meth:`projection` of ``coef``; a repeated token appears each time.
+        """
+        vocab = self.vocab
+        tokens = [(w, i) for w in WORD_TOKEN.findall(text.lower()) if (i := vocab.get(w)) is not None]
+        if not tokens:
+            return []
+        ids = np.fromiter((i for _, i in tokens), dtype=np.int64, count=len(tokens))
+        # The norm as transform computes it (a float32 sum of the float32 vectors).
+        norm = float(np.linalg.norm(self._vectors32()[ids].sum(axis=0, dtype=np.float32)))
+        if norm == 0.0:
+            return []
+        shares = projection[ids] * (float(np.float32(self.weight)) / norm)
+        return [(w, float(v)) for (w, _), v in zip(tokens, shares)]
 
     def _vectors32(self) -> np.ndarray:
         cached = getattr(self, "_v32", None)

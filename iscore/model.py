@@ -323,6 +323,29 @@ def fitted_regressor(pipeline: Pipeline) -> Any:
     return model.regressor_
 
 
+def linear_terms(pipeline: Pipeline) -> tuple[np.ndarray, float]:
+    """Coefficients over the feature union's columns and the intercept: raw score = X @ coef + intercept.
+
+    AttributeError when the fitted regressor is not linear.
+    """
+    reg = fitted_regressor(pipeline)
+    return np.ravel(reg.coef_).astype(np.float64), float(np.ravel(reg.intercept_)[0])
+
+
+def part_columns(pipeline: Pipeline) -> list[tuple[str, Any, np.ndarray]]:
+    """``(name, transformer, feature names)`` of each feature part, in the union's column order.
+
+    The union's columns are these parts' columns side by side; a part's names carry no prefix.
+    """
+    return [(name, t, np.asarray(t.get_feature_names_out(), dtype=object))
+            for name, t in feature_union(pipeline).transformer_list if t not in ("drop", None)]
+
+
+def raw_score(pipeline: Pipeline, records: Any) -> np.ndarray:
+    """The inner regressor's prediction (before the 0-100 calibration) for ``records``."""
+    return calibrated_model(pipeline).predict_raw(feature_union(pipeline).transform(records))
+
+
 def known_words(pipeline: Pipeline) -> Any:
     """The word vocabulary the model learned (a mapping: ``token in known_words(p)``)."""
     return feature_parts(pipeline)["words"].steps[-1][1].vocabulary_

@@ -8,9 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import sklearn
 
-from iscore.model import feature_union, fitted_regressor, known_words, median_score, trained_sources
+from iscore.features import STAT_NAMES, StaticEmbedder, column, stat_labels
+from iscore.model import (feature_union, known_words, linear_terms, median_score, part_columns,
+                          trained_sources)
 from iscore.sources import normalize_source
 from iscore.triage import FLAGS, shrink, triage
 
@@ -38,48 +41,126 @@ def rank_order(scores: np.ndarray, keys: Sequence[str]) -> list[int]:
     return sorted(range(len(scores)), key=lambda i: (-round(float(scores[i]), 6), keys[i], i))
 
 
-@functools.lru_cache(maxsize=4)  # feature names of a big vocabulary take ~50 ms to build
-def _linear_parts(pipeline: Any) -> tuple[Any, np.ndarray, np.ndarray] | None:
-    """(feature step, coefficients, feature names) when the model is linear in its features."""
+EXPLAIN_KINDS = ("word", "phrase", "signal", "source")  # what an explain entry can name
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One readable term of a raw prediction: a word, a phrase, a headline signal or the source."""
+
+    feature: str
+    kind: str
+    value: float
+
+
+@dataclass(frozen=True)
+class _Explainer:
+    """What explaining a linear pipeline needs, built once per pipeline (feature names cost ~50 ms)."""
+
+    features: Any
+    coef: np.ndarray
+    intercept: float
+    labels: list[tuple[str, str]]  # (kind, label) of every column; stats and semantic columns are read per row
+    stats: slice | None
+    semantic: slice | None
+    embedder: Any
+    projection: np.ndarray | None  # every vocabulary vector . the semantic coefficients
+
+
+def _column_labels(part: str, names: np.ndarray) -> list[tuple[str, str]]:
+    if part == "words":
+        return [("phrase" if " " in n else "word", str(n)) for n in names]
+    if part == "source":
+        return [("source", f"source: {str(n).partition('=')[2]}") for n in names]
+    return [("signal", f"{part}: {n}") for n in names]  # stats (labelled per row), char n-grams, anything else
+
+
+@functools.lru_cache(maxsize=4)
+def _explainer(pipeline: Any) -> _Explainer | None:
+    """The explainer of a pipeline that is linear in its features; None for any other model."""
     try:
-        features = feature_union(pipeline)
-        coef = np.ravel(fitted_regressor(pipeline).coef_)
-        names = np.asarray(features.get_feature_names_out(), dtype=object)
+        coef, intercept = linear_terms(pipeline)
+        parts = part_columns(pipeline)
     except (AttributeError, KeyError, ValueError):
         return None
-    if coef.shape[0] != names.shape[0]:
+    labels: list[tuple[str, str]] = []
+    stats = semantic = embedder = projection = None
+    for part, transformer, names in parts:
+        cols = slice(len(labels), len(labels) + len(names))
+        if part == "stats" and len(names) == len(STAT_NAMES):
+            stats = cols
+        elif part == "semantic" and isinstance(transformer, StaticEmbedder):
+            semantic, embedder = cols, transformer
+        labels.extend(_column_labels(part, names))
+    if len(labels) != coef.shape[0]:
         return None
-    return features, coef, names
+    if semantic is not None:
+        projection = embedder.projection(coef[semantic])
+    return _Explainer(feature_union(pipeline), coef, intercept, labels, stats, semantic, embedder, projection)
+
+
+def contributions(pipeline: Any, records: Sequence[Any]) -> list[list[Contribution]] | None:
+    """Per record, every readable term of its raw prediction; None when the model is not linear.
+
+    The terms and the intercept (``linear_terms(pipeline)[1]``) sum to the raw prediction. A column's
+    term is its value times its coefficient. Word and phrase columns (TF-IDF) are named by their
+    text, headline statistics by what they say of this headline ("question mark", "length: 9 words"),
+    the source one-hot by "source: KEY". The static word vectors ("semantic", ``weight * s / |s|`` with
+    ``s`` the sum of the token vectors) are not named by dimension: their total is split over the
+    tokens that carry it (StaticEmbedder.token_shares), and a word's share there is added to its
+    TF-IDF term, so "kills" is one entry.
+    """
+    ex = _explainer(pipeline)
+    if ex is None:
+        return None
+    if len(records) == 0:
+        return []
+    X = ex.features.transform(records)
+    X = X.tocsr() if sp.issparse(X) else sp.csr_matrix(X)
+    # Every stored value times its coefficient at once; rows are then slices of these arrays.
+    cols, terms = X.indices, np.asarray(X.data, dtype=np.float64) * ex.coef[X.indices]
+    if ex.semantic is not None:  # replaced by the shares of its tokens below
+        keep = (cols < ex.semantic.start) | (cols >= ex.semantic.stop)
+        bounds = np.concatenate(([0], np.cumsum(keep)))[X.indptr]
+        cols, terms = cols[keep], terms[keep]
+    else:
+        bounds = X.indptr
+    texts = column(records, "text")
+    out = []
+    for i, text in enumerate(texts):
+        idx, row_terms = cols[bounds[i]:bounds[i + 1]], terms[bounds[i]:bounds[i + 1]]
+        stat_words = stat_labels(text) if ex.stats is not None else None
+        totals: dict[tuple[str, str], float] = {}
+        for j, term in zip(idx.tolist(), row_terms.tolist()):
+            if ex.stats is not None and ex.stats.start <= j < ex.stats.stop:
+                key = ("signal", stat_words[j - ex.stats.start])
+            else:
+                key = ex.labels[j]
+            totals[key] = totals.get(key, 0.0) + term
+        if ex.semantic is not None:
+            for token, share in ex.embedder.token_shares(text, ex.projection):
+                totals[("word", token)] = totals.get(("word", token), 0.0) + share
+        out.append([Contribution(label, kind, value) for (kind, label), value in totals.items()])
+    return out
+
+
+def _entry(c: Contribution) -> dict[str, Any]:
+    return {"feature": c.feature, "kind": c.kind, "contribution": round(c.value, 4)}
 
 
 def explain(pipeline: Any, records: Sequence[Any], top: int = 3) -> list[dict[str, list[dict[str, Any]]]]:
-    """Per record, the features that pushed its raw prediction up and down most.
-
-    Contribution of a feature = its value times the model coefficient, so up and down sum (with
-    the intercept) to the raw prediction. Empty lists where the model is not linear.
+    """Per record, the ``top`` readable terms (see :func:`contributions`) that pushed its raw prediction
+    up and down most: ``{"up": [{"feature", "kind", "contribution"}, ...], "down": [...]}``, largest
+    first. Empty lists where the model is not linear.
     """
-    parts = _linear_parts(pipeline)
-    if parts is None or len(records) == 0:
+    terms = contributions(pipeline, records)
+    if terms is None:
         return [{"up": [], "down": []} for _ in records]
-    features, coef, names = parts
-    X = features.transform(records)
     out = []
-    for i in range(X.shape[0]):
-        row = X[i]
-        if hasattr(row, "indices"):
-            idx, vals = row.indices, row.data
-        else:
-            row = np.ravel(row)
-            idx = np.flatnonzero(row)
-            vals = row[idx]
-        contrib = vals * coef[idx]
-        order = np.argsort(contrib)
-        up = [j for j in order[::-1][:top] if contrib[j] > 0]
-        down = [j for j in order[:top] if contrib[j] < 0]
-        out.append({
-            "up": [{"feature": str(names[idx[j]]), "contribution": round(float(contrib[j]), 4)} for j in up],
-            "down": [{"feature": str(names[idx[j]]), "contribution": round(float(contrib[j]), 4)} for j in down],
-        })
+    for row in terms:
+        up = sorted((c for c in row if c.value > 0), key=lambda c: (-c.value, c.kind, c.feature))[:top]
+        down = sorted((c for c in row if c.value < 0), key=lambda c: (c.value, c.kind, c.feature))[:top]
+        out.append({"up": [_entry(c) for c in up], "down": [_entry(c) for c in down]})
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from iscore.scoring import REPLY_FLAGS
+from iscore.scoring import EXPLAIN_KINDS, REPLY_FLAGS
 from iscore.settings import Settings
 from service.limits import EXPLAIN_FACTOR, UNIT_CHARS
 from service.schema import (
@@ -82,9 +82,17 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                 "(ISCORE_MAX_REQUEST_CHARS); strings must not hold NUL or lone surrogates"}
     explain_param = {"name": "explain", "in": "query", "required": False,
                      "schema": {"type": "string", "pattern": FLAG_PATTERN},
-                     "description": f"{FLAG_WORDS} in any case: add the features that pushed each "
-                                    f"score up or down most (at most {settings.max_explain_headlines} headlines, "
+                     "description": f"{FLAG_WORDS} in any case: add, per headline, the words, phrases, "
+                                    "headline signals and source that pushed its score up or down most "
+                                    f"(at most {settings.max_explain_headlines} headlines, "
                                     "ISCORE_MAX_EXPLAIN_HEADLINES)"}
+    explain_terms = {"type": "array", "items": {
+        "type": "object", "required": ["feature", "kind", "contribution"], "properties": {
+            "feature": {"type": "string", "description": 'a word ("kills"), a phrase ("kills at"), a headline '
+                                                         'signal ("question mark", "length: 9 words") or '
+                                                         '"source: KEY"'},
+            "kind": {"type": "string", "enum": list(EXPLAIN_KINDS)},
+            "contribution": {"type": "number"}}}}
     scored_item = {
         "type": "object",
         "required": ["id", "text", "i_score", "tier", "flags"],
@@ -96,7 +104,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                       "description": "why this score may deserve less trust: the input is not a headline the "
                                      "model can judge well (its score is pulled toward the median headline's), "
                                      "or its source has no weight in this model"},
-            "explain": {"type": "object"},
+            "explain": {"type": "object", "required": ["up", "down"], "properties": {
+                "up": explain_terms, "down": explain_terms},
+                "description": "only with explain=true: the terms of the model's raw (uncalibrated) prediction "
+                               "that raised it most (up, positive) and lowered it most (down, negative), "
+                               "largest first, ISCORE_EXPLAIN_TOP each way; all terms and the model's "
+                               "intercept add up to the raw prediction. A word's entry holds its own weight "
+                               "and its share of the word-vector part; empty lists when the model is not linear"},
         },
     }
     bad_input = _errors(400, 408, 413, 415, 422, 429, 503)

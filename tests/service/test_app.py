@@ -49,7 +49,9 @@ def test_explain_lists_up_and_down_features(client):
     r = client.post("/v1/score?explain=true", json={"headlines": ["Earthquake kills many in Chile"]})
     ex = r.get_json()["scores"][0]["explain"]
     assert ex["up"] and all(e["contribution"] > 0 for e in ex["up"])
-    assert any("earthquake" in e["feature"] or "kills" in e["feature"] for e in ex["up"])
+    assert any(e["feature"] in ("earthquake", "kills") and e["kind"] == "word" for e in ex["up"])
+    assert all(e["kind"] in ("word", "phrase", "signal", "source") and "__" not in e["feature"]
+               for e in ex["up"] + ex["down"])
     assert all(e["contribution"] < 0 for e in ex["down"])
     r = client.post("/v1/score", json={"headlines": ["x"]})
     assert "explain" not in r.get_json()["scores"][0]
