@@ -11,7 +11,6 @@ writes nothing.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import ROOT, model_data_parser  # noqa: E402
 from iscore import registry  # noqa: E402
 from iscore.scoring import InputContext, reply_items, score  # noqa: E402
 from iscore.settings import Settings  # noqa: E402
@@ -32,7 +32,6 @@ from training.behaviour import (  # noqa: E402
     robustness,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 
 # Issue 14's examples (the issue elides the earthquake headline; this is the one tests/test_shipped_model.py uses).
 QUAKE = "Earthquake kills at least 300 in central Turkey"
@@ -89,9 +88,7 @@ def row(name: str, fig: dict[str, dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model-dir", type=Path, default=ROOT / "models")
-    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    p = model_data_parser(__doc__)
     p.add_argument("--no-baselines", action="store_true", help="skip the baselines (they read and fit fb_news)")
     args = p.parse_args(argv)
     red = Settings().red_threshold

@@ -16,6 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
 
+def model_data_parser(doc: str | None) -> "argparse.ArgumentParser":
+    """An argument parser with the --model-dir (the shipped registry) and --data-dir (../shared/data) the quality benches share."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
+    p.add_argument("--model-dir", type=Path, default=ROOT / "models")
+    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    return p
+
+
 def machine() -> str:
     """One line describing where the figures come from."""
     cpu = "unknown cpu"

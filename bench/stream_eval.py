@@ -11,7 +11,6 @@ window alignment. Reads the data at run time; writes nothing.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import ROOT, model_data_parser  # noqa: E402
 from iscore import registry  # noqa: E402
 from iscore.scoring import score  # noqa: E402
 from training.evaluate import baseline_predictions, time_split  # noqa: E402
@@ -33,7 +33,6 @@ from training.streams import (  # noqa: E402
     window_scores,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, draws: int = 2000, seed: int = 0) -> tuple[float, float, float]:
@@ -47,9 +46,7 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, draws: int = 2000, seed: int 
 
 def main(argv: list[str] | None = None) -> int:
     """Print the windowed table, the bootstrap noise and the alignment sensitivity."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model-dir", type=Path, default=ROOT / "models")
-    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    p = model_data_parser(__doc__)
     p.add_argument("--no-tfidf", action="store_true", help="skip the TF-IDF baseline (it reads and fits fb_news)")
     args = p.parse_args(argv)
 
