@@ -12,8 +12,10 @@
 - the app (and its model) loads once, in the master, before the workers fork (preload_app), so a
   new worker serves at once and shares the model's memory. The master checks CURRENT again before
   each fork (a worker replaced after a crash starts on the newest version, or on the same fallback
-  as the others), and SIGHUP loads CURRENT in the master *before* the old workers are told to stop,
-  so no moment passes without a worker that can answer. Each worker then polls CURRENT every
+  as the others), and SIGHUP loads CURRENT in the master *before* the old workers are told to stop;
+  the old ones keep accepting until a new one is ready (service/workers.py HandoffMixin), so no
+  moment passes without a worker that can answer. gc.freeze() before each fork keeps the shared
+  model's pages shared. Each worker then polls CURRENT every
   ISCORE_RELOAD_POLL_SECONDS in a background thread, off the request path.
 - nothing is written outside ISCORE_STATE_DIR: metrics scratch files go to
   <state>/run/prometheus-<master pid> (removed on exit), gunicorn's control socket is off.
