@@ -116,8 +116,11 @@ class ModelHolder:
             error = None if target else f"no CURRENT pointer in {self.model_dir}"
         except ArtifactError as e:
             target, error = None, str(e)
-        if not force and target and held is not None and held.version == target and self.fallback is None:
-            return held  # nothing changed
+        if not force and target and held is not None and held.version == target:
+            # Nothing changed, or CURRENT now names the version this process already serves (an
+            # operator pointed it back at the fallback): verified when loaded, no second load.
+            self._failed, self.fallback = None, None
+            return held
         key = self._attempt_key(target)
         if not force and self._failed == key:
             return held  # this exact CURRENT already failed; retried when it or its files change

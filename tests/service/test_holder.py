@@ -200,3 +200,15 @@ def test_version_mismatch_is_refused_by_a_running_service(app, model_dir):
     r = c.post("/v1/admin/reload", headers=AUTH)
     assert r.status_code == 409 and "numpy 1.0.0 (model)" in r.get_json()["details"]["reason"]
     assert c.post("/v1/score", json={"headlines": ["x"]}).get_json()["model_version"] == old
+
+
+def test_pointing_current_back_at_the_served_fallback_clears_degraded_without_a_load(model_dir, other_model,
+                                                                                    monkeypatch):
+    holder = ModelHolder(model_dir)
+    good = publish_tiny(model_dir, other_model)
+    holder.refresh()
+    _corrupt(model_dir, "byte")
+    assert holder.refresh().version == good and holder.readiness().state == "degraded"
+    monkeypatch.setattr(registry, "load_version", lambda *a: pytest.fail("the served version was loaded again"))
+    (model_dir / "CURRENT").write_text(good + "\n")
+    assert holder.refresh().version == good and holder.readiness().state == "ready"
