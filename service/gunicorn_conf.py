@@ -26,7 +26,7 @@ import os
 import shutil
 
 from iscore.settings import Settings
-from service.workers import HANDOFF_ENV, WORKER_CLASSES, guard_worker_boot_signals, mark_ready, mark_reload
+from service.workers import WORKER_CLASSES, guard_worker_boot_signals, mark_ready, mark_reload
 
 _s = Settings.from_env()
 
@@ -81,8 +81,7 @@ def _alive(pid: int) -> bool:
 # master, where the variable is already set, so the directory survives reloads.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _prometheus_dir()
-# SIGHUP hand-over markers (service/workers.py HandoffMixin), next to the metrics, removed with them.
-os.environ.setdefault(HANDOFF_ENV, os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "handoff"))
+# The SIGHUP hand-over markers (service/workers.py HandoffMixin) live in the same directory.
 
 
 def on_exit(server):  # noqa: ANN001 - gunicorn hook signature

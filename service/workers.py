@@ -126,14 +126,16 @@ def guard_worker_boot_signals() -> None:
     _fork_guard_installed = True
 
 
-HANDOFF_ENV = "ISCORE_HANDOFF_DIR"  # set by gunicorn_conf in the master; workers inherit it
+# The server's scratch directory: gunicorn_conf makes it per master (<state>/run/prometheus-<pid>, for
+# Prometheus' multiprocess files too), workers inherit the variable, and on_exit removes it.
+SCRATCH_ENV = "PROMETHEUS_MULTIPROC_DIR"
 HANDOFF_SECONDS = 15.0  # an old worker serves at most this long waiting for a new one
 
 
 def handoff_dir() -> Path | None:
     """The directory where the master marks a SIGHUP and new workers mark themselves ready."""
-    value = os.environ.get(HANDOFF_ENV)
-    return Path(value) if value else None
+    value = os.environ.get(SCRATCH_ENV)
+    return Path(value) / "handoff" if value else None
 
 
 def mark_reload(oldest_new_age: int) -> None:

@@ -24,7 +24,7 @@ class Worker(workers.HandoffMixin, _Worker):
 
 @pytest.fixture(autouse=True)
 def handoff_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv(workers.HANDOFF_ENV, str(tmp_path / "handoff"))
+    monkeypatch.setenv(workers.SCRATCH_ENV, str(tmp_path))
     return tmp_path / "handoff"
 
 
@@ -56,7 +56,7 @@ def test_an_old_worker_gives_up_waiting(monkeypatch):
 
 
 def test_without_a_handoff_directory_nothing_waits(monkeypatch):
-    monkeypatch.delenv(workers.HANDOFF_ENV)
+    monkeypatch.delenv(workers.SCRATCH_ENV)
     workers.mark_reload(3)
     w = Worker(age=1)
     w.handle_exit(15, None)
