@@ -26,8 +26,10 @@ import multiprocessing
 import os
 import random
 import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -155,7 +157,7 @@ def main() -> None:
     args = ap.parse_args()
     root = args.root.resolve()
     port = _free_port()
-    state = Path(os.environ.get("TMPDIR", "/tmp")) / f"iscore-expensive-{port}"
+    state = Path(tempfile.mkdtemp(prefix="iscore-expensive-"))
     server = start(root, port, state)
     try:
         phases = [("baseline", None),
@@ -170,6 +172,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(30)
+        shutil.rmtree(state, ignore_errors=True)  # the server's state dir: nothing left behind
 
 
 def _git(root: Path) -> str:

@@ -16,7 +16,9 @@ import http.client
 import os
 import socket
 import subprocess
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -37,8 +39,9 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    state = tempfile.mkdtemp(prefix="iscore-slow-")  # removed at the end: a bench leaves nothing behind
     env = {**os.environ, "ISCORE_BIND": f"127.0.0.1:{port}", "ISCORE_LOG_LEVEL": "WARNING", "PYTHONPATH": str(root),
-           "ISCORE_WORKERS": "1", "ISCORE_STATE_DIR": f"/tmp/iscore-slow-{port}", "ISCORE_MODEL_DIR": str(root / "models")}
+           "ISCORE_WORKERS": "1", "ISCORE_STATE_DIR": state, "ISCORE_MODEL_DIR": str(root / "models")}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(root / "service" / "gunicorn_conf.py"),
                                "--worker-connections", str(args.connections), "--pythonpath", str(root),
@@ -98,6 +101,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(30)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 if __name__ == "__main__":
