@@ -1,0 +1,265 @@
+"""Story clustering (#16 item 3): each headline joins the most similar open story of the window or starts one.
+
+``StoryIndex.add(headline_id, text, published_at, source)`` returns the headline's story id, incrementally.
+
+Vectors: the headline's words (lower case, stop words and one-letter tokens dropped, a trailing "..." of a
+cut-off title removed) and adjacent word pairs, hashed with CRC-32 into ``HASH_BITS`` bits (deterministic across
+processes, unlike ``hash()``), weighted by an IDF the index learns online from the headlines it has seen
+(``log((1 + n) / (1 + df)) + 1``; bigrams count ``BIGRAM_WEIGHT`` times), L2-normalised. No model is needed.
+
+Similarity: cosine between the headline vector and each open story's centroid (the sum of its members' unit
+vectors), found through an inverted index from hashed feature to stories; the best story at or above
+``JOIN_THRESHOLD`` is joined, otherwise a new story starts. ``mode="members"`` instead compares with every member
+headline of the open stories (single link); bench/cluster_eval.py measures both, centroids won (see the notes).
+
+Window: a story whose newest member is older than ``WINDOW_HOURS`` before the newest headline seen is closed and
+no longer joinable. Features carried by more than ``MAX_POSTING`` open stories are skipped in the search (they
+cannot tell stories apart and would make each look-up scan them all).
+
+Thresholds were chosen on a DEV stream of the UCI News Aggregator data (300 stories, seed 1) by a grid in
+bench/cluster_eval.py (``--grid``) and reported on a disjoint held-out stream (seed 2); see /work/notes/stories.md.
+
+``bcubed(predicted, truth)`` returns B-cubed precision, recall and F1 of a clustering against reference labels.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Hashable, Iterable, Sequence
+
+HASH_BITS = 20
+# Chosen on the DEV stream (bench/cluster_eval.py --grid): the F1 optimum of the join threshold for centroids.
+JOIN_THRESHOLD = 0.30
+# The same grid for mode="members" (single link to the most similar member headline).
+MEMBER_JOIN_THRESHOLD = 0.40
+BIGRAM_WEIGHT = 1.0
+# A story stays joinable this long after its newest member (a day of a running story).
+WINDOW_HOURS = 24.0
+# A feature carried by more open stories than this is not used to find candidates (stop-word like).
+MAX_POSTING = 2000
+# Rebuild the inverted index once this many stories have closed since the last rebuild.
+REBUILD_CLOSED = 5000
+
+STOP_WORDS = frozenset("""
+a an the and or but if of to in on at by for with from into over as is are was were be been being am
+it its this that these those he she they we you i his her their our your my me him them us
+has have had do does did will would shall should can could may might must not no so than then
+s t says said say just new up out about after before amid via vs video photos watch update updates
+""".split())
+
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+_MASK = (1 << HASH_BITS) - 1
+
+
+def tokens(text: str) -> list[str]:
+    """The headline's content words: lower case, without stop words, one-letter tokens or a trailing '...'."""
+    text = text.rstrip()
+    if text.endswith("..."):
+        text = text[:-3]
+    return [w for w in _TOKEN.findall(text.lower()) if len(w) > 1 and w not in STOP_WORDS]
+
+
+def features(text: str) -> list[int]:
+    """Hashed unigram and bigram features of a headline (distinct, in first-seen order); bigrams are negative."""
+    words = tokens(text)
+    seen: dict[int, None] = {}
+    for w in words:
+        seen[zlib.crc32(w.encode()) & _MASK] = None
+    for a, b in zip(words, words[1:]):
+        seen[-1 - (zlib.crc32(f"{a} {b}".encode()) & _MASK)] = None
+    return list(seen)
+
+
+def to_hours(published_at: datetime | float | int) -> float:
+    """A time as hours since the epoch (datetimes must be aware; numbers are taken as epoch seconds)."""
+    if isinstance(published_at, datetime):
+        return published_at.timestamp() / 3600.0
+    return float(published_at) / 3600.0
+
+
+@dataclass
+class Story:
+    """One story: its members, sources, time span and centroid (sum of member unit vectors)."""
+
+    story_id: int
+    first_seen: float
+    updated: float
+    members: list[Hashable] = field(default_factory=list)
+    sources: set[str] = field(default_factory=set)
+    centroid: dict[int, float] = field(default_factory=dict)
+    norm2: float = 0.0
+    closed: bool = False
+
+
+def coverage(story: Story) -> int:
+    """The number of distinct sources carrying the story."""
+    return len(story.sources)
+
+
+class StoryIndex:
+    """An incremental clusterer of headlines into stories over a sliding time window."""
+
+    def __init__(self, threshold: float | None = None, window_hours: float = WINDOW_HOURS,
+                 mode: str = "centroid", max_posting: int = MAX_POSTING, bigram_weight: float = BIGRAM_WEIGHT):
+        """Set the join threshold (default per mode), window, mode ('centroid' or 'members') and search limits."""
+        if mode not in ("centroid", "members"):
+            raise ValueError(f"mode must be 'centroid' or 'members', not {mode!r}")
+        self.mode = mode
+        self.threshold = (JOIN_THRESHOLD if mode == "centroid" else MEMBER_JOIN_THRESHOLD) \
+            if threshold is None else threshold
+        self.window_hours = window_hours
+        self.max_posting = max_posting
+        self.bigram_weight = bigram_weight
+        self.stories: dict[int, Story] = {}
+        self.story_of: dict[Hashable, int] = {}
+        self._open: dict[int, Story] = {}
+        self._df: Counter[int] = Counter()
+        self._n = 0
+        self._now = -math.inf
+        self._postings: dict[int, list[int]] = {}  # feature -> story ids (centroid) or member keys (members)
+        self._member_vecs: list[tuple[int, dict[int, float]]] = []  # members mode: (story id, unit vector)
+        self._closed_since_rebuild = 0
+
+    def vector(self, feats: Sequence[int]) -> dict[int, float]:
+        """The unit IDF vector of hashed features, with the document frequencies seen so far."""
+        n1 = self._n + 1
+        vec: dict[int, float] = {}
+        for f in feats:
+            w = math.log(n1 / (1 + self._df[f])) + 1.0
+            vec[f] = w * self.bigram_weight if f < 0 else w
+        norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
+        return {f: w / norm for f, w in vec.items()}
+
+    def add(self, headline_id: Hashable, text: str, published_at: datetime | float | int, source: str) -> int:
+        """Cluster one headline; its story id (a repeated headline id returns its story unchanged)."""
+        if headline_id in self.story_of:
+            return self.story_of[headline_id]
+        t = to_hours(published_at)
+        if t > self._now:
+            self._now = t
+            self._close_old()
+        feats = features(text)
+        self._n += 1
+        for f in feats:
+            self._df[f] += 1
+        vec = self.vector(feats)
+        sid, _ = self.best(vec)
+        story = self.stories.get(sid) if sid is not None else None
+        if story is None:
+            story = Story(len(self.stories), t, t)
+            self.stories[story.story_id] = story
+            self._open[story.story_id] = story
+        self._join(story, headline_id, vec, t, source)
+        return story.story_id
+
+    def best(self, vec: dict[int, float]) -> tuple[int | None, float]:
+        """The open story most similar to a unit vector at or above the threshold (or None) and its cosine."""
+        scores: dict[int, float] = {}
+        postings, cap = self._postings, self.max_posting
+        if self.mode == "centroid":
+            stories = self._open
+            for f, w in vec.items():
+                plist = postings.get(f)
+                if not plist or len(plist) > cap:
+                    continue
+                for sid in plist:
+                    s = stories.get(sid)
+                    if s is not None:
+                        scores[sid] = scores.get(sid, 0.0) + w * s.centroid[f]
+            best_sid, best = None, -1.0
+            for sid, dot in scores.items():
+                cos = dot / math.sqrt(self._open[sid].norm2)
+                if cos > best:
+                    best_sid, best = sid, cos
+        else:
+            mv = self._member_vecs
+            for f, w in vec.items():
+                plist = postings.get(f)
+                if not plist or len(plist) > cap:
+                    continue
+                for k in plist:
+                    scores[k] = scores.get(k, 0.0) + w * mv[k][1][f]
+            best_sid, best = None, -1.0
+            for k, cos in scores.items():
+                sid = mv[k][0]
+                if cos > best and sid in self._open:
+                    best_sid, best = sid, cos
+        if best_sid is None or best < self.threshold:
+            return None, max(best, 0.0)
+        return best_sid, best
+
+    def _join(self, story: Story, headline_id: Hashable, vec: dict[int, float], t: float, source: str) -> None:
+        """Add a member to a story: centroid, norm, postings, sources and times."""
+        story.members.append(headline_id)
+        story.sources.add(source)
+        story.updated = max(story.updated, t)
+        story.first_seen = min(story.first_seen, t)
+        self.story_of[headline_id] = story.story_id
+        c = story.centroid
+        if self.mode == "centroid":
+            for f, w in vec.items():
+                old = c.get(f)
+                if old is None:
+                    self._postings.setdefault(f, []).append(story.story_id)
+                    old = 0.0
+                c[f] = old + w
+                story.norm2 += 2 * old * w + w * w
+        else:
+            k = len(self._member_vecs)
+            self._member_vecs.append((story.story_id, vec))
+            for f in vec:
+                self._postings.setdefault(f, []).append(k)
+
+    def _close_old(self) -> None:
+        """Close the stories whose newest member is older than the window; rebuild the index now and then."""
+        limit = self._now - self.window_hours
+        old = [sid for sid, s in self._open.items() if s.updated < limit]
+        for sid in old:
+            self._open.pop(sid).closed = True
+        self._closed_since_rebuild += len(old)
+        if self._closed_since_rebuild >= REBUILD_CLOSED:
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        """Drop closed stories (and their members) from the inverted index."""
+        self._closed_since_rebuild = 0
+        postings: dict[int, list[int]] = {}
+        if self.mode == "centroid":
+            for sid, s in self._open.items():
+                for f in s.centroid:
+                    postings.setdefault(f, []).append(sid)
+        else:
+            for k, (sid, vec) in enumerate(self._member_vecs):
+                if sid in self._open:
+                    for f in vec:
+                        postings.setdefault(f, []).append(k)
+        self._postings = postings
+
+    def open_stories(self) -> list[Story]:
+        """The stories still joinable (newest member within the window), oldest first."""
+        return list(self._open.values())
+
+    def labels(self, headline_ids: Iterable[Hashable]) -> list[int]:
+        """The story id of each of these headline ids, in order."""
+        return [self.story_of[h] for h in headline_ids]
+
+
+def bcubed(predicted: Sequence[Hashable], truth: Sequence[Hashable]) -> tuple[float, float, float]:
+    """B-cubed (precision, recall, F1) of predicted cluster labels against reference labels, item by item."""
+    if len(predicted) != len(truth):
+        raise ValueError("predicted and truth differ in length")
+    if not predicted:
+        return 0.0, 0.0, 0.0
+    pairs = Counter(zip(predicted, truth))
+    size_p = Counter(predicted)
+    size_t = Counter(truth)
+    n = len(predicted)
+    precision = sum(c * c / size_p[p] for (p, _), c in pairs.items()) / n
+    recall = sum(c * c / size_t[t] for (_, t), c in pairs.items()) / n
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
