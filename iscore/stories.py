@@ -51,6 +51,9 @@ BIGRAM_WEIGHT = 1.0
 WINDOW_HOURS = 24.0
 # A feature carried by more open stories than this is not used to find candidates (stop-word like).
 MAX_POSTING = 2000
+# Stories past the window are swept out of the open set after this fraction of the window has passed (the
+# search itself skips them at once; the sweep keeps the per-headline cost independent of the open-story count).
+SWEEP_FRACTION = 0.01
 # Rebuild the inverted index once this many stories have closed since the last rebuild.
 REBUILD_CLOSED = 5000
 
@@ -139,6 +142,7 @@ class StoryIndex:
         self._member_vecs: list[tuple[int, dict[int, float]]] = []  # members mode: (story id, unit vector)
         self._closed_since_rebuild = 0
         self._next_id = 0
+        self._swept = -math.inf
 
     def vector(self, feats: Sequence[int]) -> dict[int, float]:
         """The unit IDF vector of hashed features, with the document frequencies seen so far."""
@@ -157,7 +161,8 @@ class StoryIndex:
         t = to_hours(published_at)
         if t > self._now:
             self._now = t
-            self._close_old()
+            if t - self._swept >= self.window_hours * SWEEP_FRACTION:
+                self._close_old()
         feats = features(text)
         self._n += 1
         for f in feats:
@@ -192,7 +197,7 @@ class StoryIndex:
                 self._postings.setdefault(f, []).append(into.story_id)
                 old = 0.0
             c[f] = old + w
-        into.norm2 = sum(w * w for w in c.values())
+            into.norm2 += 2 * old * w + w * w
         other.closed = True
         other.merged_into = into.story_id
         del self._open[other.story_id]
@@ -215,8 +220,11 @@ class StoryIndex:
             best_sid, best = None, -1.0
             second_sid, second = None, -1.0
             bonus = self.size_bonus
+            limit = self._now - self.window_hours
             for sid, dot in scores.items():
                 s = self._open[sid]
+                if s.updated < limit:
+                    continue
                 cos = dot / math.sqrt(s.norm2)
                 if bonus:
                     cos += bonus * math.log(len(s.members))
@@ -237,7 +245,7 @@ class StoryIndex:
             best_sid, best = None, -1.0
             for k, cos in scores.items():
                 sid = mv[k][0]
-                if cos > best and sid in self._open:
+                if cos > best and sid in self._open and self._open[sid].updated >= self._now - self.window_hours:
                     best_sid, best = sid, cos
         if best_sid is None or best < self.threshold:
             return None, max(best, 0.0)
@@ -267,6 +275,7 @@ class StoryIndex:
 
     def _close_old(self) -> None:
         """Close the stories whose newest member is older than the window; rebuild the index now and then."""
+        self._swept = self._now
         limit = self._now - self.window_hours
         old = [sid for sid, s in self._open.items() if s.updated < limit]
         for sid in old:
@@ -296,7 +305,8 @@ class StoryIndex:
 
     def open_stories(self) -> list[Story]:
         """The stories still joinable (newest member within the window), oldest first."""
-        return list(self._open.values())
+        limit = self._now - self.window_hours
+        return [s for s in self._open.values() if s.updated >= limit]
 
     def labels(self, headline_ids: Iterable[Hashable]) -> list[int]:
         """The story id of each of these headline ids, in order."""
