@@ -94,7 +94,7 @@ def to_hours(published_at: datetime | float | int) -> float:
     return float(published_at) / 3600.0
 
 
-@dataclass
+@dataclass(eq=False)
 class Story:
     """One story: its members, sources, time span and centroid (sum of member unit vectors)."""
 
@@ -138,7 +138,7 @@ class StoryIndex:
         self._df: Counter[int] = Counter()
         self._n = 0
         self._now = -math.inf
-        self._postings: dict[int, list[int]] = {}  # feature -> story ids (centroid) or member keys (members)
+        self._postings: dict[int, list] = {}  # feature -> open stories (centroid) or member keys (members)
         self._member_vecs: list[tuple[int, dict[int, float]]] = []  # members mode: (story id, unit vector)
         self._closed_since_rebuild = 0
         self._next_id = 0
@@ -194,7 +194,7 @@ class StoryIndex:
         for f, w in other.centroid.items():
             old = c.get(f)
             if old is None:
-                self._postings.setdefault(f, []).append(into.story_id)
+                self._postings.setdefault(f, []).append(into)
                 old = 0.0
             c[f] = old + w
             into.norm2 += 2 * old * w + w * w
@@ -208,23 +208,21 @@ class StoryIndex:
         scores: dict[int, float] = {}
         postings, cap = self._postings, self.max_posting
         if self.mode == "centroid":
-            stories = self._open
+            acc: dict[Story, float] = {}
             for f, w in vec.items():
                 plist = postings.get(f)
                 if not plist or len(plist) > cap:
                     continue
-                for sid in plist:
-                    s = stories.get(sid)
-                    if s is not None:
-                        scores[sid] = scores.get(sid, 0.0) + w * s.centroid[f]
+                for s in plist:
+                    acc[s] = acc.get(s, 0.0) + w * s.centroid[f]
             best_sid, best = None, -1.0
             second_sid, second = None, -1.0
             bonus = self.size_bonus
             limit = self._now - self.window_hours
-            for sid, dot in scores.items():
-                s = self._open[sid]
-                if s.updated < limit:
+            for s, dot in acc.items():
+                if s.closed or s.updated < limit:
                     continue
+                sid = s.story_id
                 cos = dot / math.sqrt(s.norm2)
                 if bonus:
                     cos += bonus * math.log(len(s.members))
@@ -263,7 +261,7 @@ class StoryIndex:
             for f, w in vec.items():
                 old = c.get(f)
                 if old is None:
-                    self._postings.setdefault(f, []).append(story.story_id)
+                    self._postings.setdefault(f, []).append(story)
                     old = 0.0
                 c[f] = old + w
                 story.norm2 += 2 * old * w + w * w
@@ -289,9 +287,9 @@ class StoryIndex:
         self._closed_since_rebuild = 0
         postings: dict[int, list[int]] = {}
         if self.mode == "centroid":
-            for sid, s in self._open.items():
+            for s in self._open.values():
                 for f in s.centroid:
-                    postings.setdefault(f, []).append(sid)
+                    postings.setdefault(f, []).append(s)
         else:
             for k, (sid, vec) in enumerate(self._member_vecs):
                 if sid in self._open:
