@@ -136,7 +136,8 @@ def main() -> None:
         for mode, th, mt in grid:
             labels, speed = run_index(dev, threshold=th, mode=mode, merge_threshold=mt)
             pr, rc, f1 = bcubed(labels, truth)
-            print(f"  {mode:<9} join {th:.2f} merge {mt or '-':<4}  {pr:.3f} {rc:.3f} {f1:.3f} {speed:,.0f}", flush=True)
+            print(f"  {mode:<9} join {th:.2f} merge {mt or '-':<4}  {pr:.3f} {rc:.3f} {f1:.3f} {speed:,.0f}",
+                  flush=True)
     print(f"{'stream':<28} {'method':<34} {'P':>6} {'R':>6} {'F1':>6} {'hl/s':>10}")
     for label, ids, seed in (("DEV", dev_ids, 1), ("HELD-OUT", held_ids, 2)):
         for order in ("shuffled", "timestamp"):

@@ -16,8 +16,8 @@ headline of the open stories (single link); bench/cluster_eval.py measures both,
 
 Window: a story whose newest member is older than ``WINDOW_HOURS`` before the newest headline seen is closed and
 no longer joinable. 24 h is a product choice, not measured: the UCI TIMESTAMP is the aggregator's crawl time
-(each story crawled in a burst of seconds), so that data cannot tell how long a story keeps running. Features carried by more
-than ``MAX_POSTING`` open stories (or, for members, headlines) are skipped in the search (they cannot tell stories
+(each story crawled in a burst of seconds), so that data cannot tell how long a story keeps running.
+Features carried by more than ``MAX_POSTING`` open stories (or, for members, headlines) are skipped in the search (they cannot tell stories
 apart and would make each look-up scan them all).
 
 Thresholds were chosen on a DEV stream of the UCI News Aggregator data (300 stories, seed 1) by a grid in
