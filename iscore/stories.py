@@ -189,6 +189,17 @@ class StoryIndex:
             self._merge(story, self._open[second_sid])
         return story.story_id
 
+
+    def _add_to_centroid(self, story: "Story", vec: dict[int, float]) -> None:
+        """Add a vector to a story's centroid, keeping its squared norm and the postings up to date."""
+        c = story.centroid
+        for f, w in vec.items():
+            old = c.get(f)
+            if old is None:
+                self._postings.setdefault(f, []).append(story)
+                old = 0.0
+            c[f] = old + w
+            story.norm2 += 2 * old * w + w * w
     def _merge(self, into: Story, other: Story) -> None:
         """Fold another open story into this one (a headline close to both bridges them)."""
         for h in other.members:
@@ -197,14 +208,7 @@ class StoryIndex:
         into.sources |= other.sources
         into.first_seen = min(into.first_seen, other.first_seen)
         into.updated = max(into.updated, other.updated)
-        c = into.centroid
-        for f, w in other.centroid.items():
-            old = c.get(f)
-            if old is None:
-                self._postings.setdefault(f, []).append(into)
-                old = 0.0
-            c[f] = old + w
-            into.norm2 += 2 * old * w + w * w
+        self._add_to_centroid(into, other.centroid)
         other.closed = True
         other.merged_into = into.story_id
         del self._open[other.story_id]
@@ -263,15 +267,8 @@ class StoryIndex:
         story.updated = max(story.updated, t)
         story.first_seen = min(story.first_seen, t)
         self.story_of[headline_id] = story.story_id
-        c = story.centroid
         if self.mode == "centroid":
-            for f, w in vec.items():
-                old = c.get(f)
-                if old is None:
-                    self._postings.setdefault(f, []).append(story)
-                    old = 0.0
-                c[f] = old + w
-                story.norm2 += 2 * old * w + w * w
+            self._add_to_centroid(story, vec)
         else:
             k = len(self._member_vecs)
             self._member_vecs.append((story.story_id, vec))
