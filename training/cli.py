@@ -136,7 +136,7 @@ def _data_options(args: argparse.Namespace) -> TrainOptions:
     return TrainOptions(target=args.target, window=args.window, holdout_fraction=args.holdout, min_rows=args.min_rows)
 
 
-def _options(args: argparse.Namespace) -> TrainOptions:
+def recipe_options(args: argparse.Namespace) -> TrainOptions:
     """The model recipe and target options of a command that fits a model."""
     from dataclasses import replace
 
@@ -192,7 +192,7 @@ def _train(args: argparse.Namespace, settings: Settings, log: Log, argv: list[st
 
     reg = Path(args.registry or settings.model_dir)
     run = _run_options(args, settings, argv, reg, gated=gated)
-    opts = _options(args)
+    opts = recipe_options(args)
     result = train_version(_spec(args, settings), opts, run, registry=reg, gated=gated, log=log)
     summary = {"primary": result.metrics["primary"], "behaviour": result.metrics["behaviour"]["pairs"]}
     if not run.publish:
