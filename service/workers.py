@@ -178,8 +178,8 @@ class HandoffMixin:
 
     gunicorn tells the old workers to stop right after forking the new ones. A new worker forked from
     the preloaded master is ready in milliseconds on an idle machine, but on a loaded one it took
-    seconds, and in between nobody accepted connections (a 2 s gap at 200 rps in
-    bench/reliability_soak.py). A plain SIGTERM (shutdown) stops at once as before.
+    seconds, and in between nobody accepted connections (bench/reliability_soak.py measures the
+    longest gap; README "Reliability"). A plain SIGTERM (shutdown) stops at once as before.
     """
 
     _handoff: tuple[int, float] | None = None  # (first age of the new generation, give-up time)
