@@ -346,14 +346,20 @@ def raw_score(pipeline: Pipeline, records: Any) -> np.ndarray:
     return calibrated_model(pipeline).predict_raw(feature_union(pipeline).transform(records))
 
 
-def known_words(pipeline: Pipeline) -> Any:
-    """The word vocabulary the model learned (a mapping: ``token in known_words(p)``)."""
-    return feature_parts(pipeline)["words"].steps[-1][1].vocabulary_
+def known_words(pipeline: Pipeline) -> Any | None:
+    """The word vocabulary the model learned (``token in known_words(p)``); None when it has none.
+
+    Models without a word part (``use_words=False``) or with hashed words (out-of-core) learned no
+    vocabulary: whether a word is known cannot be told, which is not the same as "unknown".
+    """
+    words = feature_parts(pipeline).get("words")
+    return None if words is None else getattr(words.steps[-1][1], "vocabulary_", None)
 
 
 def trained_sources(pipeline: Pipeline) -> Any:
-    """Source keys the model has a weight for (a mapping: ``key in trained_sources(p)``)."""
-    return feature_parts(pipeline)["source"].index_
+    """Source keys the model has a weight for (``key in trained_sources(p)``); empty without a source part."""
+    encoder = feature_parts(pipeline).get("source")
+    return frozenset() if encoder is None else encoder.index_
 
 
 def median_score(pipeline: Pipeline) -> float:

@@ -173,7 +173,7 @@ def model_record(text: str, source: str | None) -> dict[str, str]:
 class InputContext:
     """What triage needs from a model: its vocabulary, its trained source keys, its median score."""
 
-    known_words: Container[str]
+    known_words: Container[str] | None  # None: the model learned no vocabulary (hashed words, no word part)
     trained_sources: Container[str]
     median: float
 
@@ -196,7 +196,7 @@ def reply_items(pipeline: Any, headlines: Sequence[tuple[str, str, str | None]],
     ctx = context or InputContext.of(pipeline)
     items = []
     for (hid, text, source), record, value in zip(headlines, records, score(pipeline, records)):
-        t = triage(text, known=ctx.known_words.__contains__)
+        t = triage(text, known=None if ctx.known_words is None else ctx.known_words.__contains__)
         flags = list(t.flags)
         if source and record["source"] not in ctx.trained_sources:
             flags.append("unknown_source")

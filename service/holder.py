@@ -14,7 +14,7 @@ import numpy as np
 
 from iscore import registry
 from iscore.registry import ArtifactError, LoadedModel
-from iscore.scoring import score
+from iscore.scoring import reply_items
 
 log = logging.getLogger("iscore.model")
 
@@ -268,7 +268,13 @@ def _outcome(fn: Any, *args: Any) -> tuple[bool, Any]:
 
 
 def smoke(loaded: LoadedModel) -> None:
-    """Score a fixed batch and insist on finite 0-100 scores, one per headline."""
-    s = score(loaded.pipeline, list(SMOKE_BATCH))
+    """Build the reply items of a fixed batch, explain included, and insist on finite 0-100 scores.
+
+    Through the whole reply path, not the bare model: a version whose triage or explain cannot work
+    (a model without a vocabulary or source part, say) is refused here instead of answering 500.
+    """
+    items = reply_items(loaded.pipeline, [(str(i), text, "reuters") for i, text in enumerate(SMOKE_BATCH)],
+                        red_threshold=50.0, explain_top=3, with_explain=True)
+    s = np.asarray([item["i_score"] for item in items], dtype=np.float64)
     if s.shape != (len(SMOKE_BATCH),) or not np.all(np.isfinite(s)) or s.min() < 0 or s.max() > 100:
         raise ArtifactError(f"model version {loaded.version}: smoke batch gave invalid scores {s!r}")

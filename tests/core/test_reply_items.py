@@ -112,3 +112,19 @@ def test_a_fitted_model_matches_score_triage_and_explain(tiny_model, top):
     assert [it["explain"] for it in items] == explain(pipeline, records, top)
     assert any(it["explain"]["up"] or it["explain"]["down"] for it in items)  # the tiny model is linear
     assert ctx.median == 35.0  # the display curve puts the median training headline at 35
+
+
+@pytest.mark.parametrize("cfg", [{"use_source": False}, {"out_of_core": True}, {"use_words": False}])
+def test_models_without_a_vocabulary_or_a_source_part_still_reply(cfg):
+    # --no-source and --out-of-core (hashed words) are documented recipes; their replies once raised.
+    from tests.conftest import fit_tiny
+
+    pipeline, _ = fit_tiny(**cfg)
+    items = reply_items(pipeline, [("a", "Zorblax vantrel quimbo frandle kills dozens", "bbc-news")],
+                        red_threshold=60.0, explain_top=3, with_explain=True)
+    assert 0.0 <= items[0]["i_score"] <= 100.0 and "explain" in items[0]
+    ctx = InputContext.of(pipeline)
+    if cfg.get("use_source") is False:
+        assert "unknown_source" in items[0]["flags"]  # a model without sources gives no source a weight
+    if cfg.get("out_of_core") or cfg.get("use_words") is False:
+        assert ctx.known_words is None and "few_known_words" not in items[0]["flags"]
