@@ -86,6 +86,12 @@ class FeedbackItem:
         return "ts:" + hashlib.sha256(raw.encode()).hexdigest()[:64]
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` URL; None for other databases and in-memory SQLite."""
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
+    return Path(path) if path and path != ":memory:" else None
+
+
 def make_engine(url: str, *, connect_timeout: float = 5.0, statement_timeout: float = 10.0) -> sa.Engine:
     """An engine with durable settings and bounded waits.
 
@@ -97,9 +103,9 @@ def make_engine(url: str, *, connect_timeout: float = 5.0, statement_timeout: fl
     """
     statement_ms = max(1, int(statement_timeout * 1000))
     if url.startswith("sqlite:///"):
-        path = url.removeprefix("sqlite:///")
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": statement_timeout})
 
         @sa.event.listens_for(engine, "connect")

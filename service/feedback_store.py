@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import exc as sa_exc
@@ -24,18 +23,14 @@ class FeedbackStore:
     def __init__(self, url: str, *, connect_timeout: float = 5.0, statement_timeout: float = 10.0) -> None:
         self.url = url
         self._timeouts = {"connect_timeout": connect_timeout, "statement_timeout": statement_timeout}
+        self._path = feedback.sqlite_file(url)  # None unless a SQLite file: only a file can be deleted under us
         self._engine: Any = None
         self._file: tuple[int, int] | None = None  # SQLite: (device, inode) of the file the engine opened
         self._lock = threading.Lock()
 
-    def _sqlite_path(self) -> Path | None:
-        path = self.url.removeprefix("sqlite:///") if self.url.startswith("sqlite:///") else ""
-        return Path(path) if path and path != ":memory:" else None
-
     def _file_id(self) -> tuple[int, int] | None:
-        path = self._sqlite_path()
         try:
-            st = path.stat() if path else None
+            st = self._path.stat() if self._path else None
         except OSError:
             return None
         return (st.st_dev, st.st_ino) if st else None
@@ -43,7 +38,7 @@ class FeedbackStore:
     def engine(self) -> Any:
         """The migrated engine, created once per process (again if its SQLite file was replaced)."""
         with self._lock:
-            if self._engine is not None and self._sqlite_path() is not None and self._file_id() != self._file:
+            if self._engine is not None and self._path is not None and self._file_id() != self._file:
                 # The file was deleted or replaced under us. Open connections would keep writing to the
                 # unlinked inode and every acknowledged row would vanish; start again on a new file.
                 logging.getLogger("iscore.feedback").error(
@@ -62,7 +57,7 @@ class FeedbackStore:
         try:
             engine = self.engine()
             result = fn(engine)
-            if self._sqlite_path() is not None and self._file_id() != self._file:
+            if self._path is not None and self._file_id() != self._file:
                 # Deleted while this call wrote: the rows went to an unlinked file. Say so; a retry
                 # lands in the new file.
                 raise sa_exc.OperationalError("feedback write", None, Exception("database file deleted during the write"))

@@ -9,7 +9,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -83,39 +83,23 @@ class Metrics:
 
     def render(self) -> bytes:
         """Prometheus text exposition of every worker (or this process)."""
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            reg = CollectorRegistry()
-            reg.register(_ServedVersionsOnly(multiprocess.MultiProcessCollector(None)))
-            return generate_latest(reg)
-        return generate_latest(_ServedVersionsRegistry(self.registry))
-
-
-def _served_only(families: Iterable[Metric]) -> Iterator[Metric]:
-    """Drop iscore_model_info samples at 0 (versions no process serves any more)."""
-    for family in families:
-        if family.name == "iscore_model_info":
-            family.samples = [s for s in family.samples if s.value != 0]
-        yield family
+        # Multiprocess mode: every worker's files, whichever worker answers; else this process's registry.
+        source = (multiprocess.MultiProcessCollector(None) if os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+                  else self.registry)
+        return generate_latest(_ServedVersionsOnly(source))
 
 
 class _ServedVersionsOnly:
-    """A collector wrapper applying :func:`_served_only` (multiprocess mode)."""
+    """A view of a registry or collector without iscore_model_info samples at 0 (versions no process serves)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
 
     def collect(self) -> Iterator[Metric]:
-        return _served_only(self.inner.collect())
-
-
-class _ServedVersionsRegistry:
-    """A registry view applying :func:`_served_only` (single process)."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-
-    def collect(self) -> Iterator[Metric]:
-        return _served_only(self.registry.collect())
+        for family in self.inner.collect():
+            if family.name == "iscore_model_info":
+                family.samples = [s for s in family.samples if s.value != 0]
+            yield family
 
 
 class JsonFormatter(logging.Formatter):
