@@ -44,7 +44,6 @@ class Fallback:
 
     current: str | None  # what CURRENT names (None: no readable pointer)
     error: str  # why it was refused
-    serving: str | None  # the version served instead (None: nothing loads)
 
 
 @dataclass(frozen=True)
@@ -149,11 +148,11 @@ class ModelHolder:
                 continue
         else:
             model = held  # nothing else loads: keep serving what this process has, if anything
-        self.fallback = Fallback(current=target, error=error, serving=model.version if model else None)
+        self.fallback = Fallback(current=target, error=error)
         if target is None or self.status is None or self.status.ok or self.status.version != target:
             self._record(False, target, error)  # the failure itself, unless _load recorded it just now
         log.warning("serving a fallback model", extra={"fields": {
-            "current": target, "serving": self.fallback.serving, "error": error}})
+            "current": target, "serving": model.version if model else None, "error": error}})
         return model
 
     def _load(self, version: str) -> LoadedModel:
