@@ -57,7 +57,11 @@ class ColumnPicker(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Any) -> Any:
-        return [normalize_text(v) for v in column(X, self.field)]
+        return [self.one(v) for v in column(X, self.field)]
+
+    def one(self, value: str) -> str:
+        """The field of one record as the next step sees it (a compiled scorer calls this too)."""
+        return normalize_text(value)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray([self.field], dtype=object)
@@ -175,7 +179,11 @@ class HeadlineStats(TransformerMixin, BaseEstimator):
         texts = column(X, "text")
         if not texts:
             return np.zeros((0, len(STAT_NAMES)), dtype=np.float64)
-        return np.asarray([headline_stats(t) for t in texts], dtype=np.float64)
+        return np.asarray([self.row(t) for t in texts], dtype=np.float64)
+
+    def row(self, text: str) -> list[float]:
+        """The statistics of one headline's text (a compiled scorer calls this too)."""
+        return headline_stats(text)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(STAT_NAMES, dtype=object)
@@ -202,12 +210,11 @@ class StaticEmbedder(TransformerMixin, BaseEstimator):
 
     def transform(self, X: Any) -> np.ndarray:
         texts = column(X, "text")
-        vocab = self.vocab
         # Token ids of all rows as one sparse count matrix, then one product with the vectors:
         # far faster than averaging row by row in Python.
         indptr, indices = [0], []
         for text in texts:
-            indices.extend(i for i in map(vocab.get, WORD_TOKEN.findall(text.lower())) if i is not None)
+            indices.extend(self.token_ids(text))
             indptr.append(len(indices))
         counts = sp.csr_matrix(
             (np.ones(len(indices), dtype=np.float32), np.asarray(indices, dtype=np.int64), np.asarray(indptr)),
@@ -217,6 +224,15 @@ class StaticEmbedder(TransformerMixin, BaseEstimator):
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out * np.float32(self.weight)
+
+    def tokens(self, text: str) -> list[tuple[str, int]]:
+        """Each known token of ``text`` with its vocabulary row, in order (a compiled scorer calls this too)."""
+        vocab = self.vocab
+        return [(w, i) for w in WORD_TOKEN.findall(text.lower()) if (i := vocab.get(w)) is not None]
+
+    def token_ids(self, text: str) -> list[int]:
+        """The vocabulary rows of the known tokens of ``text``, in order."""
+        return [i for _, i in self.tokens(text)]
 
     def projection(self, coef: np.ndarray) -> np.ndarray:
         """Every vocabulary vector dotted with ``coef`` (one coefficient per output dimension), as float64."""
@@ -229,8 +245,7 @@ class StaticEmbedder(TransformerMixin, BaseEstimator):
         ``coef`` is ``sum_t weight * (v_t . coef) / |s|``: linear in the tokens once this row's norm
         is fixed. ``projection`` is :meth:`projection` of ``coef``; a repeated token appears each time.
         """
-        vocab = self.vocab
-        tokens = [(w, i) for w in WORD_TOKEN.findall(text.lower()) if (i := vocab.get(w)) is not None]
+        tokens = self.tokens(text)
         if not tokens:
             return []
         ids = np.fromiter((i for _, i in tokens), dtype=np.int64, count=len(tokens))
