@@ -17,8 +17,8 @@ headline of the open stories (single link); bench/cluster_eval.py measures both,
 Window: a story whose newest member is older than ``WINDOW_HOURS`` before the newest headline seen is closed and
 no longer joinable. 24 h is a product choice, not measured: the UCI TIMESTAMP is the aggregator's crawl time
 (each story crawled in a burst of seconds), so that data cannot tell how long a story keeps running.
-Features carried by more than ``MAX_POSTING`` open stories (or, for members, headlines) are skipped in the search (they cannot tell stories
-apart and would make each look-up scan them all).
+Features carried by more than ``MAX_POSTING`` open stories (or, for members, headlines) are skipped in the
+search (they cannot tell stories apart and would make each look-up scan them all).
 
 Options (all off by default, so ``StoryIndex()`` behaves as before): ``idf=`` an offline IDF table (term ->
 idf, e.g. the shipped model's TF-IDF words part through :func:`idf_from_pipeline`; unknown terms weigh as the
@@ -29,16 +29,15 @@ in, never loaded here) whose cosine is mixed in with ``dense_weight`` for the ca
 
 Chosen method (``CHOSEN`` plus ``idf=idf_from_pipeline(model)``): join 0.12, merge 0.30, plural folding,
 re-merge at 0.20 every 3,000 headlines, features carried by more than 30 open stories skipped, the model's IDF
-table. Chosen on a DEV stream of the UCI News
-Aggregator data (300 stories, seed 1, shuffled so that all stories are open at once) by the grid of
-``bench/cluster_eval.py --grid`` (75 settings): the model's IDF table beat online IDF at every setting
-(best 0.737 vs 0.714), re-merging added 0.01-0.07, plural folding about 0.005; the model's word vectors lost at
-every weight tried (best 0.713 at weight 0.1, 0.13-0.26 at 0.3: mean static vectors of unrelated headlines are
-close, so they merge everything). DEV F1 0.737 against 0.698 for the previous default (online IDF, 0.12/0.30); the posting cap 30 and
-re-merging every 3,000 (instead of 100 and 1,000) cost 0.006 DEV F1 and more than doubled the speed with 1,500
-stories open (see ``CHOSEN``).
-Reported on disjoint HELD-OUT streams (seed 2) in the README ("Story clustering"); the target F1 0.85 is not
-reached on any realistic stream.
+table. Chosen on a DEV stream of the UCI News Aggregator data (300 stories, seed 1, shuffled so that all stories
+are open at once) by the grid of ``bench/cluster_eval.py --grid`` (79 settings): the model's IDF table beat
+online IDF at every setting (best 0.737 vs 0.714), re-merging added 0.01-0.07 (0.20 best; 0.125-0.175 gave
+0.721-0.725), plural folding about 0.005; the model's word vectors lost at every weight tried (best 0.717 at
+weight 0.1, 0.23-0.58 at 0.3: mean static vectors of unrelated headlines are close, so they merge everything).
+DEV F1 0.737 against 0.698 for the previous default (online IDF, 0.12/0.30); the posting cap 30 and re-merging
+every 3,000 (instead of 100 and 1,000) cost 0.006 DEV F1 and more than doubled the speed with 1,500 stories
+open (see ``CHOSEN``). Reported on disjoint HELD-OUT streams in the README ("Story clustering"); the target
+F1 0.85 is not reached on any realistic stream.
 
 ``bcubed(predicted, truth)`` returns B-cubed precision, recall and F1 of a clustering against reference labels.
 """
@@ -56,7 +55,8 @@ from datetime import datetime
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 
 HASH_BITS = 20
-# Chosen on the DEV stream (bench/cluster_eval.py --grid, shuffled order): the F1 optimum of the grid
+# Chosen on the DEV stream (the grid of bench/cluster_eval.py --grid as of commit 0e66aeb; online IDF, shuffled
+# order): the F1 optimum of the grid
 # join threshold {0.08, 0.10, 0.12, 0.15, 0.20, 0.25, 0.30} x merge threshold {none, 0.25, 0.30, 0.35}.
 # Higher join thresholds buy precision with much recall (0.30 alone: P 0.94, R 0.23); 0.12 + merging at 0.30
 # was best (P 0.74, R 0.66, F1 0.70; 10,300 headlines/s), 0.10-0.15 with merging 0.25-0.35 all within
@@ -74,7 +74,7 @@ DENSE_WEIGHT = 0.0
 STEM = False
 # Re-merge: how often (headlines) the stories changed since the last check are compared with the open stories,
 # and how many of a centroid's heaviest features are used to find candidates.
-REMERGE_EVERY = 200
+REMERGE_EVERY = 200  # the grid's rows use this; CHOSEN checks every 3,000 for speed
 REMERGE_FEATURES = 12
 # The chosen method (with the model's IDF table passed as idf=): see the module docstring for the evidence.
 # Thresholds from the DEV grid (best F1 0.737 with max_posting 100, re-merge every 1,000); then, for speed on the
