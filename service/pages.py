@@ -208,7 +208,7 @@ def etag_of(body: dict[str, Any]) -> str:
 
 def safe_url(url: Any) -> str | None:
     """The URL if it is http(s) (a javascript: or data: link is never rendered), else None."""
-    if not isinstance(url, str) or len(url) > 2000:
+    if not isinstance(url, str) or len(url) > 2000 or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
         return None
     try:
         parts = urlsplit(url)

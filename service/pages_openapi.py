@@ -75,8 +75,8 @@ def page_paths(settings: Settings, *, text: dict[str, Any], source: dict[str, An
                                                            "id": {"type": "string", "minLength": 1,
                                                                   "maxLength": 200, "pattern": "^[^\\x00]*$"},
                                                            "source": source,
-                                                           "url": {"type": ["string", "null"], "format": "uri",
-                                                                   "pattern": "^https?://[^\\x00]+$",
+                                                           "url": {"type": ["string", "null"],
+                                                                   "pattern": "^https?://[^\\x00-\\x20\\x7f]+$",
                                                                    "maxLength": 2000},
                                                            "published_at": timestamp}}}}}}}},
             "responses": {"200": {"description": "stored", "content": {"application/json": {"schema": {
