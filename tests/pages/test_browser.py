@@ -76,7 +76,12 @@ def test_ten_rows_with_table_semantics_and_badges_by_tier(page_server, browser, 
     more = browser.find_element("css selector", ".isb-more a")
     assert more.text.startswith("View More Top News")
     assert csp_errors(browser) == []  # no inline script or style was needed (the CSP would have blocked it)
+    # The whole page: the window's height is the document's plus the browser's own frame.
+    height = browser.execute_script("return document.documentElement.scrollHeight + window.outerHeight"
+                                    " - window.innerHeight")
+    browser.set_window_size(520, height)
     browser.save_screenshot(str(screenshots / "sidebar.png"))
+    browser.set_window_size(520, 900)
 
 
 def test_injected_script_headline_stays_text(page_server, browser, screenshots):
