@@ -35,7 +35,7 @@ from service.admin import require_admin
 from service.context import json_body, services
 from service.errors import ApiError
 from service.holder import ModelHolder
-from service.schema import parse_time
+from service.schema import TEXT_PATTERN, parse_time
 from service.top import PagesStore, SeedHeadline, SeededTopStories, TopStories
 
 log = logging.getLogger("iscore.pages")
@@ -167,7 +167,7 @@ def _page_error(e: Exception) -> Response:
 def int_arg(name: str, default: int, low: int, high: int) -> int:
     """An integer query argument within [low, high]; 422 (a page: an HTML 422) otherwise."""
     raw = request.args.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if not re.fullmatch(r"[0-9]{1,6}", raw) or not low <= int(raw) <= high:
         raise ApiError(422, "invalid_request", f"{name} must be a whole number from {low} to {high}",
@@ -258,6 +258,9 @@ def sidebar_feed() -> Response:
 
 # --- seeding the default provider --------------------------------------------------------------------------
 
+VISIBLE = re.compile(TEXT_PATTERN)  # a headline needs one visible character (as /v1/score's parser asks)
+
+
 def _clean(value: Any) -> bool:
     """A string without NUL and lone surrogates (what SQLite and UTF-8 can hold)."""
     if not isinstance(value, str) or "\x00" in value:
@@ -287,7 +290,7 @@ def parse_seed(body: Any, max_items: int, max_chars: int, now: datetime) -> list
                                                     "published_at)"})
             continue
         text, hid, source, url, when = (item.get(k) for k in ("text", "id", "source", "url", "published_at"))
-        if not _clean(text) or not text.strip() or len(text) > max_chars:
+        if not _clean(text) or not VISIBLE.search(text) or len(text) > max_chars:
             problems.append({"field": f"{f}.text", "problem": f"must be 1 to {max_chars} characters, not all "
                                                               "white space, without NUL or lone surrogates"})
             continue

@@ -72,7 +72,7 @@ def page_paths(settings: Settings, *, text: dict[str, Any], source: dict[str, An
                                              "items": {"type": "object", "additionalProperties": False,
                                                        "required": ["text"], "properties": {
                                                            "text": text,
-                                                           "id": {"type": "string", "minLength": 1,
+                                                           "id": {"type": ["string", "null"], "minLength": 1,
                                                                   "maxLength": 200, "pattern": "^[^\\x00]*$"},
                                                            "source": source,
                                                            "url": {"type": ["string", "null"],

@@ -116,10 +116,10 @@ class SeededTopStories:
             items = reply_items(model.pipeline, [(h.id, h.text, h.source or None) for _, h in todo],
                                 red_threshold=self.red_threshold, explain_top=1, with_explain=False)
             with self._lock:
-                if len(cache) > 4 * MAX_SEEDED:
-                    cache.clear()
+                if len(self._cache) > 4 * MAX_SEEDED:
+                    self._cache = {}  # a new dict: requests holding the old one still read their entries
                 for (k, _), item in zip(todo, items):
-                    cache[k] = (item["i_score"], item["tier"])
+                    cache[k] = self._cache[k] = (item["i_score"], item["tier"])
         return [cache[k] for k in keys]
 
     def __call__(self, window_minutes: int, limit: int, now: datetime | None = None) -> list[dict[str, Any]]:
