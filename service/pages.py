@@ -94,6 +94,17 @@ def install(app: Flask, settings: Settings, holder: ModelHolder) -> Pages:
     app.register_blueprint(api_bp)
     app.register_blueprint(editor.bp)
     app.after_request(_page_headers)
+    # A page path with no such route or method gets an HTML page too; every other path keeps the JSON shape.
+    json_handler = app.error_handler_spec[None][None].get(HTTPException)
+    if json_handler is not None:
+        def _routing_error(e: HTTPException) -> Any:
+            """404/405 as an HTML page under the pages' paths, else the app's JSON error."""
+            if any(request.path == p or request.path.startswith(p + "/") for p in PAGE_PATHS):
+                return _page_error(e)
+            return json_handler(e)
+
+        for code in (404, 405):
+            app.register_error_handler(code, _routing_error)
     return p
 
 
@@ -153,6 +164,8 @@ def _page_error(e: Exception) -> Response:
         headers = {k: v for k, v in e.headers.items() if k.lower() != "www-authenticate"}
     elif isinstance(e, HTTPException):
         status, title, message, headers = e.code or 500, (e.name or "error"), e.description or "", {}
+        if status == 405 and e.get_response().headers.get("Allow"):
+            headers = {"Allow": e.get_response().headers["Allow"]}
     else:
         log.exception("unhandled error on a page")
         status, title, message, headers = 500, "unexpected error", "unexpected server error; it has been logged", {}

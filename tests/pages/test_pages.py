@@ -311,3 +311,17 @@ def test_cors_origins_setting_is_checked():
             Settings(cors_origins=bad)
     with pytest.raises(SettingsError, match="ISCORE_SIDEBAR_REFRESH_SECONDS"):
         Settings(sidebar_refresh_seconds=0)
+
+
+def test_unknown_page_paths_get_html_and_api_paths_keep_json(pclient):
+    for method, path in (("GET", "/editor/nope"), ("POST", "/sidebar"), ("DELETE", "/model"), ("GET", "/editor/action")):
+        r = pclient.open(path, method=method)
+        assert r.status_code in (404, 405) and r.mimetype == "text/html", (method, path)
+        assert "Traceback" not in r.get_data(as_text=True)
+        if r.status_code == 405:
+            assert r.headers["Allow"]
+    assert_error(pclient.get("/v1/nope"), 404, "not_found")
+    assert_error(pclient.get("/sidebarx"), 404, "not_found")
+    r = pclient.post("/v1/sidebar.json")
+    assert_error(r, 405, "method_not_allowed")
+    assert "GET" in r.headers["Allow"]
