@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask import Blueprint, Flask, Response, g, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 
 from iscore import feedback
 from iscore import overrides as ov
@@ -34,6 +35,14 @@ DESK_LIMIT = 50
 SESSION_HOURS = 8
 
 
+class EditorSession(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, with the cookie marked Secure whenever the request came over HTTPS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """Secure when configured or when this request is HTTPS."""
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+
 def configure(app: Flask, settings: Settings) -> None:
     """Session cookie settings; the signing key is derived from the admin token (no token: desk off)."""
     if settings.admin_token:
@@ -41,6 +50,7 @@ def configure(app: Flask, settings: Settings) -> None:
     app.config.update(SESSION_COOKIE_NAME="iscore_editor", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Strict", SESSION_COOKIE_PATH="/editor",
                       PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS))
+    app.session_interface = EditorSession()
 
 
 def _desk_on() -> None:

@@ -153,6 +153,9 @@ def test_editor_sign_in_needs_the_token_and_a_csrf_token(pclient):
     assert page.status_code == 200 and 'type="password"' in page.get_data(as_text=True)
     cookie = page.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/editor" in cookie
+    assert "Secure" not in cookie  # plain http here; over https the cookie is Secure
+    fresh = pclient.application.test_client()
+    assert "Secure" in fresh.get("/editor", base_url="https://localhost").headers["Set-Cookie"]
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.get_data(as_text=True)).group(1)
     wrong = pclient.post("/editor/login", data={"csrf": csrf, "who": "Eve", "token": "not-the-token-at-all"})
     assert wrong.status_code == 303 and "failed=1" in wrong.headers["Location"]
