@@ -170,3 +170,18 @@ def rows_nojs(driver) -> list[tuple[str, str]]:
     may replace the document between two WebDriver calls)."""
     html = driver.page_source
     return re.findall(r'<tr data-story-id="([^"]+)" data-tier="[^"]*">.*?class="isb-badge isb-(red|blue)"', html, re.S)
+
+
+def test_model_page_shows_the_report_plots(page_server, browser, screenshots):
+    browser.set_window_size(1100, 1000)
+    browser.get(url(page_server, "/model"))
+    assert browser.find_element("css selector", "h1").text == "The served model"
+    status, model = page_server.request("GET", "/v1/model")
+    assert status == 200 and model["model_version"] in browser.page_source
+    # The plots are data: images from the version's report.html; the page's CSP lets exactly those load.
+    assert wait_for(lambda: browser.execute_script(
+        "var i = document.querySelectorAll('img.plot'); return i.length > 0 && "
+        "Array.from(i).every(function (x) { return x.complete && x.naturalWidth > 0; })"))
+    assert csp_errors(browser) == []
+    browser.save_screenshot(str(screenshots / "model.png"))
+    browser.set_window_size(520, 900)
