@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, AUTH, ROOT, start_server
+from tests.conftest import ADMIN_TOKEN, AUTH, ROOT, free_port, start_server
 
 CHROMIUM = os.environ.get("ISCORE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("ISCORE_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -38,6 +38,8 @@ SEED = [
      "the guardian"),
     ("crash", "Plane crash kills 150 passengers in Nepal", "associated press"),
 ]
+# The port of the test page that embeds the sidebar (its origin is the one configured in ISCORE_CORS_ORIGINS).
+EMBED_PORT = free_port()
 # Arrives later, ranks first (88 with the shipped model).
 LATE = ("late", "President resigns after corruption probe", "reuters")
 
@@ -63,6 +65,7 @@ def page_server(tmp_path_factory):
     """The real server (gunicorn, 2 workers) on the shipped model, polling every second, seeded with SEED."""
     tmp = tmp_path_factory.mktemp("pages-server")
     server = start_server(tmp, shipped_copy(tmp / "models"), ISCORE_ADMIN_TOKEN=ADMIN_TOKEN,
+                          ISCORE_CORS_ORIGINS=f"http://127.0.0.1:{EMBED_PORT}",
                           ISCORE_SIDEBAR_REFRESH_SECONDS=str(REFRESH_SECONDS), ISCORE_RELOAD_POLL_SECONDS="0")
     status, body = server.request("POST", "/v1/admin/headlines", seed_items(SEED), AUTH)
     assert status == 200 and body == {"stored": len(SEED)}, body
@@ -128,3 +131,25 @@ def screenshots() -> Path:
     out = Path(os.environ.get("ISCORE_SCREENSHOT_DIR", ROOT / "var" / "screenshots"))
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+@pytest.fixture(scope="module")
+def embed_site(tmp_path_factory, page_server):
+    """A news site on another origin (EMBED_PORT) whose page embeds the sidebar with the script snippet."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path_factory.mktemp("news-site")
+    (root / "index.html").write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>A news site</title></head><body>"
+        "<h1>A news site</h1><div id='slot'>"
+        f"<script src='http://127.0.0.1:{page_server.port}/static/embed.js' async></script>"
+        "</div></body></html>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", EMBED_PORT), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield EMBED_PORT
+    httpd.shutdown()
+    httpd.server_close()

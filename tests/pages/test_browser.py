@@ -185,3 +185,34 @@ def test_model_page_shows_the_report_plots(page_server, browser, screenshots):
     assert csp_errors(browser) == []
     browser.save_screenshot(str(screenshots / "model.png"))
     browser.set_window_size(520, 900)
+
+
+def _framed_rows(driver) -> int:
+    """Rows of the sidebar inside the page's first iframe (0 when the frame was refused)."""
+    frames = driver.find_elements("css selector", "#slot iframe")
+    if not frames:
+        return -1
+    driver.switch_to.frame(frames[0])
+    try:
+        return len(driver.find_elements("css selector", "#isb tbody tr[data-story-id]"))
+    finally:
+        driver.switch_to.default_content()
+
+
+def test_script_snippet_embeds_the_sidebar_on_a_configured_origin_only(page_server, embed_site, browser, screenshots):
+    browser.set_window_size(900, 900)
+    browser.get(f"http://127.0.0.1:{embed_site}/")  # the configured origin
+    assert wait_for(lambda: _framed_rows(browser) == 10), "the embedded sidebar did not show ten rows"
+    browser.save_screenshot(str(screenshots / "embedded.png"))
+    # The same page from another origin (localhost is not 127.0.0.1): frame-ancestors refuses it.
+    browser.get_log("browser")  # drop earlier messages
+    browser.get(f"http://localhost:{embed_site}/")
+    seen: list[str] = []
+
+    def refused() -> bool:
+        seen.extend(e["message"] for e in browser.get_log("browser"))
+        return any("frame-ancestors" in m for m in seen)
+
+    assert wait_for(refused), seen
+    assert _framed_rows(browser) == 0
+    browser.set_window_size(520, 900)
