@@ -38,6 +38,7 @@ class SettingsError(ValueError):
 
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+BLEND_NAMES = ("editorial", "engagement")  # iscore.model.BLENDS, without importing scikit-learn here
 BIND = re.compile(r"^(unix:\S+|\[[0-9A-Fa-f:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5})$")
 # backend -> SQLAlchemy driver name -> module it imports (the drivers the project installs)
 DATABASE_DRIVERS = {"sqlite": {"pysqlite": "sqlite3"}, "postgresql": {"psycopg": "psycopg"}}
@@ -76,6 +77,9 @@ class Settings:
     rate_limit_headlines: str = "20000/minute"  # headline units per client; empty = off
     rate_limit_storage_url: str = "memory://"  # or redis://host:6379/0 to share counts between workers
     trusted_proxies: int = 0  # proxies in front that append to X-Forwarded-For; 0 = ignore the header
+    # The popularity/importance dial (#14): "editorial" (engagement + hard-news desk) or "engagement";
+    # a request's ?blend= overrides it; a model with one head always scores with that head.
+    blend: str = "editorial"
     # pages (issue #17): the sidebar, its embedding, the editor's desk
     cors_origins: str = ""  # comma-separated origins (https://news.example) that may frame the sidebar and read its JSON
     sidebar_refresh_seconds: float = 30.0  # the sidebar polls (JavaScript) or reloads (meta refresh) this often
@@ -104,6 +108,8 @@ class Settings:
         self._check_database_url()
         if self.log_level.upper() not in LOG_LEVELS:
             raise SettingsError(f"ISCORE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        if self.blend not in BLEND_NAMES:
+            raise SettingsError(f"ISCORE_BLEND must be one of {', '.join(BLEND_NAMES)}")
         if not BIND.match(self.bind):
             raise SettingsError("ISCORE_BIND must be HOST:PORT (e.g. 127.0.0.1:8000 or 0.0.0.0:8000) or unix:PATH")
         self._check_pages()

@@ -27,6 +27,7 @@ from service.context import services
 from service.errors import ApiError
 from service.pages import _page_error, html_page, page_csp, pages, safe_url, store_errors
 from service.schema import parse_feedback
+from service.top import serving_blend
 
 log = logging.getLogger("iscore.editor")
 bp = Blueprint("editor", __name__)
@@ -130,7 +131,8 @@ def desk() -> Response:
         audit = p.overrides.history(limit=100)
     shown = {str(st["story_id"]): st["rank"] for st in ov.apply(stories, active, now, 10)}
     records = [model_record(st["headline"], (st.get("sources") or [None])[0]) for st in stories]
-    whys = explain(model.pipeline, records, s.settings.explain_top) if records else []
+    blend = serving_blend(model.pipeline, s.settings.blend)
+    whys = explain(model.pipeline, records, s.settings.explain_top, blend=blend) if records else []
     by_story: dict[str, list[ov.Override]] = {}
     for o in active:
         by_story.setdefault(o.story_id, []).append(o)

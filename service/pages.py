@@ -85,7 +85,8 @@ def install(app: Flask, settings: Settings, holder: ModelHolder) -> Pages:
     """Create the pages' state (nothing is opened until first use) and register their routes and headers."""
     db = settings.state_dir / "pages.db"
     store = PagesStore(db, timeout=settings.database_statement_timeout_seconds)
-    p = Pages(settings=settings, provider=SeededTopStories(store, holder, settings.red_threshold), store=store,
+    provider = SeededTopStories(store, holder, settings.red_threshold, settings.blend)
+    p = Pages(settings=settings, provider=provider, store=store,
               overrides=ov.OverrideStore(db, timeout=settings.database_statement_timeout_seconds))
     app.extensions["iscore_pages"] = p
     from service import editor  # the desk's routes live beside these

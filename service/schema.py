@@ -11,6 +11,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from iscore.features import normalize_text
+from iscore.settings import BLEND_NAMES
 from service.errors import ApiError
 
 MAX_ID_CHARS = 200
@@ -340,6 +341,21 @@ def in_window(h: Headline, now: datetime, window_minutes: float) -> bool:
     except OverflowError:  # a window reaching before year 1 covers everything earlier
         return h.published_at <= now
     return start <= h.published_at <= now
+
+
+def parse_blend(value: str | None, offered: tuple[str, ...], default: str) -> str:
+    """The blend a request scores with: ``?blend=`` if given, else ``default`` when the model offers it,
+    else the model's own. 422 for a name no model has; 409 for one the served model lacks."""
+    if value is None:
+        return default if default in offered else offered[0]
+    blend = value.lower()
+    if blend not in BLEND_NAMES:
+        raise ApiError(422, "invalid_request", f"query parameter 'blend' must be one of {', '.join(BLEND_NAMES)}",
+                       {"got": value[:50]})
+    if blend not in offered:
+        raise ApiError(409, "blend_unavailable", f"the served model has no {blend!r} blend (it was trained without "
+                       f"that head); it offers {', '.join(offered)}", {"got": blend, "offered": list(offered)})
+    return blend
 
 
 def parse_flag(value: str | None, name: str) -> bool:

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from iscore.model import blends
 from iscore.scoring import rank_order, reply_items
 from service.holder import ModelHolder
 
@@ -90,13 +91,20 @@ class PagesStore:
         return [h for h in out if start <= h.published_at <= end]
 
 
+def serving_blend(pipeline: Any, default: str) -> str:
+    """The blend /v1/score uses without ``?blend=``: ISCORE_BLEND when the model offers it, else its own."""
+    offered = blends(pipeline)
+    return default if default in offered else offered[0]
+
+
 class SeededTopStories:
     """The default provider: the seeded headlines of the window, each its own story, ranked by i-Score."""
 
-    def __init__(self, store: PagesStore, holder: ModelHolder, red_threshold: float) -> None:
+    def __init__(self, store: PagesStore, holder: ModelHolder, red_threshold: float, blend: str = "editorial") -> None:
         self.store = store
         self.holder = holder
         self.red_threshold = red_threshold
+        self.blend = blend
         self._cache: dict[tuple[str, str, str, str], tuple[float, str]] = {}
         self._cache_version: str | None = None
         self._lock = threading.Lock()
@@ -110,11 +118,12 @@ class SeededTopStories:
             if self._cache_version != model.version:
                 self._cache, self._cache_version = {}, model.version
             cache = self._cache
-        keys = [(h.id, h.text, h.source, model.version) for h in heads]
+        blend = serving_blend(model.pipeline, self.blend)
+        keys = [(h.id, h.text, h.source, blend) for h in heads]
         todo = [(k, h) for k, h in zip(keys, heads) if k not in cache]
         if todo:
             items = reply_items(model.pipeline, [(h.id, h.text, h.source or None) for _, h in todo],
-                                red_threshold=self.red_threshold, explain_top=1, with_explain=False)
+                                red_threshold=self.red_threshold, explain_top=1, with_explain=False, blend=blend)
             with self._lock:
                 if len(self._cache) > 4 * MAX_SEEDED:
                     self._cache = {}  # a new dict: requests holding the old one still read their entries

@@ -27,7 +27,8 @@ def embed_model():
     rng = np.random.default_rng(0)
     emb = StaticEmbedder(vocab={w: i for i, w in enumerate(words)},
                          vectors=rng.normal(size=(len(words), 8)).astype(np.float16))
-    config = ModelConfig(min_df=1, use_embeddings=True, embedding_weight=WEIGHT)
+    # Raw text (no cleaner): this tiny corpus is too small to learn which capitalised words are names.
+    config = ModelConfig(min_df=1, use_embeddings=True, embedding_weight=WEIGHT, clean_text=False)
     return build_pipeline(config, emb).fit(df, df["y"].to_numpy())
 
 

@@ -328,3 +328,13 @@ def test_unknown_page_paths_get_html_and_api_paths_keep_json(pclient):
     r = pclient.post("/v1/sidebar.json")
     assert_error(r, 405, "method_not_allowed")
     assert "GET" in r.headers["Allow"]
+
+
+def test_feed_scores_are_the_scores_of_v1_score(pclient):
+    """The default provider scores as /v1/score does (same model, same blend, same triage)."""
+    stories = feed(pclient)["stories"]
+    body = {"headlines": [{"id": s["story_id"], "text": s["headline"], "source": (s["sources"] or [None])[0]}
+                          for s in stories]}
+    scored = {it["id"]: it for it in pclient.post("/v1/score", json=body).get_json()["scores"]}
+    for s in stories:
+        assert (s["i_score"], s["tier"]) == (scored[s["story_id"]]["i_score"], scored[s["story_id"]]["tier"])
