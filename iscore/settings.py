@@ -36,6 +36,7 @@ class SettingsError(ValueError):
     """An ``ISCORE_*`` variable has a value of the wrong type or range."""
 
 
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 BLEND_NAMES = ("editorial", "engagement")  # iscore.model.BLENDS, without importing scikit-learn here
 BIND = re.compile(r"^(unix:\S+|\[[0-9A-Fa-f:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5})$")
@@ -79,6 +80,10 @@ class Settings:
     # The popularity/importance dial (#14): "editorial" (engagement + hard-news desk) or "engagement";
     # a request's ?blend= overrides it; a model with one head always scores with that head.
     blend: str = "editorial"
+    # pages (issue #17): the sidebar, its embedding, the editor's desk
+    cors_origins: str = ""  # comma-separated origins (https://news.example) that may frame the sidebar and read its JSON
+    sidebar_refresh_seconds: float = 30.0  # the sidebar polls (JavaScript) or reloads (meta refresh) this often
+    sidebar_window_minutes: int = 60  # the sidebar's window ("in the last hour")
 
     def __post_init__(self) -> None:
         self._check_admin_token()
@@ -107,6 +112,21 @@ class Settings:
             raise SettingsError(f"ISCORE_BLEND must be one of {', '.join(BLEND_NAMES)}")
         if not BIND.match(self.bind):
             raise SettingsError("ISCORE_BIND must be HOST:PORT (e.g. 127.0.0.1:8000 or 0.0.0.0:8000) or unix:PATH")
+        self._check_pages()
+
+    def _check_pages(self) -> None:
+        bad = [o for o in self.cors_origin_list() if not ORIGIN.match(o)]
+        if bad:
+            raise SettingsError(f"ISCORE_CORS_ORIGINS: {bad[0]!r} is not an origin like https://news.example or "
+                                "http://localhost:8080 (scheme, host and optional port; no path, no wildcard)")
+        if not 1 <= self.sidebar_refresh_seconds <= 3600:  # also refuses nan and inf
+            raise SettingsError("ISCORE_SIDEBAR_REFRESH_SECONDS must be between 1 and 3600")
+        if not 1 <= self.sidebar_window_minutes <= 7 * 24 * 60:
+            raise SettingsError("ISCORE_SIDEBAR_WINDOW_MINUTES must be between 1 and 10080 (a week)")
+
+    def cors_origin_list(self) -> list[str]:
+        """The configured embedding origins, without blanks or trailing slashes."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     def _check_database_url(self) -> None:
         # A bad URL or a missing driver would otherwise surface only at the first feedback write,

@@ -8,6 +8,7 @@ from typing import Any
 from iscore.scoring import EXPLAIN_KINDS, REPLY_FLAGS
 from iscore.settings import BLEND_NAMES, Settings
 from service.limits import EXPLAIN_FACTOR, UNIT_CHARS
+from service.pages_openapi import page_paths
 from service.schema import (
     FLAG_FALSE,
     FLAG_PATTERN,
@@ -209,6 +210,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "responses": {"200": json_ok({"type": "object"}), **admin_errors, **_errors(503)},
         }},
     }
+    paths.update(page_paths(settings, text=text, source=source, timestamp=timestamp, errors=_errors))  # issue #17
     return {
         "openapi": "3.1.0",
         "info": {"title": "i-Score", "version": "1",
