@@ -1,0 +1,211 @@
+"""The live window (#16): stories of the recent headlines, kept in step with the window store, and the top ten.
+
+The store (:mod:`iscore.window_store`) is the source of truth. Each process (each gunicorn worker, each page that
+wants stories) holds a :class:`LiveWindow`: the headlines published within ``window_hours`` and a
+:class:`iscore.stories.StoryIndex` built from them in ``seq`` order. :meth:`LiveWindow.sync` reads the rows past
+the highest ``seq`` it has seen, plus the rows received in the last ``LATE_COMMIT_SECONDS`` (on PostgreSQL a
+transaction can commit a smaller ``seq`` after a larger one is visible; already-seen rows are skipped), and adds
+them to the index. ``GET /v1/top`` syncs at most every ``ISCORE_TOP_REFRESH_SECONDS``, so every worker shows a
+headline any worker (or the feed poller, or another host) stored within that time. A new process rebuilds its
+stories from the store on first use; so does a process whose index has grown to several times its live rows
+(the index never forgets a headline; a rebuild does).
+
+Story ids are stable across workers and restarts: the id of a story is derived from its earliest stored member
+(lowest ``seq``), not from the index's counter.
+
+:func:`top_stories` is the plain function pages call: the ranked stories of a window, as ``/v1/top`` returns them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from iscore.story_score import StoryParams, story_score, why
+from iscore.stories import StoryIndex
+from iscore.window_store import StoredHeadline, read_since
+
+LATE_COMMIT_SECONDS = 60.0
+# Story scores are computed at "now" rounded down to this step, so a polled /v1/top changes (new ETag) when a
+# headline arrives or the step turns, not on every request.
+TIME_STEP_SECONDS = 60
+# Rebuild the index from the store once it has seen this many times more headlines than the window still holds.
+REBUILD_FACTOR = 4
+REBUILD_MIN = 20_000
+
+
+@dataclass(frozen=True)
+class TopQuery:
+    """What a /v1/top caller asks for."""
+
+    window_minutes: float = 60.0
+    limit: int = 10
+    sources: frozenset[str] = frozenset()
+    sections: frozenset[str] = frozenset()
+
+
+class StoryWindow:
+    """Headlines of the recent past and their stories (no database: rows are handed in)."""
+
+    def __init__(self, window_hours: float) -> None:
+        """An empty window keeping headlines published within ``window_hours`` of the newest sync."""
+        self.window_hours = window_hours
+        self.index = StoryIndex(window_hours=window_hours)
+        self.rows: dict[str, StoredHeadline] = {}
+        self._by_time: list[tuple[float, int, str]] = []  # (published epoch s, seq, key), sorted
+        self.hwm = 0  # highest seq seen
+        self.added = 0  # headlines given to the index since it was built
+        self.version = 0  # bumps whenever the rows change
+
+    def add(self, rows: Iterable[StoredHeadline]) -> int:
+        """Add unseen rows in ``seq`` order to the index; how many were new."""
+        n = 0
+        for r in sorted(rows, key=lambda r: r.seq):
+            self.hwm = max(self.hwm, r.seq)
+            if r.item_key in self.rows or r.item_key in self.index.story_of:
+                continue
+            self.index.add(r.item_key, r.text, r.published_at, r.source)
+            self.rows[r.item_key] = r
+            bisect.insort(self._by_time, (r.published_at.timestamp(), r.seq, r.item_key))
+            n += 1
+        if n:
+            self.added += n
+            self.version += 1
+        return n
+
+    def evict(self, now: datetime) -> int:
+        """Forget rows published before the window (the index keeps their ids); how many."""
+        cutoff = (now - timedelta(hours=self.window_hours)).timestamp()
+        cut = bisect.bisect_left(self._by_time, (cutoff, -1, ""))
+        for _, _, key in self._by_time[:cut]:
+            del self.rows[key]
+        del self._by_time[:cut]
+        if cut:
+            self.version += 1
+        return cut
+
+    def needs_rebuild(self) -> bool:
+        """True when the index holds far more headlines than the window (rebuilding frees them)."""
+        return self.added > max(REBUILD_MIN, REBUILD_FACTOR * len(self.rows))
+
+    def in_window(self, start: datetime, end: datetime) -> list[StoredHeadline]:
+        """The rows published within [start, end], oldest first."""
+        lo = bisect.bisect_left(self._by_time, (start.timestamp(), -1, ""))
+        hi = bisect.bisect_right(self._by_time, (end.timestamp(), float("inf"), ""))
+        return [self.rows[k] for _, _, k in self._by_time[lo:hi]]
+
+
+def story_key(members: list[StoredHeadline]) -> str:
+    """The stable id of a story: from its earliest stored member."""
+    first = min(members, key=lambda r: r.seq)
+    return "s-" + hashlib.sha256(first.item_key.encode()).hexdigest()[:16]
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def top_stories(window: StoryWindow, query: TopQuery, now: datetime, *, red_threshold: float = 60.0,
+                params: StoryParams = StoryParams()) -> list[dict[str, Any]]:
+    """The stories with members published in the last ``window_minutes`` before ``now``, best first.
+
+    Each is ``{rank, story_id, headline, i_score, tier, coverage, sources, members, first_seen, updated, why}``:
+    ``headline`` the best-scored member's text, ``i_score`` the story score (:mod:`iscore.story_score`),
+    ``sources`` its distinct outlets, ``members`` the member ids (the client's id, else the URL). Only members within
+    the window and the source/section filters count.
+    """
+    step = now.timestamp() // TIME_STEP_SECONDS * TIME_STEP_SECONDS
+    at = datetime.fromtimestamp(step, timezone.utc)
+    start = at - timedelta(minutes=query.window_minutes)
+    groups: dict[Any, list[StoredHeadline]] = {}
+    for r in window.in_window(start, now):
+        if query.sources and r.source not in query.sources:
+            continue
+        if query.sections and (r.section or "") not in query.sections:
+            continue
+        groups.setdefault(window.index.story_id(r.item_key), []).append(r)
+    scored = []
+    for members in groups.values():
+        s = story_score([m.i_score for m in members], [m.source for m in members],
+                        [m.published_at for m in members], at, params)
+        best = max(members, key=lambda m: (m.i_score, -m.seq))
+        scored.append((s, best, members))
+    scored.sort(key=lambda x: (-x[0].score, -max(m.published_at for m in x[2]).timestamp(), story_key(x[2])))
+    out = []
+    for rank, (s, best, members) in enumerate(scored[: query.limit], start=1):
+        out.append({
+            "rank": rank, "story_id": story_key(members), "headline": best.text, "i_score": s.score,
+            "tier": "red" if s.score >= red_threshold else "blue", "coverage": s.coverage,
+            "sources": sorted({m.source for m in members}),
+            "members": [m.item_id if m.item_id is not None else m.url for m in members],
+            "first_seen": _iso(min(m.published_at for m in members)),
+            "updated": _iso(max(m.published_at for m in members)), "why": why(s, len(members), params),
+        })
+    return out
+
+
+class LiveWindow:
+    """A :class:`StoryWindow` kept in step with the store (one per process; thread-safe)."""
+
+    def __init__(self, engine: Callable[[], Any], window_hours: float, refresh_seconds: float = 1.0) -> None:
+        """``engine()`` gives the store's migrated engine; sync at most every ``refresh_seconds``."""
+        self._engine = engine
+        self.window_hours = window_hours
+        self.refresh_seconds = refresh_seconds
+        self.window: StoryWindow | None = None
+        self._lock = threading.Lock()
+        self._synced_at = -float("inf")
+        self._read_at: datetime | None = None
+
+    def _rebuild(self, now: datetime) -> StoryWindow:
+        w = StoryWindow(self.window_hours)
+        since = now - timedelta(hours=self.window_hours)
+        w.add(read_since(self._engine(), 0, published_since=since))
+        return w
+
+    def sync(self, now: datetime | None = None, force: bool = False) -> StoryWindow:
+        """Catch up with the store (rebuilding on first use), unless synced within ``refresh_seconds``."""
+        with self._lock:
+            mono = time.monotonic()
+            now = now or datetime.now(timezone.utc)
+            if self.window is not None and not force and mono - self._synced_at < self.refresh_seconds:
+                return self.window
+            read_at = now
+            if self.window is None or self.window.needs_rebuild():
+                self.window = self._rebuild(now)
+            else:
+                since = (self._read_at or now) - timedelta(seconds=LATE_COMMIT_SECONDS)
+                self.window.add(read_since(self._engine(), self.window.hwm, received_since=since,
+                                           published_since=now - timedelta(hours=self.window_hours)))
+            self.window.evict(now)
+            self._read_at, self._synced_at = read_at, mono
+            return self.window
+
+    def ranked(self, query: TopQuery, now: datetime, *, red_threshold: float = 60.0,
+               params: StoryParams = StoryParams()) -> list[dict[str, Any]]:
+        """The top stories of the window as last synced (no database call); [] before the first sync."""
+        with self._lock:
+            if self.window is None:
+                return []
+            return top_stories(self.window, query, now, red_threshold=red_threshold, params=params)
+
+    def top(self, query: TopQuery, now: datetime | None = None, *, red_threshold: float = 60.0,
+            params: StoryParams = StoryParams()) -> list[dict[str, Any]]:
+        """The top stories after a sync with the store (what /v1/top returns in ``stories``)."""
+        now = now or datetime.now(timezone.utc)
+        self.sync(now)
+        return self.ranked(query, now, red_threshold=red_threshold, params=params)
+
+
+def filters(values: Iterable[str] | None) -> frozenset[str]:
+    """Comma-separated filter values as a set (lower case, blanks dropped)."""
+    out: set[str] = set()
+    for v in values or ():
+        out.update(p.strip().lower() for p in v.split(",") if p.strip())
+    return frozenset(out)
