@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from iscore.sources import normalize_source
 from iscore.story_score import StoryParams, story_score, why
 from iscore.stories import StoryIndex
 from iscore.window_store import StoredHeadline, read_since
@@ -112,7 +113,7 @@ def _iso(t: datetime) -> str:
 
 
 def top_stories(window: StoryWindow, query: TopQuery, now: datetime, *, red_threshold: float = 60.0,
-                params: StoryParams = StoryParams()) -> list[dict[str, Any]]:
+                params: StoryParams = StoryParams(), step_seconds: int = TIME_STEP_SECONDS) -> list[dict[str, Any]]:
     """The stories with members published in the last ``window_minutes`` before ``now``, best first.
 
     Each is ``{rank, story_id, headline, i_score, tier, coverage, sources, members, first_seen, updated, why}``:
@@ -120,8 +121,8 @@ def top_stories(window: StoryWindow, query: TopQuery, now: datetime, *, red_thre
     ``sources`` its distinct outlets, ``members`` the member ids (the client's id, else the URL). Only members within
     the window and the source/section filters count.
     """
-    step = now.timestamp() // TIME_STEP_SECONDS * TIME_STEP_SECONDS
-    at = datetime.fromtimestamp(step, timezone.utc)
+    at = (datetime.fromtimestamp(now.timestamp() // step_seconds * step_seconds, timezone.utc) if step_seconds
+          else now)
     start = at - timedelta(minutes=query.window_minutes)
     groups: dict[Any, list[StoredHeadline]] = {}
     for r in window.in_window(start, now):
@@ -142,7 +143,7 @@ def top_stories(window: StoryWindow, query: TopQuery, now: datetime, *, red_thre
         out.append({
             "rank": rank, "story_id": story_key(members), "headline": best.text, "i_score": s.score,
             "tier": "red" if s.score >= red_threshold else "blue", "coverage": s.coverage,
-            "sources": sorted({m.source for m in members}),
+            "sources": sorted({m.source for m in members} - {""}),
             "members": [m.item_id if m.item_id is not None else m.url for m in members],
             "first_seen": _iso(min(m.published_at for m in members)),
             "updated": _iso(max(m.published_at for m in members)), "why": why(s, len(members), params),
@@ -209,3 +210,27 @@ def filters(values: Iterable[str] | None) -> frozenset[str]:
     for v in values or ():
         out.update(p.strip().lower() for p in v.split(",") if p.strip())
     return frozenset(out)
+
+
+def group_stories(headlines: list[tuple[str, str, str, datetime | None, float]], now: datetime, limit: int, *,
+                  red_threshold: float = 60.0, params: StoryParams = StoryParams()) -> list[dict[str, Any]]:
+    """Cluster one request's scored headlines ``(id, text, source, published_at, i_score)`` into ranked stories.
+
+    For stateless callers (``/v1/rank`` with ``group_stories``): the same stories and story score as
+    :func:`top_stories`, over these headlines only; an undated or future headline counts as published at ``now``.
+    """
+    if not headlines:
+        return []
+    rows = []
+    for i, (hid, text, source, published, i_score) in enumerate(headlines):
+        t = now if published is None or published > now else max(published, now - timedelta(days=3660))
+        rows.append(StoredHeadline(seq=i + 1, item_key=f"{i}\x1f{hid}", item_id=hid, text=text,
+                                   source=normalize_source(source).key if source else "",
+                                   section=None, url=None, published_at=t, received_at=now, i_score=i_score))
+    oldest = min(r.published_at for r in rows)
+    span_hours = max(1.0, (now - oldest).total_seconds() / 3600 + 1)
+    w = StoryWindow(span_hours)
+    w.add(rows)
+    query = TopQuery(window_minutes=span_hours * 60, limit=limit)
+    # Freshness and velocity are measured at the request's own time, not rounded to TIME_STEP_SECONDS.
+    return top_stories(w, query, now, red_threshold=red_threshold, params=params, step_seconds=0)

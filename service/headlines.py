@@ -68,8 +68,11 @@ class IngestStore:
         """Run fn(engine); a database failure is a 503 (nothing was stored), never a 500."""
         try:
             return fn(self.engine())
-        except SQLAlchemyError as e:
-            log.error("window store failed", extra={"fields": {"error": redact_url(str(e))[:500]}})
+        except (SQLAlchemyError, OSError) as e:  # OSError: a SQLite directory that cannot be made
+            # An OSError names a file path: logged by kind only.
+            what = (f"{type(e).__name__} (errno {e.errno})" if isinstance(e, OSError)
+                    else redact_url(str(e))[:500])
+            log.error("window store failed", extra={"fields": {"error": what}})
             raise ApiError(503, "window_store_unavailable",
                            "the headline store is unavailable; nothing was stored, retry later") from None
 
