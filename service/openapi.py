@@ -7,6 +7,7 @@ from typing import Any
 
 from iscore.scoring import EXPLAIN_KINDS, REPLY_FLAGS
 from iscore.settings import Settings
+from service.headlines_openapi import headline_paths
 from service.limits import EXPLAIN_FACTOR, UNIT_CHARS
 from service.schema import (
     FLAG_FALSE,
@@ -143,6 +144,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "window_minutes": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": MAX_WINDOW_MINUTES,
                                        "description": "keep only headlines published this many minutes before now"},
                     "now": timestamp,
+                    "group_stories": {"type": "boolean", "default": False,
+                                      "description": "also return `stories`: these headlines clustered into ranked stories"},
                 }}}}},
             "responses": {"200": json_ok({"type": "object", "required": ["model_version", "ranked"], "properties": {
                 "model_version": {"type": "string"},
@@ -198,6 +201,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "responses": {"200": json_ok({"type": "object"}), **admin_errors, **_errors(503)},
         }},
     }
+    paths.update(headline_paths(settings))  # POST /v1/headlines, GET /v1/top (#16)
     return {
         "openapi": "3.1.0",
         "info": {"title": "i-Score", "version": "1",
