@@ -31,9 +31,12 @@ from iscore.sources import normalize_source
 from iscore.story_score import StoryParams
 from iscore.window import LiveWindow, TopQuery, filters
 from service.admin import CHALLENGE, INVALID_TOKEN
-from service.context import json_body, require_model, services
+from service.body import read_body
+from service.context import require_model, services
 from service.errors import ApiError
-from service.ingest_schema import parse_item, parse_items_body, retention_start
+from service.ingest_schema import UNSTORABLE, parse_item, parse_items_body, retention_start
+from service.schema import MAX_JSON_DEPTH, require_json
+from service.schema import _depth as json_depth
 
 bp = Blueprint("headlines", __name__)
 log = logging.getLogger("iscore.ingest")
@@ -140,27 +143,24 @@ def ingest_route() -> Any:
     state = _state()
     s = services()
     client = require_client(state)
-    raw = parse_items_body(json_body(), s.limits)
+    raw = parse_items_body(_ingest_body(s.settings), s.limits)
     now = datetime.now(timezone.utc)
     oldest = retention_start(now, state.settings.window_retention_hours)
     verdicts = [parse_item(item, i, s.limits, now, oldest) for i, item in enumerate(raw)]
     good = [(i, it) for i, (it, _) in enumerate(verdicts) if it is not None]
     rejected = [{"index": i, "id": _raw_id(raw[i]), "status": "rejected", "problems": probs}
                 for i, (it, probs) in enumerate(verdicts) if it is None]
-    if not good:
-        state.ingested.labels(result="rejected").inc(len(rejected))
-        raise ApiError(422, "invalid_request", f"none of the {len(raw)} item(s) can be stored; see details",
-                       rejected[:50])
     model = require_model()
     s.rate_limits.charge_headlines([it.text for _, it in good], False)
-    scored = reply_items(model.pipeline, [(str(i), it.text, it.source) for i, it in good],
+    scored = [] if not good else reply_items(model.pipeline, [(str(i), it.text, it.source) for i, it in good],
                          red_threshold=s.settings.red_threshold, explain_top=1, with_explain=False)
     batch = [window_store.NewHeadline(text=it.text, source=it.source, published_at=it.published_at,
                                       i_score=sc["i_score"], model_version=model.version, client=client,
                                       id=it.id, url=it.url, section=it.section)
              for (_, it), sc in zip(good, scored)]
-    fresh = state.store.call(lambda e: window_store.store_headlines(e, batch, now))
-    _maybe_prune(state, now)
+    fresh = state.store.call(lambda e: window_store.store_headlines(e, batch, now)) if batch else []
+    if batch:
+        _maybe_prune(state, now)
     items: list[dict[str, Any]] = [
         {"index": i, "id": it.id if it.id is not None else it.url, "status": "new" if new else "duplicate",
          "i_score": sc["i_score"]}
@@ -176,6 +176,30 @@ def ingest_route() -> Any:
     return Response(json.dumps(body), status=200, mimetype="application/json")
 
 
+def _ingest_body(settings: Settings) -> Any:
+    """The JSON body, read within the size and time limits; NUL or lone surrogates reject the item, not the batch."""
+    require_json(request.headers.get("Content-Type"))
+    raw = read_body(request.environ, settings.max_body_bytes, settings.body_timeout_seconds)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ApiError(400, "malformed_json", "the body is not valid UTF-8", {"position": e.start}) from None
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {e.msg}",
+                       {"line": e.lineno, "column": e.colno}) from None
+    except (ValueError, RecursionError) as e:
+        raise ApiError(400, "malformed_json", f"the body is not acceptable JSON: {str(e)[:200]}") from None
+    if json_depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise ApiError(400, "malformed_json", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def _raw_id(item: Any) -> Any:
     """The id (or url) a refused item carried, when it is a short string or integer, for the client to match."""
     if not isinstance(item, dict):
@@ -186,7 +210,7 @@ def _raw_id(item: Any) -> Any:
             continue
         if isinstance(v, int) and abs(v) < 10**15:
             return str(v)
-        if isinstance(v, str) and len(v) <= 2000:
+        if isinstance(v, str) and len(v) <= 2000 and not UNSTORABLE.search(v):
             return v
     return None
 

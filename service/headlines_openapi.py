@@ -60,13 +60,18 @@ def headline_paths(settings: Settings) -> dict[str, Any]:
         "/v1/headlines": {"post": {
             "summary": "Ingest headlines into the window store (API key; idempotent by url, else client and id)",
             "description": "Partial acceptance: each item is new, duplicate or rejected (with its problems, by "
-                           "index); the good ones are stored and committed before the 200. A batch with no good "
-                           "item is a 422 listing each index. 503: the headline store or the model is unavailable "
-                           "(nothing stored; retry).",
+                           "index); the good ones are stored and committed before the 200 (which also comes when "
+                           "every item is rejected). 422 only for a body that is not a non-empty items list within "
+                           "the limits. 503: the headline store or the model is unavailable (nothing stored; retry).",
             "security": [{"bearer": []}],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "additionalProperties": False, "required": ["items"], "properties": {
-                    "items": {"type": "array", "minItems": 1, "maxItems": settings.max_headlines, "items": item}}}}}},
+                    "items": {"type": "array", "minItems": 1, "maxItems": settings.max_headlines,
+                              # Any value is judged per item (partial acceptance), so the request schema takes
+                              # any item; the shape an item needs to be stored is x-headline-item.
+                              "items": {"description": "an item to store, shaped as x-headline-item; any other "
+                                                       "value is rejected by index with its problems"},
+                              "x-headline-item": item}}}}}},
             "responses": {"200": ok({"type": "object", "required": ["model_version", "accepted", "new", "duplicates",
                                                                     "rejected", "items"], "properties": {
                 "model_version": {"type": "string"}, "accepted": {"type": "integer"}, "new": {"type": "integer"},

@@ -81,7 +81,7 @@ def parse_item(raw: Any, index: int, limits: Limits, now: datetime, oldest: date
         problems.append(_problem(f"{f}.text", "is required and must be a string"))
     elif len(text) > limits.max_headline_chars:
         problems.append(_problem(f"{f}.text", f"must be at most {limits.max_headline_chars} characters"))
-    elif _UNSTORABLE.search(text):
+    elif UNSTORABLE.search(text):  # the batch is read without the whole-body NUL check: judged per item
         problems.append(_problem(f"{f}.text", "must not contain NUL or unpaired surrogate characters"))
     else:
         clean = normalize_text(_CONTROL.sub(" ", text))
@@ -119,7 +119,7 @@ def parse_item(raw: Any, index: int, limits: Limits, now: datetime, oldest: date
                 problems.append(_problem(f"{f}.published_at", "is older than the store keeps headlines "
                                                                "(ISCORE_WINDOW_RETENTION_HOURS)"))
     for value in (hid, source, section, url):
-        if value is not None and _UNSTORABLE.search(value):
+        if value is not None and UNSTORABLE.search(value):
             problems.append(_problem(f, "strings must not contain NUL or unpaired surrogate characters"))
             break
     if problems or clean is None or source is None or published is None:
@@ -127,7 +127,7 @@ def parse_item(raw: Any, index: int, limits: Limits, now: datetime, oldest: date
     return IngestItem(text=clean, source=source, published_at=published, id=hid, url=url, section=section), []
 
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _url(value: Any, field: str, problems: list[dict[str, str]]) -> str | None:

@@ -91,12 +91,18 @@ def test_partial_acceptance_reports_each_bad_item_by_index_and_keeps_the_good(ma
     assert [s["members"] for s in stories] == [["1", "3"]]
 
 
-def test_a_batch_with_no_good_item_is_a_422_listing_every_index(make):
+def test_a_batch_with_no_good_item_lists_every_index_and_stores_nothing(make):
     c = make()
-    body = assert_error(post(c, [{"id": 1}, {"text": "x", "id": "2", "source": "a", "published_at": "never"}]),
-                        422, "invalid_request")
-    assert [d["index"] for d in body["details"]] == [0, 1]
+    r = post(c, [{"id": 1}, {"text": "x", "id": "2", "source": "a", "published_at": "never"},
+                 {"id": "3", "text": "Nul \u0000 inside", "source": "a", "published_at": ago(1)}])
+    body = r.get_json()
+    assert r.status_code == 200 and (body["accepted"], body["rejected"]) == (0, 3)
+    assert [(d["index"], d["status"]) for d in body["items"]] == [(0, "rejected"), (1, "rejected"), (2, "rejected")]
+    assert body["items"][2]["problems"][0]["field"] == "items[2].text"
     assert top(c) == []
+    for bad in ({"items": []}, {"items": "x"}, [], {"items": [item(1, QUAKE[0])], "extra": 1}):
+        assert_error(c.post("/v1/headlines", json=bad, headers=AUTH), 422)
+    assert_error(c.post("/v1/headlines", data="{nope", headers={**AUTH, "Content-Type": "application/json"}), 400)
 
 
 def test_idempotent_by_id_per_client_and_by_url_for_everyone(make):
