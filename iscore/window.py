@@ -30,7 +30,7 @@ from typing import Any
 from iscore.sources import normalize_source
 from iscore.story_score import StoryParams, story_score, why
 from iscore.stories import StoryIndex
-from iscore.window_store import StoredHeadline, read_since
+from iscore.window_store import StoredHeadline, late_rows, read_since
 
 LATE_COMMIT_SECONDS = 60.0
 # Story scores are computed at "now" rounded down to this step, so a polled /v1/top changes (new ETag) when a
@@ -182,8 +182,10 @@ class LiveWindow:
                 self.window = self._rebuild(now)
             else:
                 since = (self._read_at or now) - timedelta(seconds=LATE_COMMIT_SECONDS)
-                self.window.add(read_since(self._engine(), self.window.hwm, received_since=since,
-                                           published_since=now - timedelta(hours=self.window_hours)))
+                engine, w = self._engine(), self.window
+                hwm = w.hwm
+                w.add(read_since(engine, hwm, published_since=now - timedelta(hours=self.window_hours)))
+                w.add(late_rows(engine, since, hwm, w.index.story_of))
             self.window.evict(now)
             self._read_at, self._synced_at = read_at, mono
             return self.window

@@ -44,6 +44,7 @@ T = TypeVar("T")
 PRUNE_EVERY_SECONDS = 60.0
 TOP_QUERY_PARAMS = frozenset({"window_minutes", "limit", "source", "section"})
 MAX_TOP_LIMIT = 100
+MAX_FILTER_CHARS = 2000
 CACHE_ENTRIES = 256
 
 
@@ -257,6 +258,9 @@ def parse_top_query(args: Any, settings: Settings) -> TopQuery:
         if not raw.isdigit() or not 1 <= int(raw) <= MAX_TOP_LIMIT:
             raise _query_error("limit", f"must be an integer from 1 to {MAX_TOP_LIMIT}", raw)
         limit = int(raw)
+    for name in ("source", "section"):
+        if any(len(v) > MAX_FILTER_CHARS for v in args.getlist(name)):
+            raise _query_error(name, f"must be at most {MAX_FILTER_CHARS} characters")
     sources = frozenset(normalize_source(v).key for v in filters(args.getlist("source"))) - {""}
     sections = filters(args.getlist("section"))
     return TopQuery(window_minutes=window, limit=min(limit, MAX_TOP_LIMIT), sources=sources, sections=sections)

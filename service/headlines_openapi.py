@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from iscore.settings import Settings
+from service.headlines import MAX_FILTER_CHARS, MAX_TOP_LIMIT
 from service.ingest_schema import MAX_ID_CHARS, MAX_SECTION_CHARS, MAX_SOURCE_CHARS, MAX_URL_CHARS
 
 
@@ -54,7 +55,7 @@ def headline_paths(settings: Settings) -> dict[str, Any]:
         "first_seen": {"type": "string", "format": "date-time"}, "updated": {"type": "string", "format": "date-time"},
         "why": {"type": "string", "description": 'e.g. "carried by 7 outlets in 40 minutes"'}}}
     cache = {"ETag": {"schema": {"type": "string"}}, "Cache-Control": {"schema": {"type": "string"}}}
-    filter_param = {"in": "query", "required": False, "schema": {"type": "string", "maxLength": 2000}}
+    filter_param = {"in": "query", "required": False, "schema": {"type": "string", "maxLength": MAX_FILTER_CHARS}}
     max_minutes = settings.story_window_hours * 60
     return {
         "/v1/headlines": {"post": {
@@ -85,7 +86,8 @@ def headline_paths(settings: Settings) -> dict[str, Any]:
                 {"name": "window_minutes", "in": "query", "required": False,
                  "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": max_minutes, "default": 60}},
                 {"name": "limit", "in": "query", "required": False,
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": settings.default_limit}},
+                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_LIMIT,
+                            "default": min(settings.default_limit, MAX_TOP_LIMIT)}},
                 {**filter_param, "name": "source", "description": "only these outlets (comma-separated)"},
                 {**filter_param, "name": "section", "description": "only these sections (comma-separated)"},
                 {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},

@@ -260,3 +260,36 @@ def test_an_acknowledged_headline_survives_a_crash_and_shows_after_restart(tmp_p
         assert status == 200 and [s["members"] for s in body["stories"]] == [["1"]]
     finally:
         server.stop()
+
+
+@pytest.mark.postgres
+def test_a_late_commit_with_a_smaller_seq_is_still_picked_up_on_postgresql(pg_url):
+    from iscore.window import LiveWindow
+
+    url = empty_ingest_tables(pg_url)
+    engine = feedback.make_engine(url)
+    window_store.migrate(engine)
+    now = datetime.now(timezone.utc)
+
+    def new(i, text, source):
+        return window_store.NewHeadline(text=text, source=source, published_at=now - timedelta(minutes=5),
+                                        i_score=50.0, model_version="v", client="t", id=str(i))
+
+    window_store.store_headlines(engine, [new(1, QUAKE[0], "reuters")])
+    live = LiveWindow(lambda: engine, window_hours=6, refresh_seconds=0)
+    live.sync()
+    # A row whose transaction took a seq below one already read, committed afterwards.
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT setval(pg_get_serial_sequence('ingest_headlines', 'seq'), 100)"))
+    window_store.store_headlines(engine, [new(2, QUAKE[1], "bbc")])
+    live.sync()
+    assert live.window.hwm == 101
+    with engine.begin() as conn:
+        row = {**{c: None for c in ("section", "url")}, "seq": 50, "item_key": new(3, "", "").key(), "item_id": "3",
+               "client": "t", "text": QUAKE[2], "source": "ap", "published_at": now - timedelta(minutes=2),
+               "received_at": datetime.now(timezone.utc), "i_score": 50.0, "model_version": "v"}
+        conn.execute(window_store.headlines.insert().values(**row))
+    live.sync()
+    stories = live.top(__import__("iscore.window", fromlist=["TopQuery"]).TopQuery())
+    assert sorted(stories[0]["members"]) == ["1", "2", "3"]
+    engine.dispose()
