@@ -70,6 +70,39 @@ def synth(per_hour: int, hours: float, sources: int, seed: int, start: datetime)
     return out
 
 
+_UCI: list[list[str]] | None = None
+_UCI_SOURCES: list[str] = []
+
+
+def load_uci(path: Path, sources: int) -> None:
+    """Real headlines grouped by the aggregator's STORY ids (for --uci), publishers mapped onto ``sources`` outlets."""
+    global _UCI, _UCI_SOURCES
+    import pandas as pd
+
+    df = pd.read_csv(path, usecols=["TITLE", "PUBLISHER", "STORY"], dtype=str).dropna()
+    top = df["PUBLISHER"].value_counts().index[:sources].tolist()
+    _UCI_SOURCES = top
+    _UCI = [list(g["TITLE"]) for _, g in df.groupby("STORY")]
+
+
+def synth_uci(per_hour: int, hours: float, seed: int, start: datetime) -> list[dict]:
+    """Like :func:`synth`, with real UCI headlines: an event is one UCI story, its members that story's titles."""
+    assert _UCI is not None
+    rng = random.Random(seed)
+    n = int(per_hour * hours)
+    out: list[dict] = []
+    while len(out) < n:
+        k = rng.randrange(len(_UCI))
+        titles = _UCI[k]
+        take = min(rng.choice([1, 1, 1, 2, 2, 3, 4, 6, 9, 15]), len(titles), n - len(out))
+        t0 = start + timedelta(seconds=rng.uniform(0, hours * 3600))
+        for j, title in enumerate(rng.sample(titles, take)):
+            out.append({"id": f"u{k}-{j}-{seed}-{len(out)}", "text": title[:300], "source": rng.choice(_UCI_SOURCES),
+                        "published_at": t0 + timedelta(minutes=rng.expovariate(1 / 20))})
+    out.sort(key=lambda h: h["published_at"])
+    return out
+
+
 def post(c: http.client.HTTPConnection, items: list[dict]) -> tuple[int, float]:
     body = json.dumps({"items": [{**h, "published_at": h["published_at"].isoformat()} for h in items]})
     t = time.perf_counter()
@@ -104,8 +137,12 @@ def main() -> None:
     p.add_argument("--poll-rps", type=float, default=20)
     p.add_argument("--pg", default=None, help="PostgreSQL URL (postgresql+psycopg://...) instead of SQLite")
     p.add_argument("--port", type=int, default=18931)
+    p.add_argument("--uci", type=Path, default=None,
+                   help="real headlines: ../shared/data/uci_news_aggregator/uci_news_aggregator.csv.gz")
     a = p.parse_args()
     print(machine())
+    if a.uci:
+        load_uci(a.uci, a.sources)
     with tempfile.TemporaryDirectory() as tmp:
         db = a.pg or f"sqlite:///{Path(tmp) / 'window.db'}"
         if a.pg:
@@ -127,6 +164,9 @@ def main() -> None:
 
 
 def run(a: argparse.Namespace) -> None:
+    global synth
+    if a.uci:
+        synth = lambda per_hour, hours, sources, seed, start: synth_uci(per_hour, hours, seed, start)  # noqa: E731
     now = datetime.now(timezone.utc)
     pre = synth(a.per_hour, a.preload_hours, a.sources, 1, now - timedelta(hours=a.preload_hours))
     pre = [h for h in pre if h["published_at"] <= now]

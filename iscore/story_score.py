@@ -48,16 +48,38 @@ def story_score(i_scores: Sequence[float], sources: Sequence[str], published: Se
     """Score one story from its members' i-Scores, sources and publication times (same order) at ``now``."""
     if not i_scores or not (len(i_scores) == len(sources) == len(published)):
         raise ValueError("a story needs members, with one source and one time each")
-    base = MAX_WEIGHT * max(i_scores) + (1 - MAX_WEIGHT) * (sum(i_scores) / len(i_scores))
-    coverage = len(set(sources))
-    recent = sum(1 for t in published if (now - t).total_seconds() <= params.velocity_minutes * 60)  # later: recent too
-    newest, oldest = max(published), min(published)
-    age_minutes = max(0.0, (now - newest).total_seconds() / 60)
-    freshness = 0.5 ** (age_minutes / params.half_life_minutes)
-    raw = base + COVERAGE_WEIGHT * math.log2(coverage) + VELOCITY_WEIGHT * math.log2(1 + recent)
-    score = round(max(0.0, min(100.0, raw * freshness)), 1)
-    return StoryScore(score=score, base=round(base, 1), coverage=coverage, recent=recent,
-                      freshness=round(freshness, 3), span_minutes=(newest - oldest).total_seconds() / 60)
+    return score_at(i_scores, sources, [t.timestamp() for t in published], now.timestamp(), params)
+
+
+def score_value(i_scores: Sequence[float], sources: Sequence[str], times: Sequence[float], now: float,
+                params: StoryParams = StoryParams()) -> float:
+    """The story score alone, on epoch seconds (the live window ranks thousands of stories with it)."""
+    horizon = now - params.velocity_minutes * 60
+    if len(i_scores) == 1:  # most stories: no sums, no sets
+        t = times[0]
+        raw = i_scores[0] + (VELOCITY_WEIGHT if t >= horizon else 0.0)  # 3 x log2(1 + 1)
+        newest = t
+    else:
+        base = MAX_WEIGHT * max(i_scores) + (1 - MAX_WEIGHT) * (sum(i_scores) / len(i_scores))
+        recent = sum(1 for t in times if t >= horizon)  # a member after ``now`` counts as recent too
+        raw = base + COVERAGE_WEIGHT * math.log2(len(set(sources))) + VELOCITY_WEIGHT * math.log2(1 + recent)
+        newest = max(times)
+    freshness = 0.5 ** (max(0.0, now - newest) / 60 / params.half_life_minutes)
+    return round(max(0.0, min(100.0, raw * freshness)), 1)
+
+
+def score_at(i_scores: Sequence[float], sources: Sequence[str], times: Sequence[float], now: float,
+             params: StoryParams = StoryParams()) -> StoryScore:
+    """:func:`story_score` on epoch seconds (no datetime arithmetic)."""
+    n = len(i_scores)
+    base = MAX_WEIGHT * max(i_scores) + (1 - MAX_WEIGHT) * (sum(i_scores) / n)
+    horizon = now - params.velocity_minutes * 60
+    recent = sum(1 for t in times if t >= horizon)
+    newest, oldest = max(times), min(times)
+    freshness = 0.5 ** (max(0.0, now - newest) / 60 / params.half_life_minutes)
+    return StoryScore(score=score_value(i_scores, sources, times, now, params), base=round(base, 1),
+                      coverage=len(set(sources)), recent=recent, freshness=round(freshness, 3),
+                      span_minutes=(newest - oldest) / 60)
 
 
 def why(s: StoryScore, members: int, params: StoryParams = StoryParams()) -> str:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import heapq
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -28,7 +30,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from iscore.sources import normalize_source
-from iscore.story_score import StoryParams, story_score, why
+from iscore.story_score import StoryParams, score_at, score_value, why
 from iscore.stories import StoryIndex
 from iscore.window_store import StoredHeadline, late_rows, read_since
 
@@ -59,7 +61,7 @@ class StoryWindow:
         self.window_hours = window_hours
         self.index = StoryIndex(window_hours=window_hours)
         self.rows: dict[str, StoredHeadline] = {}
-        self._by_time: list[tuple[float, int, str]] = []  # (published epoch s, seq, key), sorted
+        self._by_time: list[tuple[float, int, StoredHeadline]] = []  # (published epoch s, seq, row), sorted
         self.hwm = 0  # highest seq seen
         self.added = 0  # headlines given to the index since it was built
         self.version = 0  # bumps whenever the rows change
@@ -73,7 +75,7 @@ class StoryWindow:
                 continue
             self.index.add(r.item_key, r.text, r.published_at, r.source)
             self.rows[r.item_key] = r
-            bisect.insort(self._by_time, (r.published_at.timestamp(), r.seq, r.item_key))
+            bisect.insort(self._by_time, (r.published_at.timestamp(), r.seq, r))
             n += 1
         if n:
             self.added += n
@@ -83,9 +85,9 @@ class StoryWindow:
     def evict(self, now: datetime) -> int:
         """Forget rows published before the window (the index keeps their ids); how many."""
         cutoff = (now - timedelta(hours=self.window_hours)).timestamp()
-        cut = bisect.bisect_left(self._by_time, (cutoff, -1, ""))
-        for _, _, key in self._by_time[:cut]:
-            del self.rows[key]
+        cut = bisect.bisect_left(self._by_time, (cutoff, -1))
+        for _, _, row in self._by_time[:cut]:
+            del self.rows[row.item_key]
         del self._by_time[:cut]
         if cut:
             self.version += 1
@@ -95,11 +97,17 @@ class StoryWindow:
         """True when the index holds far more headlines than the window (rebuilding frees them)."""
         return self.added > max(REBUILD_MIN, REBUILD_FACTOR * len(self.rows))
 
+    def slice(self, start: datetime, end: datetime) -> list[tuple[float, int, StoredHeadline]]:
+        """(published epoch seconds, seq, row) of the rows published within [start, end], oldest first."""
+        lo = bisect.bisect_left(self._by_time, (start.timestamp(), -1))
+        hi = bisect.bisect_right(self._by_time, (end.timestamp(), math.inf))
+        return self._by_time[lo:hi]
+
     def in_window(self, start: datetime, end: datetime) -> list[StoredHeadline]:
         """The rows published within [start, end], oldest first."""
-        lo = bisect.bisect_left(self._by_time, (start.timestamp(), -1, ""))
-        hi = bisect.bisect_right(self._by_time, (end.timestamp(), float("inf"), ""))
-        return [self.rows[k] for _, _, k in self._by_time[lo:hi]]
+        lo = bisect.bisect_left(self._by_time, (start.timestamp(), -1))
+        hi = bisect.bisect_right(self._by_time, (end.timestamp(), math.inf))
+        return [row for _, _, row in self._by_time[lo:hi]]
 
 
 def story_key(members: list[StoredHeadline]) -> str:
@@ -125,28 +133,44 @@ def top_stories(window: StoryWindow, query: TopQuery, now: datetime, *, red_thre
           else now)
     start = at - timedelta(minutes=query.window_minutes)
     groups: dict[Any, list[StoredHeadline]] = {}
-    for r in window.in_window(start, now):
+    times: dict[Any, list[float]] = {}
+    story_of = window.index.story_of
+    for ts, _, r in window.slice(start, now):
         if query.sources and r.source not in query.sources:
             continue
         if query.sections and (r.section or "") not in query.sections:
             continue
-        groups.setdefault(window.index.story_id(r.item_key), []).append(r)
+        sid = story_of[r.item_key]
+        members = groups.get(sid)
+        if members is None:
+            groups[sid] = [r]
+            times[sid] = [ts]
+        else:
+            members.append(r)
+            times[sid].append(ts)
     scored = []
-    for members in groups.values():
-        s = story_score([m.i_score for m in members], [m.source for m in members],
-                        [m.published_at for m in members], at, params)
-        best = max(members, key=lambda m: (m.i_score, -m.seq))
-        scored.append((s, best, members))
-    scored.sort(key=lambda x: (-x[0].score, -max(m.published_at for m in x[2]).timestamp(), story_key(x[2])))
+    at_ts = at.timestamp()
+    for sid, members in groups.items():  # members are in publication order
+        ts = times[sid]
+        if len(members) == 1:
+            m = members[0]
+            score, first = score_value((m.i_score,), (m.source,), ts, at_ts, params), m.seq
+        else:
+            score = score_value([m.i_score for m in members], [m.source for m in members], ts, at_ts, params)
+            first = min(m.seq for m in members)
+        # best score first, then the most recently updated, then the story first stored (the same on every worker)
+        scored.append((-score, -ts[-1], first, sid, members))
     out = []
-    for rank, (s, best, members) in enumerate(scored[: query.limit], start=1):
+    for rank, (_, _, _, sid, members) in enumerate(heapq.nsmallest(query.limit, scored, key=lambda x: x[:3]), start=1):
+        s = score_at([m.i_score for m in members], [m.source for m in members], times[sid], at_ts, params)
+        best = max(members, key=lambda m: (m.i_score, -m.seq))
         out.append({
             "rank": rank, "story_id": story_key(members), "headline": best.text, "i_score": s.score,
             "tier": "red" if s.score >= red_threshold else "blue", "coverage": s.coverage,
             "sources": sorted({m.source for m in members} - {""}),
             "members": [m.item_id if m.item_id is not None else m.url for m in members],
-            "first_seen": _iso(min(m.published_at for m in members)),
-            "updated": _iso(max(m.published_at for m in members)), "why": why(s, len(members), params),
+            "first_seen": _iso(members[0].published_at), "updated": _iso(members[-1].published_at),
+            "why": why(s, len(members), params),
         })
     return out
 
