@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import heapq
 import math
 import threading
 import time
@@ -29,8 +28,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
+
 from iscore.sources import normalize_source
-from iscore.story_score import StoryParams, score_at, score_value, why
+from iscore.story_score import COVERAGE_WEIGHT, MAX_WEIGHT, VELOCITY_WEIGHT, StoryParams, score_at, why
 from iscore.stories import StoryIndex
 from iscore.window_store import StoredHeadline, late_rows, read_since
 
@@ -62,6 +63,13 @@ class StoryWindow:
         self.index = StoryIndex(window_hours=window_hours)
         self.rows: dict[str, StoredHeadline] = {}
         self._by_time: list[tuple[float, int, StoredHeadline]] = []  # (published epoch s, seq, row), sorted
+        # Columns in the same order, for numpy: seq, i-Score, source code, key.
+        self._ts: list[float] = []
+        self._seq: list[int] = []
+        self._isc: list[float] = []
+        self._src: list[int] = []
+        self._keys: list[str] = []
+        self._codes: dict[str, int] = {}
         self.hwm = 0  # highest seq seen
         self.added = 0  # headlines given to the index since it was built
         self.version = 0  # bumps whenever the rows change
@@ -75,7 +83,14 @@ class StoryWindow:
                 continue
             self.index.add(r.item_key, r.text, r.published_at, r.source)
             self.rows[r.item_key] = r
-            bisect.insort(self._by_time, (r.published_at.timestamp(), r.seq, r))
+            entry = (r.published_at.timestamp(), r.seq, r)
+            at = bisect.bisect_right(self._by_time, entry[:2])
+            self._by_time.insert(at, entry)
+            self._ts.insert(at, entry[0])
+            self._seq.insert(at, r.seq)
+            self._isc.insert(at, r.i_score)
+            self._src.insert(at, self._codes.setdefault(r.source, len(self._codes)))
+            self._keys.insert(at, r.item_key)
             n += 1
         if n:
             self.added += n
@@ -88,7 +103,8 @@ class StoryWindow:
         cut = bisect.bisect_left(self._by_time, (cutoff, -1))
         for _, _, row in self._by_time[:cut]:
             del self.rows[row.item_key]
-        del self._by_time[:cut]
+        for column in (self._by_time, self._ts, self._seq, self._isc, self._src, self._keys):
+            del column[:cut]
         if cut:
             self.version += 1
         return cut
@@ -97,11 +113,36 @@ class StoryWindow:
         """True when the index holds far more headlines than the window (rebuilding frees them)."""
         return self.added > max(REBUILD_MIN, REBUILD_FACTOR * len(self.rows))
 
+    def bounds(self, start: datetime, end: datetime) -> tuple[int, int]:
+        """The positions [lo, hi) of the rows published within [start, end] in publication order."""
+        return (bisect.bisect_left(self._by_time, (start.timestamp(), -1)),
+                bisect.bisect_right(self._by_time, (end.timestamp(), math.inf)))
+
     def slice(self, start: datetime, end: datetime) -> list[tuple[float, int, StoredHeadline]]:
         """(published epoch seconds, seq, row) of the rows published within [start, end], oldest first."""
-        lo = bisect.bisect_left(self._by_time, (start.timestamp(), -1))
-        hi = bisect.bisect_right(self._by_time, (end.timestamp(), math.inf))
+        lo, hi = self.bounds(start, end)
         return self._by_time[lo:hi]
+
+    def columns(self, positions: range | list[int]) -> dict[str, np.ndarray]:
+        """Epoch seconds, seq, i-Score, source code and story id of the rows at these positions, as arrays."""
+        story_of = self.index.story_of
+        if isinstance(positions, range) and positions.step == 1:
+            lo, hi = positions.start, positions.stop
+            keys = self._keys[lo:hi]
+            return {"ts": np.array(self._ts[lo:hi], np.float64),
+                    "seq": np.array(self._seq[lo:hi], np.int64), "isc": np.array(self._isc[lo:hi], np.float64),
+                    "src": np.array(self._src[lo:hi], np.int64),
+                    "sid": np.array([story_of[k] for k in keys], np.int64)}
+        return {"ts": np.array([self._by_time[i][0] for i in positions], np.float64),
+                "seq": np.array([self._seq[i] for i in positions], np.int64),
+                "isc": np.array([self._isc[i] for i in positions], np.float64),
+                "src": np.array([self._src[i] for i in positions], np.int64),
+                "sid": np.array([story_of[self._keys[i]] for i in positions], np.int64)}
+
+    def row_at(self, position: int) -> tuple[float, StoredHeadline]:
+        """(published epoch seconds, row) at a position in publication order."""
+        ts, _, row = self._by_time[position]
+        return ts, row
 
     def in_window(self, start: datetime, end: datetime) -> list[StoredHeadline]:
         """The rows published within [start, end], oldest first."""
@@ -132,37 +173,21 @@ def top_stories(window: StoryWindow, query: TopQuery, now: datetime, *, red_thre
     at = (datetime.fromtimestamp(now.timestamp() // step_seconds * step_seconds, timezone.utc) if step_seconds
           else now)
     start = at - timedelta(minutes=query.window_minutes)
-    groups: dict[Any, list[StoredHeadline]] = {}
-    times: dict[Any, list[float]] = {}
-    story_of = window.index.story_of
-    for ts, _, r in window.slice(start, now):
-        if query.sources and r.source not in query.sources:
-            continue
-        if query.sections and (r.section or "") not in query.sections:
-            continue
-        sid = story_of[r.item_key]
-        members = groups.get(sid)
-        if members is None:
-            groups[sid] = [r]
-            times[sid] = [ts]
-        else:
-            members.append(r)
-            times[sid].append(ts)
-    scored = []
+    lo, hi = window.bounds(start, now)
+    positions: range | list[int] = range(lo, hi)
+    if query.sources or query.sections:
+        positions = [i for i in positions if (not query.sources or window.row_at(i)[1].source in query.sources)
+                     and (not query.sections or (window.row_at(i)[1].section or "") in query.sections)]
+    if not len(positions):
+        return []
     at_ts = at.timestamp()
-    for sid, members in groups.items():  # members are in publication order
-        ts = times[sid]
-        if len(members) == 1:
-            m = members[0]
-            score, first = score_value((m.i_score,), (m.source,), ts, at_ts, params), m.seq
-        else:
-            score = score_value([m.i_score for m in members], [m.source for m in members], ts, at_ts, params)
-            first = min(m.seq for m in members)
-        # best score first, then the most recently updated, then the story first stored (the same on every worker)
-        scored.append((-score, -ts[-1], first, sid, members))
+    picked = _rank_groups(window.columns(positions), at_ts, query.limit, params)
     out = []
-    for rank, (_, _, _, sid, members) in enumerate(heapq.nsmallest(query.limit, scored, key=lambda x: x[:3]), start=1):
-        s = score_at([m.i_score for m in members], [m.source for m in members], times[sid], at_ts, params)
+    for rank, idx in enumerate(picked, start=1):
+        rows = [window.row_at(positions[i]) for i in idx]  # in publication order
+        members = [r for _, r in rows]
+        times = [t for t, _ in rows]
+        s = score_at([m.i_score for m in members], [m.source for m in members], times, at_ts, params)
         best = max(members, key=lambda m: (m.i_score, -m.seq))
         out.append({
             "rank": rank, "story_id": story_key(members), "headline": best.text, "i_score": s.score,
@@ -173,6 +198,35 @@ def top_stories(window: StoryWindow, query: TopQuery, now: datetime, *, red_thre
             "why": why(s, len(members), params),
         })
     return out
+
+
+def _rank_groups(col: dict[str, np.ndarray], at_ts: float, limit: int, params: StoryParams) -> list[np.ndarray]:
+    """Positions in ``part`` of the members of the ``limit`` best stories, best first (numpy: all stories at once).
+
+    The story score of :func:`iscore.story_score.score_value`, unrounded, for every story with members in ``part``;
+    ties go to the most recently updated story, then to the story first stored (the same order on every worker).
+    """
+    ts, seq, isc, src, sid = col["ts"], col["seq"], col["isc"], col["src"], col["sid"]
+    n_codes = int(src.max()) + 1
+    uniq, inv = np.unique(sid, return_inverse=True)
+    g = len(uniq)
+    count = np.bincount(inv, minlength=g)
+    total = np.bincount(inv, weights=isc, minlength=g)
+    best = np.full(g, -np.inf)
+    np.maximum.at(best, inv, isc)
+    newest = np.full(g, -np.inf)
+    np.maximum.at(newest, inv, ts)
+    first = np.full(g, np.iinfo(np.int64).max)
+    np.minimum.at(first, inv, seq)
+    recent = np.bincount(inv, weights=(ts >= at_ts - params.velocity_minutes * 60).astype(np.float64), minlength=g)
+    pairs = np.unique(inv * n_codes + src)
+    coverage = np.bincount(pairs // n_codes, minlength=g)
+    base = MAX_WEIGHT * best + (1 - MAX_WEIGHT) * total / count
+    raw = base + COVERAGE_WEIGHT * np.log2(coverage) + VELOCITY_WEIGHT * np.log2(1 + recent)
+    fresh = 0.5 ** (np.maximum(0.0, at_ts - newest) / 60 / params.half_life_minutes)
+    score = np.clip(raw * fresh, 0.0, 100.0)
+    order = np.lexsort((first, -newest, -score))[:limit]
+    return [np.flatnonzero(inv == k) for k in order]
 
 
 class LiveWindow:
