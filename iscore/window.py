@@ -249,23 +249,40 @@ class LiveWindow:
         return w
 
     def sync(self, now: datetime | None = None, force: bool = False) -> StoryWindow:
-        """Catch up with the store (rebuilding on first use), unless synced within ``refresh_seconds``."""
+        """Catch up with the store (rebuilding on first use), unless synced within ``refresh_seconds``.
+
+        No lock is held while the database is read: the app is built before gunicorn forks its gevent workers, so
+        its locks are real OS locks, and a greenlet that waited for one while another held it across (cooperative)
+        PostgreSQL I/O would block its whole worker. The lock guards the in-memory window only; rows read twice by
+        concurrent syncs are added once.
+        """
+        mono = time.monotonic()
+        now = now or datetime.now(timezone.utc)
         with self._lock:
-            mono = time.monotonic()
-            now = now or datetime.now(timezone.utc)
-            if self.window is not None and not force and mono - self._synced_at < self.refresh_seconds:
-                return self.window
-            read_at = now
-            if self.window is None or self.window.needs_rebuild():
-                self.window = self._rebuild(now)
-            else:
-                since = (self._read_at or now) - timedelta(seconds=LATE_COMMIT_SECONDS)
-                engine, w = self._engine(), self.window
-                hwm = w.hwm
-                w.add(read_since(engine, hwm, published_since=now - timedelta(hours=self.window_hours)))
-                w.add(late_rows(engine, since, hwm, w.index.story_of))
+            w = self.window
+            if w is not None and not force and mono - self._synced_at < self.refresh_seconds:
+                return w
+            rebuild = w is None or w.needs_rebuild()
+            since = (self._read_at or now) - timedelta(seconds=LATE_COMMIT_SECONDS)
+        engine = self._engine()
+        published_since = now - timedelta(hours=self.window_hours)
+        if rebuild or w is None:
+            fresh = StoryWindow(self.window_hours)
+            fresh.add(read_since(engine, 0, published_since=published_since))
+            with self._lock:
+                self.window = fresh
+        else:
+            hwm = w.hwm
+            rows = read_since(engine, hwm, published_since=published_since)
+            late = late_rows(engine, since, hwm, w.rows)
+            with self._lock:
+                assert self.window is not None
+                self.window.add(rows)
+                self.window.add(late)
+        with self._lock:
+            assert self.window is not None
             self.window.evict(now)
-            self._read_at, self._synced_at = read_at, mono
+            self._read_at, self._synced_at = now, mono
             return self.window
 
     def ranked(self, query: TopQuery, now: datetime, *, red_threshold: float = 60.0,

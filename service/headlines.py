@@ -60,12 +60,26 @@ class IngestStore:
         self._lock = threading.Lock()
 
     def engine(self) -> Any:
-        """The migrated engine (created once per process)."""
+        """The migrated engine (created once per process).
+
+        No lock is held across the connection and migration (see iscore.window.LiveWindow.sync: the app's locks
+        are real OS locks in gevent workers); concurrent first uses each migrate (the migration serialises itself)
+        and the first engine made is kept.
+        """
+        with self._lock:
+            if self._engine is not None:
+                return self._engine
+        engine = feedback.make_engine(self.url, **self._timeouts)
+        try:
+            window_store.migrate(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         with self._lock:
             if self._engine is None:
-                engine = feedback.make_engine(self.url, **self._timeouts)
-                window_store.migrate(engine)
                 self._engine = engine
+            elif self._engine is not engine:
+                engine.dispose()
             return self._engine
 
     def call(self, fn: Callable[[Any], T]) -> T:

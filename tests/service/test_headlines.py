@@ -293,3 +293,34 @@ def test_a_late_commit_with_a_smaller_seq_is_still_picked_up_on_postgresql(pg_ur
     stories = live.top(__import__("iscore.window", fromlist=["TopQuery"]).TopQuery())
     assert sorted(stories[0]["members"]) == ["1", "2", "3"]
     engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_concurrent_first_requests_on_postgresql_do_not_hang_gevent_workers(tmp_path, model_dir, pg_url):
+    # Regression: a lock made before the fork (a real OS lock) held across cooperative PostgreSQL I/O blocked
+    # whole gevent workers on their first concurrent requests until gunicorn killed them.
+    import threading
+
+    url = empty_ingest_tables(pg_url)
+    server = start_server(tmp_path, model_dir, ISCORE_DATABASE_URL=url, ISCORE_ADMIN_TOKEN=ADMIN_TOKEN,
+                          ISCORE_RATE_LIMIT="", ISCORE_TIMEOUT_SECONDS="8")
+    try:
+        results: list[int] = []
+
+        def hit(i: int) -> None:
+            if i % 2:
+                results.append(server.request("POST", "/v1/headlines", {"items": [item(i, QUAKE[i % 3])]}, AUTH,
+                                              timeout=20)[0])
+            else:
+                results.append(server.request("GET", "/v1/top", timeout=20)[0])
+
+        threads = [threading.Thread(target=hit, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results.count(200) == 8, results
+        assert "WORKER TIMEOUT" not in server.log.read_text(errors="replace")
+    finally:
+        server.stop()
