@@ -3,9 +3,9 @@
 The store (:mod:`iscore.window_store`) is the source of truth. Each process (each gunicorn worker, each page that
 wants stories) holds a :class:`LiveWindow`: the headlines published within ``window_hours`` and a
 :class:`iscore.stories.StoryIndex` built from them in ``seq`` order. :meth:`LiveWindow.sync` reads the rows past
-the highest ``seq`` it has seen, plus the rows received in the last ``LATE_COMMIT_SECONDS`` (on PostgreSQL a
-transaction can commit a smaller ``seq`` after a larger one is visible; already-seen rows are skipped), and adds
-them to the index. ``GET /v1/top`` syncs at most every ``ISCORE_TOP_REFRESH_SECONDS``, so every worker shows a
+the highest ``seq`` it has seen, plus the rows whose ``seq`` it found missing below them in the last
+``LATE_COMMIT_SECONDS`` (on PostgreSQL a transaction can commit a smaller ``seq`` after a larger one is visible),
+and adds them to the index. ``GET /v1/top`` syncs at most every ``ISCORE_TOP_REFRESH_SECONDS``, so every worker shows a
 headline any worker (or the feed poller, or another host) stored within that time. A new process rebuilds its
 stories from the store on first use; so does a process whose index has grown to several times its live rows
 (the index never forgets a headline; a rebuild does).
@@ -33,9 +33,10 @@ import numpy as np
 from iscore.sources import normalize_source
 from iscore.story_score import COVERAGE_WEIGHT, MAX_WEIGHT, VELOCITY_WEIGHT, StoryParams, score_at, why
 from iscore.stories import StoryIndex
-from iscore.window_store import StoredHeadline, late_rows, read_since
+from iscore.window_store import StoredHeadline, read_since, rows_by_seq
 
 LATE_COMMIT_SECONDS = 60.0
+MAX_GAPS = 5000  # seq numbers remembered as missing at most (the oldest are forgotten first)
 # Story scores are computed at "now" rounded down to this step, so a polled /v1/top changes (new ETag) when a
 # headline arrives or the step turns, not on every request.
 TIME_STEP_SECONDS = 60
@@ -241,6 +242,7 @@ class LiveWindow:
         self._lock = threading.Lock()
         self._synced_at = -float("inf")
         self._read_at: datetime | None = None
+        self._gaps: dict[int, float] = {}  # seq numbers not seen yet -> when first missed (monotonic seconds)
 
     def _rebuild(self, now: datetime) -> StoryWindow:
         w = StoryWindow(self.window_hours)
@@ -263,27 +265,52 @@ class LiveWindow:
             if w is not None and not force and mono - self._synced_at < self.refresh_seconds:
                 return w
             rebuild = w is None or w.needs_rebuild()
-            since = (self._read_at or now) - timedelta(seconds=LATE_COMMIT_SECONDS)
         engine = self._engine()
         published_since = now - timedelta(hours=self.window_hours)
         if rebuild or w is None:
             fresh = StoryWindow(self.window_hours)
-            fresh.add(read_since(engine, 0, published_since=published_since))
+            rows = read_since(engine, 0, published_since=published_since)
+            fresh.add(rows)
             with self._lock:
                 self.window = fresh
+                recent = max(0, fresh.hwm - 1000)  # numbers missing among the newest rows may still commit
+                self._note_gaps(recent, [r for r in rows if r.seq > recent], [], mono, engine.dialect.name)
         else:
             hwm = w.hwm
-            rows = read_since(engine, hwm, published_since=published_since)
-            late = late_rows(engine, since, hwm, w.rows)
+            rows = read_since(engine, hwm)
+            late = rows_by_seq(engine, sorted(self._gaps)) if self._gaps else []
             with self._lock:
                 assert self.window is not None
-                self.window.add(rows)
-                self.window.add(late)
+                self._note_gaps(hwm, rows, late, mono, engine.dialect.name)
+                self.window.add(r for r in rows + late if r.published_at >= published_since)
         with self._lock:
             assert self.window is not None
             self.window.evict(now)
             self._read_at, self._synced_at = now, mono
             return self.window
+
+    def _note_gaps(self, hwm: int, rows: list[StoredHeadline], late: list[StoredHeadline], mono: float,
+                   dialect: str) -> None:
+        """Remember seq numbers skipped below the rows just read; forget found or expired ones.
+
+        On PostgreSQL a transaction can commit a smaller seq after a larger one was read (or never: a rollback,
+        or a duplicate that consumed a number), so each missing number is asked for again on every sync for
+        LATE_COMMIT_SECONDS. SQLite commits one writer at a time, in seq order: nothing to remember.
+        """
+        for r in late:
+            self._gaps.pop(r.seq, None)
+        if dialect == "sqlite":
+            return
+        prev = hwm
+        for r in sorted(rows, key=lambda r: r.seq):
+            for missing in range(prev + 1, min(r.seq, prev + 1 + MAX_GAPS)):
+                self._gaps.setdefault(missing, mono)
+            prev = max(prev, r.seq)
+        expired = [g for g, t in self._gaps.items() if mono - t > LATE_COMMIT_SECONDS]
+        for g in expired:
+            del self._gaps[g]
+        while len(self._gaps) > MAX_GAPS:
+            del self._gaps[min(self._gaps)]
 
     def ranked(self, query: TopQuery, now: datetime, *, red_threshold: float = 60.0,
                params: StoryParams = StoryParams()) -> list[dict[str, Any]]:

@@ -185,21 +185,13 @@ def read_since(engine: sa.Engine, after_seq: int, *, received_since: datetime | 
         return [_row(r) for r in conn.execute(q)]
 
 
-def late_rows(engine: sa.Engine, received_since: datetime, upto_seq: int, known: Any) -> list[StoredHeadline]:
-    """Rows at or below ``upto_seq`` received since a time whose keys are not in ``known`` (late commits).
-
-    On PostgreSQL a transaction can commit a smaller ``seq`` after a larger one was read; this finds such rows
-    cheaply (keys first, whole rows only for the unseen ones). SQLite commits one writer at a time, in order.
-    """
-    if engine.dialect.name == "sqlite":
+def rows_by_seq(engine: sa.Engine, seqs: Sequence[int]) -> list[StoredHeadline]:
+    """The stored rows with these seq numbers (those that exist), by seq."""
+    if not seqs:
         return []
     with engine.connect() as conn:
-        keys = conn.execute(sa.select(headlines.c.item_key).where(
-            headlines.c.received_at >= received_since, headlines.c.seq <= upto_seq)).scalars().all()
-        missing = [k for k in keys if k not in known]
-        if not missing:
-            return []
-        return [_row(r) for r in conn.execute(sa.select(*_COLUMNS).where(headlines.c.item_key.in_(missing)))]
+        return [_row(r) for r in conn.execute(sa.select(*_COLUMNS).where(headlines.c.seq.in_(list(seqs)))
+                                              .order_by(headlines.c.seq))]
 
 
 def get_headline(engine: sa.Engine, item_key: str) -> StoredHeadline | None:
