@@ -71,6 +71,7 @@ class StoryWindow:
         self._src: list[int] = []
         self._keys: list[str] = []
         self._codes: dict[str, int] = {}
+        self._seen: set[str] = set()  # every key given to the index (evicted rows included: it never forgets)
         self.hwm = 0  # highest seq seen
         self.added = 0  # headlines given to the index since it was built
         self.version = 0  # bumps whenever the rows change
@@ -80,9 +81,10 @@ class StoryWindow:
         n = 0
         for r in sorted(rows, key=lambda r: r.seq):
             self.hwm = max(self.hwm, r.seq)
-            if r.item_key in self.rows or r.item_key in self.index.story_of:
+            if r.item_key in self._seen:
                 continue
             self.index.add(r.item_key, r.text, r.published_at, r.source)
+            self._seen.add(r.item_key)
             self.rows[r.item_key] = r
             entry = (r.published_at.timestamp(), r.seq, r)
             at = bisect.bisect_right(self._by_time, entry[:2])
@@ -126,19 +128,19 @@ class StoryWindow:
 
     def columns(self, positions: range | list[int]) -> dict[str, np.ndarray]:
         """Epoch seconds, seq, i-Score, source code and story id of the rows at these positions, as arrays."""
-        story_of = self.index.story_of
+        story_of = self.index.story_id  # the public API only (iscore/stories.py is another engineer's)
         if isinstance(positions, range) and positions.step == 1:
             lo, hi = positions.start, positions.stop
             keys = self._keys[lo:hi]
             return {"ts": np.array(self._ts[lo:hi], np.float64),
                     "seq": np.array(self._seq[lo:hi], np.int64), "isc": np.array(self._isc[lo:hi], np.float64),
                     "src": np.array(self._src[lo:hi], np.int64),
-                    "sid": np.array([story_of[k] for k in keys], np.int64)}
+                    "sid": np.array([story_of(k) for k in keys], np.int64)}
         return {"ts": np.array([self._by_time[i][0] for i in positions], np.float64),
                 "seq": np.array([self._seq[i] for i in positions], np.int64),
                 "isc": np.array([self._isc[i] for i in positions], np.float64),
                 "src": np.array([self._src[i] for i in positions], np.int64),
-                "sid": np.array([story_of[self._keys[i]] for i in positions], np.int64)}
+                "sid": np.array([story_of(self._keys[i]) for i in positions], np.int64)}
 
     def row_at(self, position: int) -> tuple[float, StoredHeadline]:
         """(published epoch seconds, row) at a position in publication order."""

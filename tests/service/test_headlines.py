@@ -324,3 +324,14 @@ def test_concurrent_first_requests_on_postgresql_do_not_hang_gevent_workers(tmp_
         assert "WORKER TIMEOUT" not in server.log.read_text(errors="replace")
     finally:
         server.stop()
+
+
+def test_pages_get_the_same_top_stories_without_a_request(make):
+    from iscore.window import TopQuery
+    from service.headlines import live_window
+
+    c = make()
+    post(c, [item(1, QUAKE[0], "reuters", 30), item(2, QUAKE[1], "bbc", 20), item(3, "Best brunch spots", "eater")])
+    over_http = top(c)
+    direct = live_window(c.application).top(TopQuery(window_minutes=60, limit=10))  # no Flask request context
+    assert direct == over_http and len(direct) == 2
