@@ -7,7 +7,6 @@ from typing import Any
 
 from iscore.scoring import EXPLAIN_KINDS, REPLY_FLAGS
 from iscore.settings import Settings
-from service.headlines_openapi import headline_paths
 from service.limits import EXPLAIN_FACTOR, UNIT_CHARS
 from service.schema import (
     FLAG_FALSE,
@@ -201,6 +200,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "responses": {"200": json_ok({"type": "object"}), **admin_errors, **_errors(503)},
         }},
     }
+    from service.headlines_openapi import headline_paths  # here, not at the top: a one-line merge with other branches
+
     paths.update(headline_paths(settings))  # POST /v1/headlines, GET /v1/top (#16)
     return {
         "openapi": "3.1.0",
