@@ -14,7 +14,8 @@ shipped model, SQLite in a temporary state directory (or PostgreSQL with --pg):
    clients poll /v1/top (half with If-None-Match, like a sidebar) at --poll-rps in all: p50/p95/p99 of /v1/top,
    200s and 304s;
 4. after the last POST and one refresh interval, 40 fresh connections read /v1/top: distinct bodies seen (1 means
-   every worker shows the same stories).
+   every worker shows the same stories); with --hosts N (and --pg), N servers share the store, all ingest goes to
+   the first and the reads are spread over all of them.
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ def main() -> None:
     p.add_argument("--poll-rps", type=float, default=20)
     p.add_argument("--pg", default=None, help="PostgreSQL URL (postgresql+psycopg://...) instead of SQLite")
     p.add_argument("--port", type=int, default=18931)
+    p.add_argument("--hosts", type=int, default=1,
+                   help="servers sharing the store (use with --pg); the consistency check reads them all")
     p.add_argument("--uci", type=Path, default=None,
                    help="real headlines: ../shared/data/uci_news_aggregator/uci_news_aggregator.csv.gz")
     a = p.parse_args()
@@ -156,11 +159,15 @@ def main() -> None:
             eng.dispose()
         env = {"ISCORE_STATE_DIR": tmp, "ISCORE_DATABASE_URL": db, "ISCORE_ADMIN_TOKEN": TOKEN,
                "ISCORE_WORKERS": "2", "ISCORE_RELOAD_POLL_SECONDS": "0"}
-        server = start_gunicorn(a.port, env)
+        servers = [start_gunicorn(a.port, env)]
         try:
+            if a.hosts > 1:  # more "hosts": servers of their own on other ports, sharing the store
+                for k in range(1, a.hosts):
+                    servers.append(start_gunicorn(a.port + k, {**env, "ISCORE_STATE_DIR": f"{tmp}/host{k}"}))
             run(a)
         finally:
-            stop(server)
+            for server in servers:
+                stop(server)
 
 
 def run(a: argparse.Namespace) -> None:
@@ -240,13 +247,14 @@ def run(a: argparse.Namespace) -> None:
           f"other: {codes['other']}")
     time.sleep(2.5)  # one refresh interval and then some
     bodies = set()
-    for _ in range(40):
-        cc = http.client.HTTPConnection("127.0.0.1", a.port, timeout=60)
+    for i in range(40):
+        cc = http.client.HTTPConnection("127.0.0.1", a.port + i % a.hosts, timeout=60)
         status, _, _, body = get_top(cc)
         cc.close()
         bodies.add(body)
     top = json.loads(next(iter(bodies)))["stories"]
-    print(f"consistency: {len(bodies)} distinct /v1/top bodies over 40 fresh connections (1 = every worker agrees); "
+    print(f"consistency: {len(bodies)} distinct /v1/top bodies over 40 fresh connections to {a.hosts} server(s) "
+          f"(1 = every worker agrees); "
           f"#1 now: {top[0]['headline']!r} ({top[0]['why']})" if top else "no stories")
 
 
