@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from iscore.feedback import _sqlite_migrate_lock, make_engine  # noqa: F401 - make_engine re-exported for callers
+from iscore.feedback import _sqlite_migrate_lock
 
 metadata = sa.MetaData()
 
