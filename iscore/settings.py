@@ -84,6 +84,14 @@ class Settings:
     cors_origins: str = ""  # comma-separated origins (https://news.example) that may frame the sidebar and read its JSON
     sidebar_refresh_seconds: float = 30.0  # the sidebar polls (JavaScript) or reloads (meta refresh) this often
     sidebar_window_minutes: int = 60  # the sidebar's window ("in the last hour")
+    # ingest, window store and stories (#16; see README "Ingest, feeds and the live top ten")
+    window_retention_hours: float = 48.0  # headlines published longer ago are deleted from the window store
+    story_window_hours: float = 6.0  # longest /v1/top window; each worker's stories cover this span
+    story_half_life_minutes: float = 120.0  # freshness: a story's score halves per half-life since its newest member
+    story_velocity_minutes: float = 30.0  # members published this recently count as velocity
+    top_refresh_seconds: float = 1.0  # a worker catches up with the store at most this often (/v1/top)
+    feed_timeout_seconds: float = 10.0  # iscore-ingest: connect and read timeout per feed
+    feed_interval_seconds: float = 300.0  # iscore-ingest: seconds between polls of the feed list
 
     def __post_init__(self) -> None:
         self._check_admin_token()
@@ -113,6 +121,7 @@ class Settings:
         if not BIND.match(self.bind):
             raise SettingsError("ISCORE_BIND must be HOST:PORT (e.g. 127.0.0.1:8000 or 0.0.0.0:8000) or unix:PATH")
         self._check_pages()
+        self._check_stories()
 
     def _check_pages(self) -> None:
         bad = [o for o in self.cors_origin_list() if not ORIGIN.match(o)]
@@ -179,6 +188,14 @@ class Settings:
                                     "(a count per second, minute, hour or day), or be empty to turn it off")
         if not self.rate_limit_storage_url.startswith(("memory://", "redis://", "rediss://", "redis+unix://")):
             raise SettingsError("ISCORE_RATE_LIMIT_STORAGE_URL must be memory:// or a redis:// URL")
+
+    def _check_stories(self) -> None:
+        for name in ("window_retention_hours", "story_window_hours", "story_half_life_minutes",
+                     "story_velocity_minutes", "top_refresh_seconds", "feed_timeout_seconds", "feed_interval_seconds"):
+            if not 0 < getattr(self, name) <= 1e6:  # also refuses nan and inf
+                raise SettingsError(f"{PREFIX}{name.upper()} must be above 0")
+        if self.story_window_hours > self.window_retention_hours:
+            raise SettingsError("ISCORE_STORY_WINDOW_HOURS must not exceed ISCORE_WINDOW_RETENTION_HOURS")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":

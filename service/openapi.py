@@ -154,6 +154,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "window_minutes": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": MAX_WINDOW_MINUTES,
                                        "description": "keep only headlines published this many minutes before now"},
                     "now": timestamp,
+                    "group_stories": {"type": "boolean", "default": False,
+                                      "description": "also return `stories`: these headlines clustered into ranked stories"},
                 }}}}},
             "responses": {"200": json_ok({"type": "object", "required": ["model_version", "blend", "ranked"],
                                           "properties": {
@@ -211,6 +213,9 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         }},
     }
     paths.update(page_paths(settings, text=text, source=source, timestamp=timestamp, errors=_errors))  # issue #17
+    from service.headlines_openapi import headline_paths  # here, not at the top: a one-line merge with other branches
+
+    paths.update(headline_paths(settings))  # POST /v1/headlines, GET /v1/top (#16)
     return {
         "openapi": "3.1.0",
         "info": {"title": "i-Score", "version": "1",

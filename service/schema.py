@@ -71,6 +71,7 @@ class RankRequest:
     limit: int
     window_minutes: float | None
     now: datetime | None
+    group_stories: bool = False
 
 
 def _reject_constant(name: str) -> Any:
@@ -313,7 +314,7 @@ def parse_score(body: Any, limits: Limits, with_explain: bool = False) -> list[H
 
 def parse_rank(body: Any, limits: Limits, with_explain: bool = False) -> RankRequest:
     """Validate a /v1/rank body."""
-    headlines = parse_headlines(body, limits, frozenset({"headlines", "limit", "window_minutes", "now"}))
+    headlines = parse_headlines(body, limits, frozenset({"headlines", "limit", "window_minutes", "now", "group_stories"}))
     check_explain(len(headlines), with_explain, limits)
     problems: list[dict[str, str]] = []
     limit = body.get("limit", limits.default_limit)
@@ -327,9 +328,12 @@ def parse_rank(body: Any, limits: Limits, with_explain: bool = False) -> RankReq
         problems.append(_problem("window_minutes", f"must be a number above 0 and at most {MAX_WINDOW_MINUTES}"))
         window = None
     now = parse_time(body.get("now"), "now", problems)
+    group = body.get("group_stories", False)
+    if not isinstance(group, bool):
+        problems.append(_problem("group_stories", "must be true or false"))
     if problems:
         raise _invalid(problems)
-    return RankRequest(headlines=headlines, limit=limit, window_minutes=window, now=now)
+    return RankRequest(headlines=headlines, limit=limit, window_minutes=window, now=now, group_stories=group is True)
 
 
 def in_window(h: Headline, now: datetime, window_minutes: float) -> bool:

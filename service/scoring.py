@@ -11,6 +11,8 @@ from flask import Blueprint, g, jsonify, request
 from iscore.model import blends
 from iscore.registry import LoadedModel
 from iscore.scoring import rank_order, reply_items
+from iscore.story_score import StoryParams
+from iscore.window import group_stories
 from service.context import json_body, require_model, services
 from service.schema import Headline, Limits, in_window, parse_blend, parse_flag, parse_rank, parse_score
 
@@ -61,5 +63,12 @@ def rank_route() -> Any:
     items = _items(model, heads, with_explain, blend) if heads else []
     order = rank_order([it["i_score"] for it in items], [it["id"] for it in items])[: req.limit]
     ranked = [{"rank": r + 1, **items[i]} for r, i in enumerate(order)]
-    return jsonify({"model_version": model.version, "blend": blend, "ranked": ranked,
-                    "considered": len(heads), "excluded_by_window": len(req.headlines) - len(heads)})
+    reply = {"model_version": model.version, "blend": blend, "ranked": ranked,
+             "considered": len(heads), "excluded_by_window": len(req.headlines) - len(heads)}
+    if req.group_stories:  # clustering within the request (#16); the live window is GET /v1/top
+        s = services().settings
+        reply["stories"] = group_stories(
+            [(h.id, h.text, h.source or "", h.published_at, it["i_score"]) for h, it in zip(heads, items)], now,
+            req.limit, red_threshold=s.red_threshold,
+            params=StoryParams(s.story_half_life_minutes, s.story_velocity_minutes))
+    return jsonify(reply)
