@@ -336,6 +336,9 @@ def test_cors_origins_setting_is_checked():
             Settings(cors_origins=bad)
     with pytest.raises(SettingsError, match="ISCORE_SIDEBAR_REFRESH_SECONDS"):
         Settings(sidebar_refresh_seconds=0)
+    with pytest.raises(SettingsError, match="ISCORE_SIDEBAR_WINDOW_MINUTES"):  # longer than the live window
+        Settings(sidebar_window_minutes=7 * 60, story_window_hours=6)
+    assert Settings(sidebar_window_minutes=7 * 60, story_window_hours=7).sidebar_window_minutes == 420
 
 
 def test_unknown_page_paths_get_html_and_api_paths_keep_json(pclient):
