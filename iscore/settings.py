@@ -196,6 +196,9 @@ class Settings:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be above 0")
         if self.story_window_hours > self.window_retention_hours:
             raise SettingsError("ISCORE_STORY_WINDOW_HOURS must not exceed ISCORE_WINDOW_RETENTION_HOURS")
+        if self.sidebar_window_minutes > self.story_window_hours * 60:
+            raise SettingsError("ISCORE_SIDEBAR_WINDOW_MINUTES must not exceed ISCORE_STORY_WINDOW_HOURS x 60 (the "
+                                "sidebar shows the live window's stories)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":

@@ -165,13 +165,15 @@ def _iso(t: datetime) -> str:
 
 
 def top_stories(window: StoryWindow, query: TopQuery, now: datetime, *, red_threshold: float = 60.0,
-                params: StoryParams = StoryParams(), step_seconds: int = TIME_STEP_SECONDS) -> list[dict[str, Any]]:
+                params: StoryParams = StoryParams(), step_seconds: int = TIME_STEP_SECONDS,
+                with_url: bool = False) -> list[dict[str, Any]]:
     """The stories with members published in the last ``window_minutes`` before ``now``, best first.
 
     Each is ``{rank, story_id, headline, i_score, tier, coverage, sources, members, first_seen, updated, why}``:
     ``headline`` the best-scored member's text, ``i_score`` the story score (:mod:`iscore.story_score`),
     ``sources`` its distinct outlets, ``members`` the member ids (the client's id, else the URL). Only members within
-    the window and the source/section filters count.
+    the window and the source/section filters count. ``with_url`` adds ``url``, the representative (best-scored)
+    member's URL or None, for the pages (``/v1/top`` replies without it).
     """
     at = (datetime.fromtimestamp(now.timestamp() // step_seconds * step_seconds, timezone.utc) if step_seconds
           else now)
@@ -192,14 +194,17 @@ def top_stories(window: StoryWindow, query: TopQuery, now: datetime, *, red_thre
         times = [t for t, _ in rows]
         s = score_at([m.i_score for m in members], [m.source for m in members], times, at_ts, params)
         best = max(members, key=lambda m: (m.i_score, -m.seq))
-        out.append({
+        story = {
             "rank": rank, "story_id": story_key(members), "headline": best.text, "i_score": s.score,
             "tier": "red" if s.score >= red_threshold else "blue", "coverage": s.coverage,
             "sources": sorted({m.source for m in members} - {""}),
             "members": [m.item_id if m.item_id is not None else m.url for m in members],
             "first_seen": _iso(members[0].published_at), "updated": _iso(members[-1].published_at),
             "why": why(s, len(members), params),
-        })
+        }
+        if with_url:
+            story["url"] = best.url or None
+        out.append(story)
     return out
 
 
@@ -315,19 +320,20 @@ class LiveWindow:
             del self._gaps[min(self._gaps)]
 
     def ranked(self, query: TopQuery, now: datetime, *, red_threshold: float = 60.0,
-               params: StoryParams = StoryParams()) -> list[dict[str, Any]]:
+               params: StoryParams = StoryParams(), with_url: bool = False) -> list[dict[str, Any]]:
         """The top stories of the window as last synced (no database call); [] before the first sync."""
         with self._lock:
             if self.window is None:
                 return []
-            return top_stories(self.window, query, now, red_threshold=red_threshold, params=params)
+            return top_stories(self.window, query, now, red_threshold=red_threshold, params=params,
+                               with_url=with_url)
 
     def top(self, query: TopQuery, now: datetime | None = None, *, red_threshold: float = 60.0,
-            params: StoryParams = StoryParams()) -> list[dict[str, Any]]:
-        """The top stories after a sync with the store (what /v1/top returns in ``stories``)."""
+            params: StoryParams = StoryParams(), with_url: bool = False) -> list[dict[str, Any]]:
+        """The top stories after a sync with the store (what /v1/top returns in ``stories``; ``url`` on request)."""
         now = now or datetime.now(timezone.utc)
         self.sync(now)
-        return self.ranked(query, now, red_threshold=red_threshold, params=params)
+        return self.ranked(query, now, red_threshold=red_threshold, params=params, with_url=with_url)
 
 
 def filters(values: Iterable[str] | None) -> frozenset[str]:

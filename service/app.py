@@ -42,5 +42,5 @@ def create_app(settings: Settings | None = None) -> Flask:
                                         registry_names=registry_names(settings.model_dir))
     for blueprint in (scoring.bp, meta.bp, admin.bp, feedback.bp, headlines.bp):
         app.register_blueprint(blueprint)
-    pages.install(app, settings, holder)  # the sidebar, editor's desk and model page (issue #17)
+    pages.install(app, settings)  # the sidebar, editor's desk and model page (issue #17)
     return app

@@ -123,10 +123,7 @@ def desk() -> Response:
     window = s.settings.sidebar_window_minutes
     now = datetime.now(timezone.utc)
     with store_errors():
-        try:
-            stories = p.provider(window, DESK_LIMIT)
-        except LookupError:
-            raise ApiError(503, "model_unavailable", "no verified model is loaded; see /readyz") from None
+        stories = p.provider(window, DESK_LIMIT)
         active = p.overrides.active(now)
         audit = p.overrides.history(limit=100)
     shown = {str(st["story_id"]): st["rank"] for st in ov.apply(stories, active, now, 10)}

@@ -29,7 +29,7 @@ from iscore.scoring import reply_items
 from iscore.settings import Settings
 from iscore.sources import normalize_source
 from iscore.story_score import StoryParams
-from iscore.window import LiveWindow, TopQuery, filters
+from iscore.window import LiveWindow, StoryWindow, TopQuery, filters
 from service.admin import CHALLENGE, INVALID_TOKEN
 from service.body import read_body
 from service.context import require_model, services
@@ -280,12 +280,8 @@ def parse_top_query(args: Any, settings: Settings) -> TopQuery:
     return TopQuery(window_minutes=window, limit=min(limit, MAX_TOP_LIMIT), sources=sources, sections=sections)
 
 
-@bp.get("/v1/top")
-def top_route() -> Any:
-    """The top stories of the last window_minutes, with ETag (304 on If-None-Match) and Cache-Control."""
-    state = _state()
-    query = parse_top_query(request.args, state.settings)
-    now = datetime.now(timezone.utc)
+def synced(state: IngestState, now: datetime) -> StoryWindow:
+    """The live window caught up with the store; the last synced one while the store is away (503 if none)."""
     try:
         state.store.call(lambda e: state.live.sync(now))
     except ApiError:
@@ -295,6 +291,16 @@ def top_route() -> Any:
     w = state.live.window
     assert w is not None
     state.window_rows.set(len(w.rows))
+    return w
+
+
+@bp.get("/v1/top")
+def top_route() -> Any:
+    """The top stories of the last window_minutes, with ETag (304 on If-None-Match) and Cache-Control."""
+    state = _state()
+    query = parse_top_query(request.args, state.settings)
+    now = datetime.now(timezone.utc)
+    w = synced(state, now)
     step = int(now.timestamp() // 60)
     key = (query, w.version, step)
     with state.cache_lock:

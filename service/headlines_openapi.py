@@ -11,7 +11,7 @@ from service.ingest_schema import MAX_ID_CHARS, MAX_SECTION_CHARS, MAX_SOURCE_CH
 
 def headline_paths(settings: Settings) -> dict[str, Any]:
     """The two paths, with this app's limits."""
-    from service.openapi import TIME_DESCRIPTION, _errors  # service.openapi imports this module in its function
+    from service.openapi import TIME_DESCRIPTION, _errors  # here: service.openapi imports this module at its top
     from service.schema import HEADLINE_TEXT_PATTERN, NO_NUL_PATTERN
 
     def ok(schema: dict[str, Any], headers: dict[str, Any] | None = None) -> dict[str, Any]:

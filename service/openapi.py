@@ -7,6 +7,7 @@ from typing import Any
 
 from iscore.scoring import EXPLAIN_KINDS, REPLY_FLAGS
 from iscore.settings import BLEND_NAMES, Settings
+from service.headlines_openapi import headline_paths
 from service.limits import EXPLAIN_FACTOR, UNIT_CHARS
 from service.pages_openapi import page_paths
 from service.schema import (
@@ -212,9 +213,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "responses": {"200": json_ok({"type": "object"}), **admin_errors, **_errors(503)},
         }},
     }
-    paths.update(page_paths(settings, text=text, source=source, timestamp=timestamp, errors=_errors))  # issue #17
-    from service.headlines_openapi import headline_paths  # here, not at the top: a one-line merge with other branches
-
+    paths.update(page_paths(settings, errors=_errors))  # issue #17
     paths.update(headline_paths(settings))  # POST /v1/headlines, GET /v1/top (#16)
     return {
         "openapi": "3.1.0",

@@ -1,6 +1,6 @@
 """Pages for people (issue #17): the sidebar, its JSON feed, the model page, and what they share.
 
-``install(app, settings, holder)`` registers the blueprints (the editor's desk is in service/editor.py) and
+``install(app, settings)`` registers the blueprints (the editor's desk is in service/editor.py) and
 one after-request hook that gives pages their Content-Security-Policy (relaxed only as far as each page
 needs: its own static script and style, framing by the configured origins for the sidebar), CORS for the
 configured origins on ``/v1/sidebar.json``, and long caching to hashed static URLs. Every other reply keeps
@@ -30,19 +30,16 @@ from iscore import overrides as ov
 from iscore import registry
 from iscore.redact import public_value
 from iscore.settings import Settings
-from service.admin import require_admin
-from service.context import json_body, services
+from service.context import services
 from service.errors import ApiError
-from service.holder import ModelHolder
-from service.schema import TEXT_PATTERN, parse_time
-from service.top import PagesStore, SeedHeadline, SeededTopStories, TopStories
+from service.top import LiveTopStories, TopStories
 
 log = logging.getLogger("iscore.pages")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_LIMIT = 50
 PAGE_PATHS = ("/sidebar", "/editor", "/model")
 JSON_FEED = "/v1/sidebar.json"
-# What a link may be (the OpenAPI pattern of a seeded url): http(s), then no space or control character.
+# What a link may be: http(s), then no space or control character.
 SAFE_URL = re.compile(r"https?://[^\x00-\x20\x7f]+")
 bp = Blueprint("pages", __name__)
 api_bp = Blueprint("pages_api", __name__)
@@ -50,11 +47,10 @@ api_bp = Blueprint("pages_api", __name__)
 
 @dataclass
 class Pages:
-    """What the pages share: the story provider (replaceable), the seeded headlines and the overrides."""
+    """What the pages share: the story provider (replaceable) and the editors' overrides."""
 
     settings: Settings
     provider: TopStories
-    store: PagesStore
     overrides: ov.OverrideStore
     _hashes: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -81,12 +77,10 @@ def pages() -> Pages:
     return current_app.extensions["iscore_pages"]
 
 
-def install(app: Flask, settings: Settings, holder: ModelHolder) -> Pages:
+def install(app: Flask, settings: Settings) -> Pages:
     """Create the pages' state (nothing is opened until first use) and register their routes and headers."""
     db = settings.state_dir / "pages.db"
-    store = PagesStore(db, timeout=settings.database_statement_timeout_seconds)
-    provider = SeededTopStories(store, holder, settings.red_threshold, settings.blend)
-    p = Pages(settings=settings, provider=provider, store=store,
+    p = Pages(settings=settings, provider=LiveTopStories(app),
               overrides=ov.OverrideStore(db, timeout=settings.database_statement_timeout_seconds))
     app.extensions["iscore_pages"] = p
     from service import editor  # the desk's routes live beside these
@@ -179,6 +173,11 @@ def _page_error(e: Exception) -> Response:
 
 # --- shared request helpers ----------------------------------------------------------------------------------
 
+def max_window_minutes(settings: Settings) -> int:
+    """The longest window the feed serves: the live story window (ISCORE_STORY_WINDOW_HOURS), in whole minutes."""
+    return max(1, int(settings.story_window_hours * 60))
+
+
 def int_arg(name: str, default: int, low: int, high: int) -> int:
     """An integer query argument within [low, high]; 422 (a page: an HTML 422) otherwise."""
     raw = request.args.get(name)
@@ -198,16 +197,13 @@ def top_reply(window_minutes: int, limit: int) -> dict[str, Any]:
         raise ApiError(503, "model_unavailable", "no verified model is loaded; see /readyz")
     g.model_version = model.version
     with store_errors():
-        try:
-            stories = pages().stories(window_minutes, limit)
-        except LookupError:
-            raise ApiError(503, "model_unavailable", "no verified model is loaded; see /readyz") from None
+        stories = pages().stories(window_minutes, limit)
     return {"model_version": model.version, "window_minutes": window_minutes, "stories": stories}
 
 
 @contextmanager
 def store_errors() -> Iterator[None]:
-    """A failure of the pages' SQLite file (unwritable state directory, lock held too long) is a 503."""
+    """A failure of the overrides' SQLite file (unwritable state directory, lock held too long) is a 503."""
     try:
         yield
     except (sqlite3.Error, OSError) as e:
@@ -252,7 +248,7 @@ def sidebar() -> Response:
 def sidebar_feed() -> Response:
     """The sidebar's stories as JSON in the /v1/top shape, with an ETag (304 when unchanged)."""
     settings = pages().settings
-    window = int_arg("window_minutes", settings.sidebar_window_minutes, 1, 7 * 24 * 60)
+    window = int_arg("window_minutes", settings.sidebar_window_minutes, 1, max_window_minutes(settings))
     limit = int_arg("limit", 10, 1, MAX_LIMIT)
     body = top_reply(window, limit)
     tag = etag_of(body)
@@ -263,75 +259,6 @@ def sidebar_feed() -> Response:
     resp.headers["ETag"] = tag
     resp.headers["Cache-Control"] = "no-cache"  # may be kept, but revalidated: the ETag makes that cheap
     return resp
-
-
-# --- seeding the default provider --------------------------------------------------------------------------
-
-VISIBLE = re.compile(TEXT_PATTERN)  # a headline needs one visible character (as /v1/score's parser asks)
-
-
-def _clean(value: Any) -> bool:
-    """A string without NUL and lone surrogates (what SQLite and UTF-8 can hold)."""
-    if not isinstance(value, str) or "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def parse_seed(body: Any, max_items: int, max_chars: int, now: datetime) -> list[SeedHeadline]:
-    """Validate a seeding body ``{"headlines": [{"text", "id"?, "source"?, "url"?, "published_at"?}]}``."""
-    if not isinstance(body, dict) or not isinstance(body.get("headlines"), list) or set(body) - {"headlines"}:
-        raise ApiError(422, "invalid_request", "the body must be a JSON object with a 'headlines' list",
-                       [{"field": "headlines", "problem": "is required and must be a list"}])
-    raw = body["headlines"]
-    if not 1 <= len(raw) <= max_items:
-        raise ApiError(422, "invalid_request", f"send 1 to {max_items} headlines",
-                       [{"field": "headlines", "problem": f"must hold 1 to {max_items} items"}])
-    problems: list[dict[str, str]] = []
-    out = []
-    for i, item in enumerate(raw):
-        f = f"headlines[{i}]"
-        if not isinstance(item, dict) or set(item) - {"id", "text", "source", "url", "published_at"}:
-            problems.append({"field": f, "problem": "must be an object with 'text' (and optional id, source, url, "
-                                                    "published_at)"})
-            continue
-        text, hid, source, url, when = (item.get(k) for k in ("text", "id", "source", "url", "published_at"))
-        if not _clean(text) or not VISIBLE.search(text) or len(text) > max_chars:
-            problems.append({"field": f"{f}.text", "problem": f"must be 1 to {max_chars} characters, not all "
-                                                              "white space, without NUL or lone surrogates"})
-            continue
-        if hid is not None and (not _clean(hid) or not 1 <= len(hid) <= 200):
-            problems.append({"field": f"{f}.id", "problem": "must be a string of 1 to 200 characters"})
-            continue
-        if source is not None and (not _clean(source) or len(source) > 200):
-            problems.append({"field": f"{f}.source", "problem": "must be a string of at most 200 characters"})
-            continue
-        if url is not None and (not _clean(url) or safe_url(url) is None):
-            problems.append({"field": f"{f}.url", "problem": "must be an http(s) URL of at most 2000 characters"})
-            continue
-        published = parse_time(when, f"{f}.published_at", problems) if when is not None else now
-        if published is None:
-            continue
-        key = hid or hashlib.sha256(f"{text.strip()}\n{source or ''}".encode()).hexdigest()[:16]
-        out.append(SeedHeadline(key, text.strip(), (source or "").strip(), url or "", published))
-    if problems:
-        raise ApiError(422, "invalid_request", "some headlines are invalid; nothing was stored", problems)
-    return out
-
-
-@api_bp.post("/v1/admin/headlines")
-def seed_headlines() -> Any:
-    """Add headlines to the pages' default story provider (admin token); ``published_at`` defaults to now."""
-    require_admin()
-    s = services()
-    items = parse_seed(json_body(), s.settings.max_headlines, s.settings.max_headline_chars,
-                       datetime.now(timezone.utc))
-    with store_errors():
-        stored = pages().store.put(items)
-    return jsonify({"stored": stored})
 
 
 # --- the model page ----------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The OpenAPI entries of the pages (issue #17): HTML pages, their form posts, the sidebar's JSON feed and seeding."""
+"""The OpenAPI entries of the pages (issue #17): HTML pages, their form posts and the sidebar's JSON feed."""
 
 from __future__ import annotations
 
@@ -18,13 +18,12 @@ def _html_errors(*codes: int) -> dict[str, Any]:
     return {str(c): _html(f"an HTML error page ({c})") for c in codes}
 
 
-def page_paths(settings: Settings, *, text: dict[str, Any], source: dict[str, Any], timestamp: dict[str, Any],
-               errors: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+def page_paths(settings: Settings, *, errors: Callable[..., dict[str, Any]]) -> dict[str, Any]:
     """Paths of the sidebar, the editor's desk and the model page, in the document's own terms."""
     limit = {"name": "limit", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}}
     window = {"name": "window_minutes", "in": "query", "required": False,
-              "schema": {"type": "integer", "minimum": 1, "maximum": 10080,
+              "schema": {"type": "integer", "minimum": 1, "maximum": max(1, int(settings.story_window_hours * 60)),
                          "default": settings.sidebar_window_minutes}}
     story = {"type": "object", "required": ["rank", "story_id", "headline", "i_score", "tier", "coverage", "sources",
                                             "members", "first_seen", "updated"], "properties": {
@@ -32,7 +31,8 @@ def page_paths(settings: Settings, *, text: dict[str, Any], source: dict[str, An
         "headline": {"type": "string"}, "i_score": {"type": "number", "minimum": 0, "maximum": 100},
         "tier": {"type": "string", "enum": ["red", "blue"]}, "coverage": {"type": "integer", "minimum": 0},
         "sources": {"type": "array", "items": {"type": "string"}}, "members": {"type": "array"},
-        "first_seen": {"type": "string"}, "updated": {"type": "string"}, "url": {"type": ["string", "null"]},
+        "first_seen": {"type": "string"}, "updated": {"type": "string"}, "why": {"type": "string"},
+        "url": {"type": ["string", "null"], "description": "the representative headline's URL, when it has one"},
         "override": {"type": "object", "description": "present when an editor pinned or boosted the story"}}}
     form_errors = {**_html_errors(400, 401, 403, 413, 422, 503), **errors(429)}
     redirect = {"303": _html("done; see the desk")}
@@ -63,25 +63,6 @@ def page_paths(settings: Settings, *, text: dict[str, Any], source: dict[str, An
                                            "stories": {"type": "array", "items": story}}}}}},
                 "304": {"description": "unchanged since the ETag sent in If-None-Match"},
                 **errors(422, 429, 503)}}},
-        "/v1/admin/headlines": {"post": {
-            "summary": "Add headlines to the pages' default story provider (until the story store serves /v1/top)",
-            "security": [{"bearer": []}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "additionalProperties": False, "required": ["headlines"],
-                "properties": {"headlines": {"type": "array", "minItems": 1, "maxItems": settings.max_headlines,
-                                             "items": {"type": "object", "additionalProperties": False,
-                                                       "required": ["text"], "properties": {
-                                                           "text": text,
-                                                           "id": {"type": ["string", "null"], "minLength": 1,
-                                                                  "maxLength": 200, "pattern": "^[^\\x00]*$"},
-                                                           "source": source,
-                                                           "url": {"type": ["string", "null"],
-                                                                   "pattern": "^https?://[^\\x00-\\x20\\x7f]+$",
-                                                                   "maxLength": 2000},
-                                                           "published_at": timestamp}}}}}}}},
-            "responses": {"200": {"description": "stored", "content": {"application/json": {"schema": {
-                "type": "object", "required": ["stored"], "properties": {"stored": {"type": "integer"}}}}}},
-                **errors(400, 401, 403, 408, 413, 415, 422, 429, 503)}}},
         "/editor": {"get": {
             "summary": "The editor's desk (HTML): sign-in form, or the window's stories with actions and the audit "
                        "list",

@@ -55,6 +55,20 @@ def test_coverage_lifts_a_story_above_a_better_single_headline():
     assert top[0]["first_seen"] == "2026-11-26T11:30:00Z" and top[0]["updated"] == "2026-11-26T11:50:00Z"
 
 
+def test_url_of_the_representative_member_only_when_asked():
+    from dataclasses import replace
+
+    w = StoryWindow(6)
+    w.add([replace(row(1, QUAKE[0], "reuters", 30, 70), url="https://a.example/1"),
+           replace(row(2, QUAKE[1], "bbc", 20, 40), url="https://b.example/2"),
+           row(3, "Pop star debuts new haircut at awards", "tmz", 5, 30)])
+    plain = top_stories(w, TopQuery(), NOW)
+    assert all("url" not in t for t in plain)  # GET /v1/top's shape is unchanged
+    linked = top_stories(w, TopQuery(), NOW, with_url=True)
+    assert [t["url"] for t in linked] == ["https://a.example/1", None]  # the best-scored member's link
+    assert [{k: v for k, v in t.items() if k != "url"} for t in linked] == plain
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 5), st.floats(0, 240), st.floats(0, 100)),
                 min_size=1, max_size=60), st.integers(1, 10))

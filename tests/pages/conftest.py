@@ -1,4 +1,5 @@
-"""Fixtures of the page tests: a real server on the shipped model with seeded headlines, and headless Chromium.
+"""Fixtures of the page tests: a real server on the shipped model with headlines sent to POST /v1/headlines (the
+window store the pages read through the live window), and headless Chromium.
 
 The browser is Debian's ``chromium`` driven by Selenium through Debian's ``chromium-driver`` (``.ci/run``
 installs both); without them, or without the selenium package, the browser tests skip and say why.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from tests.conftest import ADMIN_TOKEN, AUTH, ROOT, free_port, start_server
 CHROMIUM = os.environ.get("ISCORE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("ISCORE_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
 REFRESH_SECONDS = 1
-# Real headlines for the shipped model: both tiers among the top ten (red at 60).
+# Real headlines for the shipped model, sixteen stories (no two cluster): both tiers among the top ten (red at 60).
 SEED = [
     ("turkey", "Earthquake kills at least 300 in central Turkey", "reuters"),
     ("rates", "Central bank raises interest rates to fight inflation", "bbc-news"),
@@ -40,13 +42,23 @@ SEED = [
 ]
 # The port of the test page that embeds the sidebar (its origin is the one configured in ISCORE_CORS_ORIGINS).
 EMBED_PORT = free_port()
-# Arrives later, ranks first (88 with the shipped model).
+# Arrives later, its own story, ranks first (story score 91 with the shipped model).
 LATE = ("late", "President resigns after corruption probe", "reuters")
+# One story from two outlets: one sidebar row, "2 outlets".
+SAME_STORY = [("jp-r", "Earthquake strikes Japan, tsunami warning issued", "reuters"),
+              ("jp-b", "Japan earthquake triggers tsunami warning", "bbc-news")]
 
 
-def seed_items(rows: list[tuple[str, str, str]]) -> dict:
-    """A /v1/admin/headlines body for (id, text, source) rows, each with a link."""
-    return {"headlines": [{"id": i, "text": t, "source": s, "url": f"https://news.example/{i}"} for i, t, s in rows]}
+def seed_items(rows: list[tuple[str, str, str]], minutes_ago: float = 0.0) -> dict:
+    """A POST /v1/headlines body for (id, text, source) rows, each with a link, published ``minutes_ago``."""
+    when = (datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)).isoformat()
+    return {"items": [{"id": i, "text": t, "source": s, "url": f"https://news.example/{i}", "published_at": when}
+                      for i, t, s in rows]}
+
+
+def story_with(stories: list[dict], member: str) -> dict | None:
+    """The story (of a /v1/sidebar.json or /v1/top reply) that has this headline id among its members."""
+    return next((s for s in stories if member in s["members"]), None)
 
 
 def shipped_copy(dest: Path) -> Path:
@@ -62,13 +74,13 @@ def shipped_copy(dest: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def page_server(tmp_path_factory):
-    """The real server (gunicorn, 2 workers) on the shipped model, polling every second, seeded with SEED."""
+    """The real server (gunicorn, 2 workers) on the shipped model, polling every second, with SEED in its store."""
     tmp = tmp_path_factory.mktemp("pages-server")
     server = start_server(tmp, shipped_copy(tmp / "models"), ISCORE_ADMIN_TOKEN=ADMIN_TOKEN,
                           ISCORE_CORS_ORIGINS=f"http://127.0.0.1:{EMBED_PORT}",
                           ISCORE_SIDEBAR_REFRESH_SECONDS=str(REFRESH_SECONDS), ISCORE_RELOAD_POLL_SECONDS="0")
-    status, body = server.request("POST", "/v1/admin/headlines", seed_items(SEED), AUTH)
-    assert status == 200 and body == {"stored": len(SEED)}, body
+    status, body = server.request("POST", "/v1/headlines", seed_items(SEED), AUTH)
+    assert status == 200 and body["new"] == len(SEED) and body["rejected"] == 0, body
     yield server
     server.stop()
 

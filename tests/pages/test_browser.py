@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, AUTH
-from tests.pages.conftest import LATE, REFRESH_SECONDS, seed_items
+from tests.pages.conftest import LATE, REFRESH_SECONDS, SAME_STORY, seed_items, story_with
 
 pytestmark = pytest.mark.slow
 RED_BG = "rgb(179, 38, 30)"  # --isb-red-bg #b3261e
@@ -35,6 +35,25 @@ def feed(server) -> list[dict]:
     status, body = server.request("GET", "/v1/sidebar.json")
     assert status == 200, body
     return body["stories"]
+
+
+def wait_story(server, member: str, seconds: float = 10.0) -> dict:
+    """The sidebar story that has this headline among its members, once every worker serving the poll has it
+    (each catches up with the store within a second); fails when none of the ten has it."""
+    found: list[dict] = []
+
+    def seen() -> bool:
+        story = story_with(feed(server), member)
+        found[:] = [story] if story is not None else []
+        return bool(found)
+
+    assert wait_for(seen, seconds), f"{member} is in no story of the top ten"
+    return found[0]
+
+
+def story_id(server, member: str) -> str:
+    """The id of the sidebar story that has this headline among its members (fails when none of the ten has)."""
+    return wait_story(server, member)["story_id"]
 
 
 def wait_for(predicate, seconds: float = 10.0) -> bool:
@@ -86,18 +105,23 @@ def test_ten_rows_with_table_semantics_and_badges_by_tier(page_server, browser, 
 
 def test_injected_script_headline_stays_text(page_server, browser, screenshots):
     browser.get(url(page_server, "/sidebar"))
-    titles = [r["title"] for r in rows(browser) if r["id"] == "xss"]
+    xss = story_id(page_server, "xss")
+    titles = [r["title"] for r in rows(browser) if r["id"] == xss]
     assert titles and titles[0].startswith("<script>window.__pwned=1</script><img src=x")
     assert browser.execute_script("return window.__pwned === undefined")
     assert browser.find_elements("css selector", "#isb tbody script, #isb tbody img") == []
     # The same after the script has redrawn the rows from the JSON feed.
     browser.execute_script("document.getElementById('isb').tBodies[0].setAttribute('data-old', '1')")
-    page_server.request("POST", "/v1/admin/headlines", seed_items([
+    status, _ = page_server.request("POST", "/v1/headlines", seed_items([
         ("xss-2", "<b>bold</b> Earthquake kills at least 200 in southern Chile", "reuters")]), AUTH)
-    assert "xss-2" in [s["story_id"] for s in feed(page_server)], "pick a headline that reaches the top ten"
+    assert status == 200
+    # It joins the Turkey earthquake's story and, scoring higher, becomes its headline.
+    assert wait_for(lambda: (story_with(feed(page_server), "xss-2") or {}).get("headline", "").startswith("<b>")), \
+        "pick a headline that reaches the top ten"
     assert wait_for(lambda: browser.execute_script(
         "return !document.getElementById('isb').tBodies[0].hasAttribute('data-old')")), "the rows were not redrawn"
-    titles = [r["title"] for r in rows(browser) if r["id"] == "xss"]
+    assert any(r["title"].startswith("<b>bold</b> Earthquake") for r in rows(browser))
+    titles = [r["title"] for r in rows(browser) if r["id"] == xss]
     assert titles and titles[0].startswith("<script>")
     assert browser.execute_script("return window.__pwned === undefined")
     assert browser.find_elements("css selector", "#isb tbody script, #isb tbody img, #isb tbody b") == []
@@ -105,14 +129,15 @@ def test_injected_script_headline_stays_text(page_server, browser, screenshots):
 
 def test_new_headline_appears_without_reload(page_server, browser, screenshots):
     browser.get(url(page_server, "/sidebar"))
-    assert LATE[0] not in [r["id"] for r in rows(browser)]
+    assert not any(r["title"].startswith(LATE[1]) for r in rows(browser))
     browser.execute_script("window.__samePage = 'yes'")
-    status, _ = page_server.request("POST", "/v1/admin/headlines", seed_items([LATE]), AUTH)
+    status, _ = page_server.request("POST", "/v1/headlines", seed_items([LATE]), AUTH)
     assert status == 200
-    assert wait_for(lambda: LATE[0] in [r["id"] for r in rows(browser)], 5 * REFRESH_SECONDS + 5)
+    late = story_id(page_server, LATE[0])
+    assert wait_for(lambda: late in [r["id"] for r in rows(browser)], 5 * REFRESH_SECONDS + 5)
     assert browser.execute_script("return window.__samePage") == "yes"  # the rows changed, the page did not reload
     first = rows(browser)[0]
-    assert first["id"] == LATE[0] and first["title"].startswith(LATE[1])
+    assert first["id"] == late and first["title"].startswith(LATE[1])
     assert len(rows(browser)) == 10
     browser.save_screenshot(str(screenshots / "sidebar-after-poll.png"))
 
@@ -120,7 +145,8 @@ def test_new_headline_appears_without_reload(page_server, browser, screenshots):
 def test_editor_hides_a_story_and_it_leaves_the_sidebar(page_server, browser, screenshots):
     sidebar = url(page_server, "/sidebar")
     browser.get(sidebar)
-    assert "court" in [r["id"] for r in rows(browser)]
+    court = story_id(page_server, "court")
+    assert court in [r["id"] for r in rows(browser)]
     sidebar_tab = browser.current_window_handle
     browser.switch_to.new_window("tab")
     browser.set_window_size(1300, 1000)
@@ -130,7 +156,7 @@ def test_editor_hides_a_story_and_it_leaves_the_sidebar(page_server, browser, sc
     browser.find_element("css selector", "form[action='/editor/login'] button").click()
     assert wait_for(lambda: "Signed in as" in browser.page_source)
     assert "token" not in browser.current_url and ADMIN_TOKEN not in browser.current_url
-    row = browser.find_element("css selector", "tr[data-story-id='court']")
+    row = browser.find_element("css selector", f"tr[data-story-id='{court}']")
     row.find_element("css selector", "select[name=action] option[value=hide]").click()
     row.find_element("css selector", "form[action='/editor/action'] button[type=submit]").click()
     assert wait_for(lambda: "Recorded: hide" in browser.page_source)
@@ -143,11 +169,11 @@ def test_editor_hides_a_story_and_it_leaves_the_sidebar(page_server, browser, sc
     browser.close()
     browser.switch_to.window(sidebar_tab)
     # The open sidebar drops it at its next poll; a fresh load never shows it.
-    assert wait_for(lambda: "court" not in [r["id"] for r in rows(browser)], 5 * REFRESH_SECONDS + 5)
+    assert wait_for(lambda: court not in [r["id"] for r in rows(browser)], 5 * REFRESH_SECONDS + 5)
     assert len(rows(browser)) == 10
     browser.get(sidebar)
-    assert "court" not in [r["id"] for r in rows(browser)]
-    assert "court" not in [s["story_id"] for s in feed(page_server)]
+    assert court not in [r["id"] for r in rows(browser)]
+    assert court not in [s["story_id"] for s in feed(page_server)]
 
 
 def test_sidebar_works_with_javascript_off(page_server, browser_nojs, screenshots):
@@ -157,12 +183,32 @@ def test_sidebar_works_with_javascript_off(page_server, browser_nojs, screenshot
     assert all(badge in ("red", "blue") for _, badge in shown)
     # Server-rendered, and the meta refresh (inside <noscript>) reloads it: a new headline shows up.
     late = ("late-nojs", "Prime minister resigns as government collapses", "reuters")
-    page_server.request("POST", "/v1/admin/headlines", seed_items([late]), AUTH)
-    status, body = page_server.request("GET", "/v1/sidebar.json")
-    if late[0] not in [s["story_id"] for s in body["stories"]]:
-        pytest.fail("the late headline is not in the top ten; pick one that scores higher")
-    assert wait_for(lambda: late[0] in [i for i, _ in rows_nojs(browser_nojs)], 5 * REFRESH_SECONDS + 10)
+    assert story_with(feed(page_server), late[0]) is None
+    status, _ = page_server.request("POST", "/v1/headlines", seed_items([late]), AUTH)
+    assert status == 200
+    story = wait_story(page_server, late[0])
+    assert story["members"] == [late[0]], "pick a headline that is a story of its own"
+    assert wait_for(lambda: story["story_id"] in [i for i, _ in rows_nojs(browser_nojs)], 5 * REFRESH_SECONDS + 10)
     browser_nojs.save_screenshot(str(screenshots / "sidebar-no-javascript.png"))
+
+
+def test_one_story_from_two_outlets_is_one_row(page_server, browser):
+    """Two headlines of one story from two outlets: clustered by the live window into one row, "2 outlets"."""
+    browser.get(url(page_server, "/sidebar"))
+    browser.execute_script("window.__samePage = 'yes'")
+    status, body = page_server.request("POST", "/v1/headlines", seed_items(SAME_STORY), AUTH)
+    assert status == 200 and body["new"] == 2, body
+    story = wait_story(page_server, SAME_STORY[0][0])
+    assert sorted(story["members"]) == sorted(i for i, _, _ in SAME_STORY) and story["coverage"] == 2
+    assert wait_for(lambda: story["story_id"] in [r["id"] for r in rows(browser)], 5 * REFRESH_SECONDS + 5)
+    assert browser.execute_script("return window.__samePage") == "yes"
+    shown = rows(browser)
+    japan = [r for r in shown if "Japan" in r["title"]]
+    assert len(japan) == 1 and japan[0]["id"] == story["story_id"], japan
+    assert japan[0]["title"].endswith("2 outlets") and len(shown) == 10
+    link = browser.find_element("css selector", f"tr[data-story-id='{story['story_id']}'] a")
+    assert link.get_attribute("href") == story["url"] and story["url"] in {f"https://news.example/{i}"
+                                                                          for i, _, _ in SAME_STORY}
 
 
 def rows_nojs(driver) -> list[tuple[str, str]]:

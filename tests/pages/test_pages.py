@@ -14,24 +14,47 @@ from iscore import overrides as ov
 from iscore.settings import Settings, SettingsError
 from service.pages import STATIC_DIR
 from tests.conftest import ADMIN_TOKEN, AUTH, ROOT, assert_error
+from tests.pages.conftest import story_with
 
 XSS = '<script>alert(1)</script><img src=x onerror=alert(2)> Minister quits'
 
 
+# Eleven headlines of eleven different stories (none clusters with another), each with a link.
+ELEVEN = ["Earthquake kills 300 in Chile", "Markets crash in Texas", "President resigns in Kenya",
+          "Floods hit Manila", "Court rules on Ohio vote", "War breaks out near border",
+          "Hospital overwhelmed in Paris", "Cute cats win a prize", "Cake recipe for busy weekdays",
+          "Celebrity haircut goes viral", "Garden tips for spring"]
+
+
+def ago(minutes: float = 0.0) -> str:
+    """An ISO time ``minutes`` ago."""
+    return (datetime.now(timezone.utc) - timedelta(minutes=minutes)).isoformat()
+
+
+def post(c, items: list[dict]) -> dict:
+    """POST /v1/headlines with the admin token (client "admin"); the reply's body."""
+    r = c.post("/v1/headlines", json={"items": items}, headers=AUTH)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    return r.get_json()
+
+
+def one(i: str, text: str, source: str = "reuters", minutes: float = 0.0, **kw) -> dict:
+    """One item for POST /v1/headlines."""
+    return {"id": i, "text": text, "source": source, "published_at": ago(minutes), **kw}
+
+
 @pytest.fixture()
 def pclient(make_app, tmp_path):
-    """A test client whose pages' state lives in tmp_path, seeded with twelve headlines (one with markup)."""
-    app = make_app(state_dir=tmp_path / "state", cors_origins="https://news.example")
+    """A test client whose pages' state lives in tmp_path, with twelve stories (one headline with markup) in the
+    window store; every worker syncs at each request."""
+    app = make_app(state_dir=tmp_path / "state", cors_origins="https://news.example", top_refresh_seconds=0.001)
     c = app.test_client()
-    items = [{"id": f"h{i}", "text": f"Earthquake kills {i * 10 + 5} in Chile", "source": "reuters",
-              "url": f"https://news.example/{i}"} for i in range(11)]
-    items.append({"id": "xss", "text": XSS, "url": "javascript:alert(3)"})
-    r = c.post("/v1/admin/headlines", json={"headlines": items[:11]}, headers=AUTH)
-    assert r.status_code == 200 and r.get_json() == {"stored": 11}
-    # a javascript: URL is refused, the headline itself is fine
-    assert_error(c.post("/v1/admin/headlines", json={"headlines": [items[11]]}, headers=AUTH), 422, "invalid_request")
-    items[11].pop("url")
-    assert c.post("/v1/admin/headlines", json={"headlines": [items[11]]}, headers=AUTH).status_code == 200
+    items = [one(f"h{i}", t, url=f"https://news.example/{i}") for i, t in enumerate(ELEVEN)]
+    assert post(c, items)["new"] == 11
+    # a javascript: URL is refused (that item only), the headline itself is fine
+    body = post(c, [one("xss", XSS, "", url="javascript:alert(3)")])
+    assert body["rejected"] == 1 and body["items"][0]["problems"][0]["field"] == "items[0].url"
+    assert post(c, [one("xss", XSS, "the guardian")])["new"] == 1
     return c
 
 
@@ -99,31 +122,32 @@ def test_feed_etag_and_cors_only_for_configured_origins(pclient):
     assert pre.headers["Access-Control-Allow-Headers"] == "If-None-Match"
     assert "Access-Control-Allow-Origin" not in pclient.get("/v1/model", headers={"Origin": "https://news.example"}).headers
     # a change of the stories changes the tag
-    pclient.post("/v1/admin/headlines", json={"headlines": [{"id": "new", "text": "President resigns in Chile"}]},
-                 headers=AUTH)
+    post(pclient, [one("new", "Volcano erupts on a remote island")])
     assert pclient.get("/v1/sidebar.json", headers={"If-None-Match": tag}).status_code == 200
 
 
 def test_feed_has_the_top_shape_and_the_tier_threshold(make_app, tmp_path):
     c = make_app(state_dir=tmp_path / "s", red_threshold=40).test_client()
-    c.post("/v1/admin/headlines", json={"headlines": [{"id": f"{i}", "text": t} for i, t in enumerate(
-        ["Earthquake kills 300 in Chile", "Cute cats in Paris", "Markets crash in Texas"])]}, headers=AUTH)
+    post(c, [one(f"{i}", t) for i, t in enumerate(["Earthquake kills 300 in Chile", "Cute cats in Paris",
+                                                   "Markets crash in Texas"])])
     body = feed(c)
     assert set(body) == {"model_version", "window_minutes", "stories"} and body["window_minutes"] == 60
     for s in body["stories"]:
-        assert {"rank", "story_id", "headline", "i_score", "tier", "coverage", "sources", "members", "first_seen",
-                "updated"} <= set(s)
+        assert set(s) == {"rank", "story_id", "headline", "i_score", "tier", "coverage", "sources", "members",
+                          "first_seen", "updated", "why", "url"}
+        assert s["url"] is None  # none of them had a link
         assert s["tier"] == ("red" if s["i_score"] >= 40 else "blue")
     assert [s["rank"] for s in body["stories"]] == [1, 2, 3]
     assert [s["i_score"] for s in body["stories"]] == sorted((s["i_score"] for s in body["stories"]), reverse=True)
 
 
 def test_window_leaves_out_old_headlines(pclient):
-    old = (datetime.now(timezone.utc) - timedelta(minutes=90)).isoformat()
-    pclient.post("/v1/admin/headlines", json={"headlines": [{"id": "old", "text": "War breaks out in Kenya",
-                                                             "published_at": old}]}, headers=AUTH)
-    assert "old" not in [s["story_id"] for s in feed(pclient)["stories"]]
-    assert "old" in [s["story_id"] for s in feed(pclient, window_minutes=120)["stories"]]
+    post(pclient, [one("old", "Typhoon batters the coast of Vietnam", minutes=90)])
+    assert story_with(feed(pclient)["stories"], "old") is None
+    assert story_with(feed(pclient, window_minutes=120)["stories"], "old") is not None
+    # the feed serves the live window: no longer than ISCORE_STORY_WINDOW_HOURS (6 h here)
+    assert_error(pclient.get("/v1/sidebar.json?window_minutes=361"), 422, "invalid_request")
+    assert pclient.get("/v1/sidebar.json?window_minutes=360").status_code == 200
 
 
 def test_bad_queries_and_seeds_get_the_right_error_shape(pclient):
@@ -131,11 +155,9 @@ def test_bad_queries_and_seeds_get_the_right_error_shape(pclient):
     assert_error(pclient.get("/v1/sidebar.json?window_minutes=abc"), 422, "invalid_request")
     page = pclient.get("/sidebar?limit=51")
     assert page.status_code == 422 and page.mimetype == "text/html" and "Traceback" not in page.get_data(as_text=True)
-    assert_error(pclient.post("/v1/admin/headlines", json={"headlines": [{"text": "x"}]}), 401)
-    for bad in ({"headlines": []}, {"headlines": [{"text": " "}]}, {"headlines": [{"text": "a", "id": 5}]},
-                {"headlines": [{"text": "a\u0000b"}]}, {"headlines": [{"text": "a", "published_at": "soon"}]},
-                {"headlines": [{"text": "a", "extra": 1}]}, {"items": []}):
-        assert_error(pclient.post("/v1/admin/headlines", json=bad, headers=AUTH), 422, "invalid_request")
+    # one headline store: the pages' old seeding route is gone; /v1/headlines wants a key or the admin token
+    assert_error(pclient.post("/v1/admin/headlines", json={"headlines": [{"text": "x"}]}, headers=AUTH), 404)
+    assert_error(pclient.post("/v1/headlines", json={"items": [one("x", "x")]}), 401)
 
 
 def test_no_model_is_a_503_page_and_a_503_json(make_app, tmp_path):
@@ -314,6 +336,9 @@ def test_cors_origins_setting_is_checked():
             Settings(cors_origins=bad)
     with pytest.raises(SettingsError, match="ISCORE_SIDEBAR_REFRESH_SECONDS"):
         Settings(sidebar_refresh_seconds=0)
+    with pytest.raises(SettingsError, match="ISCORE_SIDEBAR_WINDOW_MINUTES"):  # longer than the live window
+        Settings(sidebar_window_minutes=7 * 60, story_window_hours=6)
+    assert Settings(sidebar_window_minutes=7 * 60, story_window_hours=7).sidebar_window_minutes == 420
 
 
 def test_unknown_page_paths_get_html_and_api_paths_keep_json(pclient):
@@ -330,11 +355,39 @@ def test_unknown_page_paths_get_html_and_api_paths_keep_json(pclient):
     assert "GET" in r.headers["Allow"]
 
 
-def test_feed_scores_are_the_scores_of_v1_score(pclient):
-    """The default provider scores as /v1/score does (same model, same blend, same triage)."""
-    stories = feed(pclient)["stories"]
-    body = {"headlines": [{"id": s["story_id"], "text": s["headline"], "source": (s["sources"] or [None])[0]}
-                          for s in stories]}
-    scored = {it["id"]: it for it in pclient.post("/v1/score", json=body).get_json()["scores"]}
+def test_feed_serves_the_stories_of_v1_top_with_their_links(pclient):
+    """The default provider is the live window: /v1/top's stories (ids, scores, tiers, ...) plus ``url``."""
+    for _ in range(3):  # both replies must be computed in the same minute (as_of)
+        before = pclient.get("/v1/top?window_minutes=60&limit=50").get_json()
+        stories = feed(pclient)["stories"]
+        after = pclient.get("/v1/top?window_minutes=60&limit=50").get_json()
+        if before["as_of"] == after["as_of"]:
+            break
+    assert len(stories) == 12
+    assert [{k: v for k, v in s.items() if k != "url"} for s in stories] == after["stories"]
+    links = {f"h{i}": f"https://news.example/{i}" for i in range(11)}
     for s in stories:
-        assert (s["i_score"], s["tier"]) == (scored[s["story_id"]]["i_score"], scored[s["story_id"]]["tier"])
+        assert s["coverage"] == 1 and len(s["members"]) == 1
+        assert s["url"] == links.get(s["members"][0])  # None for the headline sent without a link
+
+
+def test_one_story_from_two_outlets_is_one_row_with_two_outlets(pclient):
+    post(pclient, [one("q1", "Volcano erupts in Iceland, flights grounded", "reuters", minutes=20),
+                   one("q2", "Iceland volcano: flights grounded across Europe", "BBC News", minutes=5,
+                       url="https://news.example/bbc-volcano")])
+    stories = feed(pclient)["stories"]
+    quake = story_with(stories, "q1")
+    assert quake is not None and sorted(quake["members"]) == ["q1", "q2"] and story_with(stories, "q2") is quake
+    assert quake["coverage"] == 2 and quake["sources"] == ["bbcnews", "reuters"]
+    assert "carried by 2 outlets" in quake["why"]
+    html = pclient.get("/sidebar?limit=50").get_data(as_text=True)
+    row = html.split(f'<tr data-story-id="{quake["story_id"]}"')[1].split("</tr>")[0]
+    assert html.count(f'<tr data-story-id="{quake["story_id"]}"') == 1
+    assert '<span class="isb-cov">2 outlets</span>' in row
+    assert html.count("Iceland volcano: flights") + html.count("Volcano erupts in Iceland") == 1
+    # the editor's overrides work on these story ids
+    csrf = sign_in(pclient)
+    r = pclient.post("/editor/action", data={"csrf": csrf, "action": "hide", "story_id": quake["story_id"],
+                                             "minutes": "5"})
+    assert r.status_code == 303
+    assert story_with(feed(pclient)["stories"], "q1") is None
