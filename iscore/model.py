@@ -172,14 +172,21 @@ class PercentileCalibratedRegressor(RegressorMixin, BaseEstimator):
 
     def percentile(self, X: Any) -> np.ndarray:
         """Percentile (0-100) of each raw prediction among the training predictions."""
+        return self.percentile_of_raw(self.predict_raw(X))
+
+    def percentile_of_raw(self, raw: np.ndarray) -> np.ndarray:
+        """Percentile (0-100) of raw predictions among the training predictions (a compiled scorer calls this too)."""
         check_is_fitted(self, "quantiles_")
-        raw = self.predict_raw(X)
         if self.quantiles_.size == 1:
             return np.full(raw.shape, 50.0)
         return np.clip(np.nan_to_num(np.interp(raw, self.quantiles_, self.levels_), nan=50.0), 0.0, 100.0)
 
     def predict(self, X: Any) -> np.ndarray:
-        pct = self.percentile(X)
+        return self.score_of_raw(self.predict_raw(X))
+
+    def score_of_raw(self, raw: np.ndarray) -> np.ndarray:
+        """The 0-100 score of raw predictions: their percentile through the display curve (a compiled scorer calls this too)."""
+        pct = self.percentile_of_raw(raw)
         curve = getattr(self, "curve", None)  # versions pickled before the curve existed
         if not curve:
             return pct

@@ -99,7 +99,7 @@ def _explainer(pipeline: Any) -> _Explainer | None:
     return _Explainer(feature_union(pipeline), coef, intercept, labels, stats, semantic, embedder, projection)
 
 
-def contributions(pipeline: Any, records: Sequence[Any]) -> list[list[Contribution]] | None:
+def contributions(pipeline: Any, records: Sequence[Any], scorer: Any = None) -> list[list[Contribution]] | None:
     """Per record, every readable term of its raw prediction; None when the model is not linear.
 
     The terms and the intercept (``linear_terms(pipeline)[1]``) sum to the raw prediction. A column's
@@ -115,7 +115,8 @@ def contributions(pipeline: Any, records: Sequence[Any]) -> list[list[Contributi
         return None
     if len(records) == 0:
         return []
-    X = ex.features.transform(records)
+    # A compiled scorer of this pipeline builds the same matrix without scikit-learn's per-call costs.
+    X = ex.features.transform(records) if scorer is None else scorer.matrix(records)
     X = X.tocsr() if sp.issparse(X) else sp.csr_matrix(X)
     # Every stored value times its coefficient at once; rows are then slices of these arrays.
     cols, terms = X.indices, np.asarray(X.data, dtype=np.float64) * ex.coef[X.indices]
@@ -148,12 +149,13 @@ def _entry(c: Contribution) -> dict[str, Any]:
     return {"feature": c.feature, "kind": c.kind, "contribution": round(c.value, 4)}
 
 
-def explain(pipeline: Any, records: Sequence[Any], top: int = 3) -> list[dict[str, list[dict[str, Any]]]]:
+def explain(pipeline: Any, records: Sequence[Any], top: int = 3,
+            scorer: Any = None) -> list[dict[str, list[dict[str, Any]]]]:
     """Per record, the ``top`` readable terms (see :func:`contributions`) that pushed its raw prediction
     up and down most: ``{"up": [{"feature", "kind", "contribution"}, ...], "down": [...]}``, largest
     first. Empty lists where the model is not linear.
     """
-    terms = contributions(pipeline, records)
+    terms = contributions(pipeline, records, scorer)
     if terms is None:
         return [{"up": [], "down": []} for _ in records]
     out = []
@@ -183,19 +185,29 @@ class InputContext:
         return cls(known_words(pipeline), trained_sources(pipeline), median_score(pipeline))
 
 
+@functools.lru_cache(maxsize=4)
+def _context(pipeline: Any) -> InputContext:
+    """InputContext.of, once per pipeline (the served model answers many requests)."""
+    return InputContext.of(pipeline)
+
+
 def reply_items(pipeline: Any, headlines: Sequence[tuple[str, str, str | None]], *, red_threshold: float,
-                explain_top: int, with_explain: bool, context: InputContext | None = None) -> list[dict[str, Any]]:
+                explain_top: int, with_explain: bool, context: InputContext | None = None,
+                scorer: Any = None) -> list[dict[str, Any]]:
     """Reply items ``{id, text, i_score, tier, flags[, explain]}`` for ``(id, text, source)``, in order.
 
     Each headline is triaged first (iscore/triage.py): its flags go in the reply, and a score built
     on little evidence (too short, a URL, another language, words the model never saw) is pulled
     toward the median headline's score by ``shrink``. ``unknown_source`` says a given source has no
     weight in this model (unknown outlet, or too rare in the training data), so it did not count.
+    ``scorer``, the compiled form of ``pipeline`` (iscore.compiled, checked against it at load), scores
+    and explains in its place.
     """
     records = [model_record(text, source) for _, text, source in headlines]
-    ctx = context or InputContext.of(pipeline)
+    ctx = context or _context(pipeline)
+    values = score(pipeline, records) if scorer is None else scorer.score(records)
     items = []
-    for (hid, text, source), record, value in zip(headlines, records, score(pipeline, records)):
+    for (hid, text, source), record, value in zip(headlines, records, values):
         t = triage(text, known=None if ctx.known_words is None else ctx.known_words.__contains__)
         flags = list(t.flags)
         if source and record["source"] not in ctx.trained_sources:
@@ -205,6 +217,6 @@ def reply_items(pipeline: Any, headlines: Sequence[tuple[str, str, str | None]],
         items.append({"id": hid, "text": text, "i_score": i_score, "tier": tier(i_score, red_threshold),
                       "flags": flags})
     if with_explain:
-        for item, why in zip(items, explain(pipeline, records, explain_top)):
+        for item, why in zip(items, explain(pipeline, records, explain_top, scorer)):
             item["explain"] = why
     return items

@@ -54,6 +54,9 @@ class Metrics:
         # remove a label, so a replaced version is set to 0 and render() leaves zeros out.
         self.model_info = Gauge("iscore_model_info", "the model version being served (value 1)", ["version"],
                                 registry=r, multiprocess_mode="livemax")
+        # Versions served by their pipeline because the compiled scorer does not know a part (iscore.compiled).
+        self.uncompiled = Counter("iscore_model_uncompiled_total",
+                                  "model loads served by the pipeline, without a compiled scorer", registry=r)
         self._version: str | None = None
         # Label children, prepared once per label set (the sets are bounded: routes, METHODS, statuses).
         self._request_children: dict[tuple[str, str, int], Any] = {}
@@ -80,6 +83,10 @@ class Metrics:
             if version is not None:
                 self.model_info.labels(version=version).set(1)
             self._version = version
+
+    def on_uncompiled(self, version: str, reason: str) -> None:
+        """Count a version that loaded without a compiled scorer."""
+        self.uncompiled.inc()
 
     def render(self) -> bytes:
         """Prometheus text exposition of every worker (or this process)."""
