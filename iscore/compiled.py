@@ -102,7 +102,8 @@ class _TextTerms:
         (_, picker), (_, vec) = part.steps
         if (type(picker) is not ColumnPicker or type(vec) is not TfidfVectorizer or vec.input != "content"
                 or vec.norm not in ("l2", None) or np.dtype(vec.dtype) not in (np.float32, np.float64)):
-            raise NotCompilable(f"text part {part!r} is not ColumnPicker -> TfidfVectorizer(l2 or no norm)")
+            raise NotCompilable(f"text part {type(picker).__name__} -> {type(vec).__name__} is not "
+                                "ColumnPicker -> TfidfVectorizer (l2 or no norm)")
         self.picker = picker
         self.analyzer: Callable[[str], list[str]] = vec.build_analyzer()
         # Plain ints: a fitted vocabulary holds numpy integers, slower to look up and to turn into arrays.
@@ -157,11 +158,13 @@ class _Stats:
         stats, scaler = steps[0][1], (steps[1][1] if len(steps) > 1 else None)
         if (type(stats) is not HeadlineStats or len(steps) > 2
                 or (scaler is not None and type(scaler) is not StandardScaler)):
-            raise NotCompilable(f"statistics part {part!r} is not HeadlineStats -> StandardScaler")
+            names = " -> ".join(type(t).__name__ for _, t in steps)
+            raise NotCompilable(f"statistics part {names} is not HeadlineStats -> StandardScaler")
         self.stats = stats
         self.mean = None if scaler is None or not scaler.with_mean else np.asarray(scaler.mean_, dtype=np.float64)
         self.scale = None if scaler is None or not scaler.with_std else np.asarray(scaler.scale_, dtype=np.float64)
         self.width = len(stats.get_feature_names_out())
+        self.dtype = np.dtype(np.float64)
 
     def block(self, records: Sequence[Any], cache: dict[str, list[str]]) -> _Block:
         texts = _texts(records, "text", cache)
@@ -180,6 +183,7 @@ class _Source:
         self.encoder = part
         self.index: Mapping[str, int] = part.index_
         self.width = len(part.categories_)
+        self.dtype = np.dtype(np.float32)
 
     def block(self, records: Sequence[Any], cache: dict[str, list[str]]) -> _Block:
         key, get = self.encoder._key, self.index.get
@@ -197,6 +201,7 @@ class _Semantic:
         self.vectors = np.asarray(part.vectors, dtype=np.float32)  # what transform multiplies with
         self.weight = np.float32(part.weight)
         self.width = int(self.vectors.shape[1])
+        self.dtype = np.dtype(np.float32)
 
     def sums(self, texts: Sequence[str]) -> np.ndarray:
         """Per text, the float32 sum of its token vectors in token order (zeros without known tokens)."""
@@ -268,6 +273,9 @@ class CompiledScorer:
         self.parts = parts
         self.intercept = intercept
         self.calibrated = calibrated
+        # The union's matrix is float64 when any part is (the headline statistics are): then the pipeline
+        # computes the raw prediction in float64, and the parts' shares can be summed separately.
+        self.float64 = np.result_type(*[p.compiled.dtype for p in parts] or [np.float64]) == np.float64
 
     def part(self, name: str) -> Any:
         """A compiled part by its union name ("words", "semantic", ...), or None (stories reuse these)."""
@@ -275,6 +283,10 @@ class CompiledScorer:
 
     def raw(self, records: Sequence[Any]) -> np.ndarray:
         """The regressor's raw (uncalibrated) prediction for each record."""
+        if not self.float64:
+            # A union of float32 parts only is multiplied in float32 (a ridge fitted on it has float32
+            # coefficients), summed in column order: only the same product on the same matrix matches it.
+            return self.calibrated.predict_raw(self.matrix(records))
         n = len(records)
         cache: dict[str, list[str]] = {}
         out = np.full(n, self.intercept, dtype=np.float64)
@@ -289,11 +301,13 @@ class CompiledScorer:
         out = np.asarray(self.calibrated.score_of_raw(self.raw(records)), dtype=np.float64)
         return np.clip(np.nan_to_num(out, nan=0.0, posinf=100.0, neginf=0.0), 0.0, 100.0)
 
-    def matrix(self, records: Sequence[Any]) -> sp.csr_matrix:
+    def matrix(self, records: Sequence[Any]) -> Any:
         """The feature union's matrix for ``records`` (same columns and values as its transform)."""
         n = len(records)
         cache: dict[str, list[str]] = {}
-        return hstack_csr([p.compiled.block(records, cache).matrix(n) for p in self.parts])
+        blocks = [p.compiled.block(records, cache).matrix(n) for p in self.parts]
+        # Stacked as FastFeatureUnion.transform stacks them: CSR when any part is sparse, else dense.
+        return hstack_csr(blocks) if any(sp.issparse(b) for b in blocks) else np.hstack(blocks)
 
 
 def compile_pipeline(pipeline: Any) -> CompiledScorer:
@@ -332,9 +346,12 @@ def verify(scorer: CompiledScorer, records: Sequence[Any]) -> float:
     """The largest score difference from the pipeline on ``records``; CompiledMismatch above TOLERANCE."""
     from iscore.scoring import score  # here: scoring imports this module
 
-    one_by_one = np.concatenate([scorer.score([r]) for r in records]) if len(records) else np.zeros(0)
-    mine, theirs = scorer.score(records), score(scorer.pipeline, records)
-    diff = np.abs(np.concatenate([mine - theirs, one_by_one - theirs]))
+    if not len(records):
+        return 0.0
+    # The batch, and each record alone: a pipeline of float32 parts rounds a batch and a row differently.
+    batch = scorer.score(records) - score(scorer.pipeline, records)
+    alone = [scorer.score([r]) - score(scorer.pipeline, [r]) for r in records]
+    diff = np.abs(np.concatenate([batch, *alone]))
     worst = float(diff.max()) if diff.size else 0.0
     if not worst <= TOLERANCE:  # NaN too
         i = int(np.argmax(np.nan_to_num(diff, nan=np.inf))) % max(1, len(records))
