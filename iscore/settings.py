@@ -75,6 +75,7 @@ class Settings:
     rate_limit_headlines: str = "20000/minute"  # headline units per client; empty = off
     rate_limit_storage_url: str = "memory://"  # or redis://host:6379/0 to share counts between workers
     trusted_proxies: int = 0  # proxies in front that append to X-Forwarded-For; 0 = ignore the header
+    compiled_scorer: int = 1  # 1: score with each version's compiled form (iscore.compiled); 0: with its pipeline
 
     def __post_init__(self) -> None:
         self._check_admin_token()
@@ -145,6 +146,8 @@ class Settings:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be above 0 and at most 600")
         if self.trusted_proxies < 0:
             raise SettingsError("ISCORE_TRUSTED_PROXIES must be >= 0")
+        if self.compiled_scorer not in (0, 1):
+            raise SettingsError("ISCORE_COMPILED_SCORER must be 1 (compiled scorer) or 0 (the pipeline)")
         for name in ("rate_limit", "rate_limit_headlines"):
             value = getattr(self, name).strip()
             object.__setattr__(self, name, value)

@@ -75,8 +75,9 @@ class ModelHolder:
     """
 
     def __init__(self, model_dir: Path, on_reload: object = None,
-                 on_uncompiled: Callable[[str, str], None] | None = None):
+                 on_uncompiled: Callable[[str, str], None] | None = None, compiled: bool = True):
         self.model_dir = Path(model_dir)
+        self._compiled = compiled  # False: every version scores with its pipeline (ISCORE_COMPILED_SCORER=0)
         self._on_uncompiled = on_uncompiled  # (version, reason): served by the pipeline, not compiled
         self._model: LoadedModel | None = None
         self._reload_lock = threading.Lock()
@@ -162,7 +163,7 @@ class ModelHolder:
 
     def _load(self, version: str) -> LoadedModel:
         try:
-            loaded, uncompiled = off_event_loop(_load_and_smoke, self.model_dir, version)
+            loaded, uncompiled = off_event_loop(_load_and_smoke, self.model_dir, version, self._compiled)
         except ArtifactError as e:
             self._record(False, version, str(e))
             raise
@@ -232,8 +233,10 @@ class ModelHolder:
                 log.exception("model poll failed")
 
 
-def _load_and_smoke(model_dir: Path, version: str) -> tuple[LoadedModel, str | None]:
-    loaded, uncompiled = with_scorer(registry.load_version(model_dir, version))
+def _load_and_smoke(model_dir: Path, version: str, compiled: bool = True) -> tuple[LoadedModel, str | None]:
+    loaded, uncompiled = registry.load_version(model_dir, version), None
+    if compiled:
+        loaded, uncompiled = with_scorer(loaded)
     smoke(loaded)
     return loaded, uncompiled
 

@@ -71,3 +71,18 @@ def test_replies_are_the_same_with_and_without_the_compiled_scorer(app, monkeypa
     assert holder.get().scorer is not None
     monkeypatch.setattr(holder, "_model", dataclasses.replace(holder.get(), scorer=None))
     assert c.post("/v1/score?explain=true", json=body).get_json() == compiled
+
+
+def test_the_compiled_scorer_can_be_turned_off(make_app):
+    app = make_app(compiled_scorer=0)
+    assert app.extensions["iscore"].holder.get().scorer is None
+    r = app.test_client().post("/v1/score", json={"headlines": ["Floods kill dozens in Kenya"]})
+    assert r.status_code == 200
+
+
+def test_the_setting_takes_only_0_or_1():
+    from iscore.settings import Settings, SettingsError
+
+    assert Settings.from_env({"ISCORE_COMPILED_SCORER": "0"}).compiled_scorer == 0
+    with pytest.raises(SettingsError, match="ISCORE_COMPILED_SCORER"):
+        Settings.from_env({"ISCORE_COMPILED_SCORER": "2"})
