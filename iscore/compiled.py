@@ -225,7 +225,8 @@ class _Semantic:
 
     def __init__(self, part: StaticEmbedder):
         self.embedder = part
-        self.vectors = np.asarray(part.vectors, dtype=np.float32)  # what transform multiplies with
+        # What transform multiplies with: the embedder's own float32 copy, shared rather than made twice.
+        self.vectors = part._vectors32()
         self.weight = np.float32(part.weight)
         self.width = int(self.vectors.shape[1])
         self.dtype = np.dtype(np.float32)
