@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import logging
 
 import pytest
 
@@ -25,15 +25,21 @@ def test_the_served_model_has_a_verified_compiled_scorer(model_dir):
 
 
 def test_an_unknown_part_is_served_by_the_pipeline_with_a_log_line_and_a_metric(make_app, model_dir, tiny_model,
-                                                                                  capfd):
+                                                                                  ):
     version = publish_tiny(model_dir, _out_of_core(tiny_model))
-    app = make_app()
+    records: list[logging.LogRecord] = []
+    seen = logging.Handler(logging.WARNING)
+    seen.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("iscore.model").addHandler(seen)
+    try:
+        app = make_app()
+    finally:
+        logging.getLogger("iscore.model").removeHandler(seen)
     model = app.extensions["iscore"].holder.get()
     assert model.version == version and model.scorer is None
-    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
-    warned = [x for x in lines if x["msg"].startswith("scoring with the pipeline")]
-    assert warned and warned[0]["version"] == version and warned[0]["level"] == "WARNING"
-    assert "HashingVectorizer is not ColumnPicker -> TfidfVectorizer" in warned[0]["reason"]
+    warned = [r for r in records if r.getMessage().startswith("scoring with the pipeline")]
+    assert warned and warned[0].fields["version"] == version and warned[0].levelname == "WARNING"
+    assert "HashingVectorizer is not ColumnPicker -> TfidfVectorizer" in warned[0].fields["reason"]
     c = app.test_client()
     r = c.post("/v1/score?explain=true", json={"headlines": ["Floods kill dozens in Kenya", "Cute cats"]})
     assert r.status_code == 200 and len(r.get_json()["scores"]) == 2
