@@ -89,6 +89,7 @@ def main() -> None:
     servers = (("compiled", "service.app:create_app()", 18081, on),
                ("pipeline", "service.app:create_app()", 18083, {**on, "ISCORE_COMPILED_SCORER": "0"}),
                ("bare", "bench.bare_app:create_app()", 18082, {}))
+    stop(start_gunicorn(18084, on))  # untimed: file cache and bytecode warm for every server alike
     for name, app, port, env in servers:
         t0 = time.monotonic()
         p = start_gunicorn(port, env, app)

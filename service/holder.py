@@ -256,6 +256,9 @@ def with_scorer(loaded: LoadedModel) -> tuple[LoadedModel, str | None]:
         verify(scorer, verification_records(SMOKE_BATCH))
     except CompiledMismatch as e:
         raise ArtifactError(f"model version {loaded.version}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - a compiled form that cannot score is refused like a wrong one
+        raise ArtifactError(f"model version {loaded.version}: the compiled scorer failed on the verification "
+                            f"records: {type(e).__name__}: {e}") from None
     return dataclasses.replace(loaded, scorer=scorer), None
 
 

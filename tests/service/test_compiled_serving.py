@@ -92,3 +92,22 @@ def test_the_setting_takes_only_0_or_1():
     assert Settings.from_env({"ISCORE_COMPILED_SCORER": "0"}).compiled_scorer == 0
     with pytest.raises(SettingsError, match="ISCORE_COMPILED_SCORER"):
         Settings.from_env({"ISCORE_COMPILED_SCORER": "2"})
+
+
+def test_a_compiled_form_that_cannot_score_refuses_the_version(model_dir, tiny_model, monkeypatch):
+    import service.holder as holder_module
+    from iscore.compiled import compile_pipeline
+
+    holder = ModelHolder(model_dir)
+    served = holder.refresh()
+
+    def broken(pipeline):
+        scorer = compile_pipeline(pipeline)
+        scorer.part("stats").stats = None  # a part whose per-record method is gone
+        return scorer
+
+    monkeypatch.setattr(holder_module, "compile_pipeline", broken)
+    publish_tiny(model_dir, tiny_model[0])
+    with pytest.raises(ArtifactError, match="compiled scorer failed on the verification records: AttributeError"):
+        holder.reload()
+    assert holder.get() is served
