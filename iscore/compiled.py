@@ -320,7 +320,10 @@ class CompiledScorer:
         out = np.full(n, self.intercept, dtype=np.float64)
         for p in self.parts:
             part = p.compiled
-            out += part.raw(records, cache, p.coef) if hasattr(part, "raw") else part.block(records, cache).raw(p.coef, n)
+            if hasattr(part, "raw"):  # a part with a shortcut to its share
+                out += part.raw(records, cache, p.coef)
+            else:
+                out += part.block(records, cache).raw(p.coef, n)
         return out
 
     def score(self, records: Sequence[Any]) -> np.ndarray:
