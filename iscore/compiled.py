@@ -85,7 +85,9 @@ class _Block:
     def raw(self, coef: np.ndarray, n: int) -> np.ndarray:
         """Each record's share of the raw prediction: values times this part's coefficients."""
         if self.rows is None:
-            return self.values.astype(np.float64) @ coef
+            # einsum, not @: a matrix-vector product goes to a multi-threaded BLAS, whose threads compete
+            # with the other workers for the cores (1,000-headline requests served 0.7x the pipeline's rate).
+            return np.einsum("ij,j->i", self.values.astype(np.float64), coef)
         return np.bincount(self.rows, weights=self.values.astype(np.float64) * coef[self.cols], minlength=n)
 
     def matrix(self, n: int) -> Any:
