@@ -203,13 +203,13 @@ class _Source:
         self.index: Mapping[str, int] = part.index_
         self.width = len(part.categories_)
         self.dtype = np.dtype(np.float32)
-        self._weights: tuple[np.ndarray, dict[str, float]] | None = None  # (coef, source key -> coefficient)
+        self._weights: dict[int, tuple[np.ndarray, dict[str, float]]] = {}  # per coef: source key -> coefficient
 
     def raw(self, records: Sequence[Any], cache: dict[str, list[str]], coef: np.ndarray) -> np.ndarray:
         """Each record's share of the raw prediction: its source's coefficient (the one-hot value is 1)."""
-        weights = self._weights
-        if weights is None or weights[0] is not coef:
-            self._weights = weights = (coef, {s: float(coef[i]) for s, i in self.index.items()})
+        weights = self._weights.get(id(coef))
+        if weights is None or weights[0] is not coef:  # one table per blend's coefficients
+            weights = self._weights[id(coef)] = (coef, {s: float(coef[i]) for s, i in self.index.items()})
         key, get = self.encoder._key, weights[1].get
         sources = _texts(records, "source", cache)
         return np.fromiter((get(key(s), 0.0) for s in sources), dtype=np.float64, count=len(sources))
@@ -292,17 +292,20 @@ class _Part:
     name: str
     start: int
     compiled: Any
-    coef: np.ndarray  # this part's slice of the regressor's coefficients
+    coef: dict[str, np.ndarray]  # per blend, this part's slice of that blend's coefficients
 
 
 class CompiledScorer:
     """Scores records like ``iscore.scoring.score(pipeline, records)``, from tables read out of it once."""
 
-    def __init__(self, pipeline: Any, parts: list[_Part], intercept: float, calibrated: PercentileCalibratedRegressor):
+    def __init__(self, pipeline: Any, parts: list[_Part], intercepts: dict[str, float],
+                 calibrated: PercentileCalibratedRegressor, terms: dict[str, tuple[np.ndarray, float]]):
         self.pipeline = pipeline
         self.parts = parts
-        self.intercept = intercept
+        self.intercepts = intercepts  # per blend
         self.calibrated = calibrated
+        self.blends: tuple[str, ...] = tuple(intercepts)  # the model's default first
+        self._terms = terms  # per blend, the regressor's own (coefficients, intercept), for the float32 path
         # The union's matrix is float64 when any part is (the headline statistics are): then the pipeline
         # computes the raw prediction in float64, and the parts' shares can be summed separately.
         self.float64 = np.result_type(*[p.compiled.dtype for p in parts] or [np.float64]) == np.float64
@@ -311,28 +314,40 @@ class CompiledScorer:
         """A compiled part by its union name ("words", "semantic", ...), or None (stories reuse these)."""
         return next((p.compiled for p in self.parts if p.name == name), None)
 
-    def raw(self, records: Sequence[Any]) -> np.ndarray:
-        """The regressor's raw (uncalibrated) prediction for each record."""
+    def _blend(self, blend: str | None) -> str:
+        if blend is None:
+            return self.blends[0]
+        if blend not in self.intercepts:
+            raise ValueError(f"this model has no {blend!r} blend; it has {', '.join(self.blends)}")
+        return blend
+
+    def raw(self, records: Sequence[Any], blend: str | None = None) -> np.ndarray:
+        """The regressor's raw (uncalibrated) prediction of ``blend`` (default: the model's own) for each record."""
+        blend = self._blend(blend)
         if not self.float64:
             # A union of float32 parts only is multiplied in float32 (a ridge fitted on it has float32
             # coefficients), summed in column order: only the same product on the same matrix matches it.
-            return self.calibrated.predict_raw(self.matrix(records))
+            if blend == self.blends[0]:
+                return self.calibrated.predict_raw(self.matrix(records))
+            coef, intercept = self._terms[blend]
+            return np.asarray(self.matrix(records) @ coef + intercept, dtype=np.float64).ravel()
         n = len(records)
         cache: dict[str, list[str]] = {}
-        out = np.full(n, self.intercept, dtype=np.float64)
+        out = np.full(n, self.intercepts[blend], dtype=np.float64)
         for p in self.parts:
-            part = p.compiled
+            part, coef = p.compiled, p.coef[blend]
             if hasattr(part, "raw"):  # a part with a shortcut to its share
-                out += part.raw(records, cache, p.coef)
+                out += part.raw(records, cache, coef)
             else:
-                out += part.block(records, cache).raw(p.coef, n)
+                out += part.block(records, cache).raw(coef, n)
         return out
 
-    def score(self, records: Sequence[Any]) -> np.ndarray:
+    def score(self, records: Sequence[Any], blend: str | None = None) -> np.ndarray:
         """i-Scores (0-100, finite) of ``records`` in order, as iscore.scoring.score computes them."""
+        blend = self._blend(blend)
         if len(records) == 0:
             return np.zeros(0, dtype=np.float64)
-        out = np.asarray(self.calibrated.score_of_raw(self.raw(records)), dtype=np.float64)
+        out = np.asarray(self.calibrated.score_of_raw(self.raw(records, blend), blend), dtype=np.float64)
         # iscore.scoring.score's nan_to_num(nan=0, posinf=100, neginf=0) then clip to 0..100, in fewer steps.
         out[np.isnan(out)] = 0.0
         return np.clip(out, 0.0, 100.0, out=out)
@@ -358,18 +373,25 @@ def compile_pipeline(pipeline: Any) -> CompiledScorer:
     reg = calibrated.regressor_
     if type(reg) not in LINEAR_REGRESSORS:
         raise NotCompilable(f"regressor {type(reg).__name__} is not one the compiled scorer knows")
-    coef = np.ravel(reg.coef_).astype(np.float64)
-    intercept = float(np.ravel(reg.intercept_)[0])
+    # Each blend's raw score as the calibrated model computes it: the default with the regressor's own
+    # coefficients (predict_raw), the others with its blend_terms (predict_blend).
+    blends = calibrated.blends()
+    terms: dict[str, tuple[np.ndarray, float]] = {blends[0]: (np.ravel(reg.coef_), float(np.ravel(reg.intercept_)[0]))}
+    for blend in blends[1:]:
+        coef_b, intercept_b = reg.blend_terms(blend)
+        terms[blend] = (np.ravel(coef_b), float(intercept_b))
+    coefs = {b: np.asarray(c, dtype=np.float64) for b, (c, _) in terms.items()}
     parts, start = [], 0
     for name, part in union.transformer_list:
         if part in ("drop", None):
             continue
         compiled = _compile_part(name, part)
-        parts.append(_Part(name, start, compiled, coef[start:start + compiled.width]))
+        parts.append(_Part(name, start, compiled, {b: c[start:start + compiled.width] for b, c in coefs.items()}))
         start += compiled.width
-    if start != coef.shape[0]:
-        raise NotCompilable(f"the parts have {start} columns, the regressor {coef.shape[0]} coefficients")
-    return CompiledScorer(pipeline, parts, intercept, calibrated)
+    for b, c in coefs.items():
+        if start != c.shape[0]:
+            raise NotCompilable(f"the parts have {start} columns, the {b} blend {c.shape[0]} coefficients")
+    return CompiledScorer(pipeline, parts, {b: i for b, (_, i) in terms.items()}, calibrated, terms)
 
 
 def verification_records(texts: Sequence[str] = ()) -> list[dict[str, str]]:
@@ -384,10 +406,13 @@ def verify(scorer: CompiledScorer, records: Sequence[Any]) -> float:
 
     if not len(records):
         return 0.0
-    # The batch, and each record alone: a pipeline of float32 parts rounds a batch and a row differently.
-    batch = scorer.score(records) - score(scorer.pipeline, records)
-    alone = [scorer.score([r]) - score(scorer.pipeline, [r]) for r in records]
-    diff = np.abs(np.concatenate([batch, *alone]))
+    # Every blend; the batch, and each record alone: a pipeline of float32 parts rounds a batch and a
+    # row differently.
+    diffs = []
+    for blend in scorer.blends:
+        diffs.append(scorer.score(records, blend) - score(scorer.pipeline, records, blend))
+        diffs.extend(scorer.score([r], blend) - score(scorer.pipeline, [r], blend) for r in records)
+    diff = np.abs(np.concatenate(diffs))
     worst = float(diff.max()) if diff.size else 0.0
     if not worst <= TOLERANCE:  # NaN too
         i = int(np.argmax(np.nan_to_num(diff, nan=np.inf))) % max(1, len(records))

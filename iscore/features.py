@@ -46,14 +46,139 @@ def column(records: Any, field: str) -> list[str]:
             raise TypeError(f"a record must be a string or a mapping, not {type(rec).__name__}")
     return out
 
+# A word as the cleaner sees it (any case); digits-only tokens are never names.
+_CASED_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:['\u2019][A-Za-z]+)?")
+# A leading label before a colon or a bar ("BREAKING:", "Watch |"), at most three words.
+_KICKER = re.compile(r"^\s*([A-Za-z][A-Za-z' ]{0,30}?)\s*[:|]\s+")
+_PRESENTATION = re.compile(r"[!\"\u201c\u201d]|(?<!\w)['\u2018\u2019]|['\u2018\u2019](?!\w)")
+NAME_TOKEN = "xname"  # what every run of names becomes; one learned weight for "names a person, place or body"
+# A run with a name the corpus names often (prominence, a news value): one more learned weight, shared by
+# every such name, so Trump and Merkel read the same and differ from an unknown name by one bounded step.
+PROMINENT_TOKEN = "xprominent"
+_NAME_TOKENS = re.compile(rf"\b(?:{NAME_TOKEN}|{PROMINENT_TOKEN})\b")
+
+
+def _cased_share(texts: Any) -> tuple[dict[str, int], dict[str, int]]:
+    """Capitalised and lower-case counts of every word after a headline's first word, in sentence-case headlines."""
+    cap: dict[str, int] = {}
+    low: dict[str, int] = {}
+    for text in texts:
+        words = _CASED_WORD.findall(text)
+        # Title Case and ALL CAPS headlines capitalise every word: their casing says nothing.
+        if len(words) < 4 or sum(1 for w in words if w[0].isupper()) > 0.6 * len(words):
+            continue
+        for w in words[1:]:
+            key = w.lower()
+            if w[0].isupper():
+                cap[key] = cap.get(key, 0) + 1
+            else:
+                low[key] = low.get(key, 0) + 1
+    return cap, low
+
+
+class HeadlineCleaner(TransformerMixin, BaseEstimator):
+    """The text a headline's content is read from: no presentation, names as one class.
+
+    Learned from the training headlines, so no list is written by hand:
+    - ``kickers_``: leading labels before a colon or bar ("BREAKING:", "WATCH:", "Opinion |") seen at
+      the start of at least ``min_kicker`` headlines; a kicker says how a story is presented, not
+      what happened, and is dropped.
+    - ``proper_``: words that, inside sentence-case headlines, are capitalised at least
+      ``proper_share`` of the time (Trump, Obama, Korea, NASA): names of people, places and bodies.
+    - ``common_``: words seen in lower case at least twice; a capitalised word not among them is an
+      unknown name (Lindqvist), treated as a name too.
+    ``clean`` lower-cases the text and replaces every run of names by ``NAME_TOKEN``, so a famous and an
+    unknown name read the same, and case, quotes and "!" cannot matter to what follows.
+    """
+
+    def __init__(self, proper_share: float = 0.8, min_proper: int = 3, min_kicker: int = 30, min_prominent: int = 0):
+        self.proper_share = proper_share
+        self.min_proper = min_proper
+        self.min_kicker = min_kicker
+        self.min_prominent = min_prominent
+
+    def fit(self, X: Any, y: Any = None) -> "HeadlineCleaner":
+        texts = [normalize_text(t) for t in column(X, "text")]
+        cap, low = _cased_share(texts)
+        self.proper_ = frozenset(w for w, c in cap.items()
+                                 if c >= self.min_proper and c >= self.proper_share * (c + low.get(w, 0)))
+        self.common_ = frozenset(w for w, c in low.items() if c >= 2)
+        self.prominent_ = (frozenset(w for w in self.proper_ if cap[w] >= self.min_prominent)
+                           if self.min_prominent > 0 else frozenset())
+        kicks: dict[str, int] = {}
+        for t in texts:
+            m = _KICKER.match(t)
+            # "Obama: ..." is a name speaking, not a label: names stay (as a name) for what follows.
+            if m and len(m.group(1).split()) <= 3 and not any(w in self.proper_ for w in m.group(1).lower().split()):
+                k = m.group(1).lower()
+                kicks[k] = kicks.get(k, 0) + 1
+        self.kickers_ = frozenset(k for k, c in kicks.items() if c >= self.min_kicker)
+        return self
+
+    def transform(self, X: Any) -> list[str]:
+        return [self.clean(t) for t in column(X, "text")]
+
+    def clean(self, text: str) -> str:
+        """``text`` as the model reads it: kicker dropped, names as NAME_TOKEN, lower case."""
+        text = normalize_text(text)
+        m = _KICKER.match(text)
+        if m and m.group(1).lower() in self.kickers_:
+            text = text[m.end():]
+        proper, common = self.proper_, self.common_
+        prominent = getattr(self, "prominent_", frozenset())
+        out: list[str] = []
+        pos = 0
+        named = False  # the previous word was a name: a run of names becomes one token
+        for m in _CASED_WORD.finditer(text):
+            w = m.group(0)
+            key = w.lower()
+            is_name = key in proper or (w[0].isupper() and key not in common)
+            gap = text[pos:m.start()]
+            if is_name:
+                if not (named and not gap.strip()):
+                    out.append(gap)
+                    out.append(NAME_TOKEN)
+                if key in prominent:  # one prominent word makes the whole run prominent
+                    out[-1] = PROMINENT_TOKEN
+            else:
+                out.append(gap)
+                out.append(key)
+            named = is_name
+            pos = m.end()
+        out.append(text[pos:])
+        # Exclamation and quotation marks present a headline; they do not change what happened.
+        return normalize_text(_PRESENTATION.sub("", "".join(out))).lower()
+
+    def names(self, text: str) -> int:
+        """How many runs of names ``clean`` replaced."""
+        return len(_NAME_TOKENS.findall(self.clean(text)))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(["text"], dtype=object)
+
+
+def fitted_cleaner(cleaner: "HeadlineCleaner | None", texts: Any) -> "HeadlineCleaner | None":
+    """``cleaner`` if already fitted, else a fitted copy of it (None stays None)."""
+    if cleaner is None:
+        return None
+    if hasattr(cleaner, "proper_"):
+        return cleaner
+    from sklearn.base import clone
+
+    return clone(cleaner).fit(texts)
+
 
 class ColumnPicker(TransformerMixin, BaseEstimator):
     """Select one string field of the records, whitespace-normalised, as a list."""
 
-    def __init__(self, field: str = "text"):
+    cleaner = None  # versions pickled before the cleaner existed have no such attribute
+
+    def __init__(self, field: str = "text", cleaner: HeadlineCleaner | None = None):
         self.field = field
+        self.cleaner = cleaner
 
     def fit(self, X: Any, y: Any = None) -> "ColumnPicker":
+        self.cleaner_ = fitted_cleaner(self.cleaner, X) if self.field == "text" else None
         return self
 
     def transform(self, X: Any) -> Any:
@@ -61,7 +186,8 @@ class ColumnPicker(TransformerMixin, BaseEstimator):
 
     def one(self, value: str) -> str:
         """The field of one record as the next step sees it (a compiled scorer calls this too)."""
-        return normalize_text(value)
+        cleaner = getattr(self, "cleaner_", None)  # versions before the cleaner have none
+        return normalize_text(value) if cleaner is None else cleaner.clean(value)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray([self.field], dtype=object)
@@ -134,6 +260,72 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+# How much a headline counts: the largest quantity it names (#14 item 4, magnitude). Multipliers and
+# number words are English grammar, not topic words; years (1900-2099 without a comma) are dates.
+_MULTIPLIERS = {"hundred": 1e2, "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12,
+                "k": 1e3, "m": 1e6, "mn": 1e6, "bn": 1e9, "tn": 1e12}
+_NUMBER_WORDS = {"one": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+                 "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "dozen": 12, "twenty": 20,
+                 "fifty": 50, "hundred": 100, "thousand": 1e3, "million": 1e6, "billion": 1e9,
+                 "dozens": 24, "scores": 40, "hundreds": 200, "thousands": 2e3, "millions": 2e6, "billions": 2e9}
+_QUANTITY = re.compile(
+    r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?:\s*(hundred|thousand|million|billion|trillion|bn|mn|tn|k|m)\b)?"
+    r"|\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+
+
+def largest_quantity(text: str) -> float:
+    """The largest quantity ``text`` names ("2,000", "$3 billion", "hundreds"); 0 when none."""
+    best = 0.0
+    for m in _QUANTITY.finditer(text):
+        digits, mult, word = m.group(1), m.group(2), m.group(3)
+        if word:
+            value = float(_NUMBER_WORDS[word.lower()])
+        else:
+            if "," not in digits and "." not in digits and len(digits) == 4 and 1900 <= int(digits) <= 2099 and not mult:
+                continue
+            value = float(digits.replace(",", "")) * (_MULTIPLIERS[mult.lower()] if mult else 1.0)
+        best = max(best, value)
+    return best
+
+
+# The statistics of a cleaned headline (models with a HeadlineCleaner): nothing about presentation
+# (case, "!", quotes, colons are gone from the cleaned text), plus how much it counts and how many names.
+CONTENT_STAT_NAMES = ("log_chars", "words", "has_number", "leading_number", "question", "second_person",
+                      "quantity", "names")
+
+
+def content_stats(clean: str) -> list[float]:
+    """:data:`CONTENT_STAT_NAMES` of a text that :meth:`HeadlineCleaner.clean` produced."""
+    words = clean.split()
+    return [
+        float(np.log1p(len(clean))),
+        float(min(len(words), 40)),
+        1.0 if _NUMBER.search(clean) else 0.0,
+        1.0 if _LEAD_NUMBER.match(clean) else 0.0,
+        1.0 if "?" in clean else 0.0,
+        1.0 if _SECOND_PERSON.search(clean) else 0.0,
+        float(np.log10(1.0 + min(largest_quantity(clean), 1e13))),
+        float(len(_NAME_TOKENS.findall(clean))),
+    ]
+
+
+def content_labels(clean: str) -> list[str]:
+    """What each of :func:`content_stats` says, in words a reader understands."""
+    q = largest_quantity(clean)
+    n = len(_NAME_TOKENS.findall(clean))
+    words = clean.split()
+    return [
+        f"length: {_plural(len(clean), 'character')}",
+        f"length: {_plural(len(words), 'word')}",
+        "number" if _NUMBER.search(clean) else "no number",
+        "starts with a number" if _LEAD_NUMBER.match(clean) else "does not start with a number",
+        "question mark" if "?" in clean else "no question mark",
+        "speaks to the reader (you, your)" if _SECOND_PERSON.search(clean) else "does not say you",
+        f"quantity: {q:,.0f}" if q else "no quantity",
+        f"names: {n}" if n else "no names",
+    ]
+
+
 def stat_labels(text: str) -> list[str]:
     """What each of :func:`headline_stats` says about ``text``, in words a reader understands (STAT_NAMES order).
 
@@ -169,24 +361,42 @@ def stat_labels(text: str) -> list[str]:
 
 
 class HeadlineStats(TransformerMixin, BaseEstimator):
-    """Dense matrix of :func:`headline_stats` for every record."""
+    """Dense matrix of headline statistics for every record.
+
+    Without a cleaner, :func:`headline_stats` of the raw text (:data:`STAT_NAMES`, the versions before
+    #14); with one, :func:`content_stats` of the cleaned text (:data:`CONTENT_STAT_NAMES`).
+    """
+
+    def __init__(self, cleaner: HeadlineCleaner | None = None):
+        self.cleaner = cleaner
 
     def fit(self, X: Any, y: Any = None) -> "HeadlineStats":
-        self.n_features_out_ = len(STAT_NAMES)
+        self.cleaner_ = fitted_cleaner(self.cleaner, X)
+        self.n_features_out_ = len(self.names_out())
         return self
+
+    def names_out(self) -> tuple[str, ...]:
+        """The statistics' names, in column order."""
+        return STAT_NAMES if getattr(self, "cleaner_", None) is None else CONTENT_STAT_NAMES
+
+    def labels(self, text: str) -> list[str]:
+        """What each statistic says about ``text``, in words a reader understands (column order)."""
+        cleaner = getattr(self, "cleaner_", None)
+        return stat_labels(text) if cleaner is None else content_labels(cleaner.clean(text))
 
     def transform(self, X: Any) -> np.ndarray:
         texts = column(X, "text")
         if not texts:
-            return np.zeros((0, len(STAT_NAMES)), dtype=np.float64)
+            return np.zeros((0, len(self.names_out())), dtype=np.float64)
         return np.asarray([self.row(t) for t in texts], dtype=np.float64)
 
     def row(self, text: str) -> list[float]:
         """The statistics of one headline's text (a compiled scorer calls this too)."""
-        return headline_stats(text)
+        cleaner = getattr(self, "cleaner_", None)
+        return headline_stats(text) if cleaner is None else content_stats(cleaner.clean(text))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        return np.asarray(STAT_NAMES, dtype=object)
+        return np.asarray(self.names_out(), dtype=object)
 
 
 class StaticEmbedder(TransformerMixin, BaseEstimator):
@@ -196,31 +406,24 @@ class StaticEmbedder(TransformerMixin, BaseEstimator):
     fitted pipeline (float16) so the artifact carries everything it needs.
     """
 
+    cleaner = None  # versions pickled before the cleaner existed have no such attribute
+
     def __init__(self, vocab: Mapping[str, int] | None = None, vectors: np.ndarray | None = None,
-                 weight: float = 1.0):
+                 weight: float = 1.0, cleaner: HeadlineCleaner | None = None):
         self.vocab = vocab
         self.vectors = vectors
         self.weight = weight
+        self.cleaner = cleaner
 
     def fit(self, X: Any, y: Any = None) -> "StaticEmbedder":
         if self.vocab is None or self.vectors is None:
             raise ValueError("StaticEmbedder needs vocab and vectors (see `iscore-train embed`)")
         self.dim_ = int(self.vectors.shape[1])
+        self.cleaner_ = fitted_cleaner(self.cleaner, X)
         return self
 
     def transform(self, X: Any) -> np.ndarray:
-        texts = column(X, "text")
-        # Token ids of all rows as one sparse count matrix, then one product with the vectors:
-        # far faster than averaging row by row in Python.
-        indptr, indices = [0], []
-        for text in texts:
-            indices.extend(self.token_ids(text))
-            indptr.append(len(indices))
-        counts = sp.csr_matrix(
-            (np.ones(len(indices), dtype=np.float32), np.asarray(indices, dtype=np.int64), np.asarray(indptr)),
-            shape=(len(texts), self.vectors.shape[0]),
-        )
-        out = np.asarray(counts @ self._vectors32(), dtype=np.float32)
+        out = self._sums([self.token_ids(text) for text in column(X, "text")])
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out * np.float32(self.weight)
@@ -228,11 +431,23 @@ class StaticEmbedder(TransformerMixin, BaseEstimator):
     def tokens(self, text: str) -> list[tuple[str, int]]:
         """Each known token of ``text`` with its vocabulary row, in order (a compiled scorer calls this too)."""
         vocab = self.vocab
-        return [(w, i) for w in WORD_TOKEN.findall(text.lower()) if (i := vocab.get(w)) is not None]
+        cleaner = getattr(self, "cleaner_", None)  # names (NAME_TOKEN) have no vector: they carry no meaning here
+        text = text.lower() if cleaner is None else cleaner.clean(text)
+        return [(w, i) for w in WORD_TOKEN.findall(text) if (i := vocab.get(w)) is not None]
 
     def token_ids(self, text: str) -> list[int]:
         """The vocabulary rows of the known tokens of ``text``, in order."""
         return [i for _, i in self.tokens(text)]
+
+    def _sums(self, rows: list[list[int]]) -> np.ndarray:
+        """Float32 sum of the token vectors of each row of token ids."""
+        # All rows as one sparse count matrix, then one product with the vectors: far faster than
+        # summing row by row in Python, and the one place sums are made, so explanations match exactly.
+        indptr = np.cumsum([0] + [len(r) for r in rows])
+        indices = np.fromiter((i for r in rows for i in r), dtype=np.int64, count=int(indptr[-1]))
+        counts = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
+                               shape=(len(rows), self.vectors.shape[0]))
+        return np.asarray(counts @ self._vectors32(), dtype=np.float32)
 
     def projection(self, coef: np.ndarray) -> np.ndarray:
         """Every vocabulary vector dotted with ``coef`` (one coefficient per output dimension), as float64."""
@@ -249,8 +464,7 @@ class StaticEmbedder(TransformerMixin, BaseEstimator):
         if not tokens:
             return []
         ids = np.fromiter((i for _, i in tokens), dtype=np.int64, count=len(tokens))
-        # The norm as transform computes it (a float32 sum of the float32 vectors).
-        norm = float(np.linalg.norm(self._vectors32()[ids].sum(axis=0, dtype=np.float32)))
+        norm = float(np.linalg.norm(self._sums([ids.tolist()]), axis=1)[0])  # as transform computes it
         if norm == 0.0:
             return []
         shares = projection[ids] * (float(np.float32(self.weight)) / norm)

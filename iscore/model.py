@@ -14,7 +14,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from iscore.features import ColumnPicker, HeadlineStats, SourceEncoder, StaticEmbedder
+from iscore.features import ColumnPicker, HeadlineCleaner, HeadlineStats, SourceEncoder, StaticEmbedder
 
 # Names of the two steps of every i-Score pipeline. Pickled versions carry them: never rename.
 FEATURES_STEP = "features"
@@ -64,6 +64,11 @@ def hstack_csr(parts: list[Any]) -> sp.csr_matrix:
 DEFAULT_CURVE = ((0.0, 0.0), (50.0, 35.0), (80.0, 55.0), (95.0, 75.0), (99.5, 90.0), (100.0, 100.0))
 
 
+# The popularity/importance dial (#14 item 7): which heads of an EditorialBlendRegressor a score uses.
+# "editorial" is the fitted blend (engagement plus the hard-news desk), "engagement" that head alone.
+BLENDS = ("editorial", "engagement")
+
+
 class EditorialBlendRegressor(RegressorMixin, BaseEstimator):
     """Two ridge heads on the same features, added into one linear model.
 
@@ -104,10 +109,39 @@ class EditorialBlendRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "coef_")
         return np.asarray(X @ self.coef_ + self.intercept_[0], dtype=np.float64).ravel()
 
+    def blend_terms(self, blend: str) -> tuple[np.ndarray, float]:
+        """Coefficients and intercept of one blend: "editorial" (the fitted blend) or "engagement" (that head alone)."""
+        check_is_fitted(self, "coef_")
+        if blend == "editorial":
+            return self.coef_, float(self.intercept_[0])
+        if blend == "engagement":
+            return self.engagement_.coef_ / self.scales_[0], float(self.engagement_.intercept_) / self.scales_[0]
+        raise ValueError(f"unknown blend {blend!r}; this model has {', '.join(BLENDS)}")
+
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True  # fitted on the feature union's sparse matrix
         return tags
+
+
+def _quantiles(raw: Any, n_quantiles: int) -> tuple[np.ndarray, np.ndarray]:
+    """Strictly increasing quantiles of the finite raw predictions, and the percentile level of each."""
+    raw = np.asarray(raw, dtype=np.float64)
+    raw = raw[np.isfinite(raw)]
+    if raw.size == 0:
+        raise ValueError("cannot calibrate on zero finite predictions")
+    levels = np.linspace(0.0, 100.0, n_quantiles)
+    q = np.quantile(raw, levels / 100.0)
+    # np.interp needs strictly increasing x: merge tied quantiles into their mean level.
+    uq, inverse = np.unique(q, return_inverse=True)
+    return uq, np.bincount(inverse, weights=levels) / np.bincount(inverse)
+
+
+def _percentile(raw: np.ndarray, quantiles: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Percentile (0-100) of each raw value on a reference scale."""
+    if quantiles.size == 1:
+        return np.full(raw.shape, 50.0)
+    return np.clip(np.nan_to_num(np.interp(raw, quantiles, levels), nan=50.0), 0.0, 100.0)
 
 
 def _spread(values: Any) -> float:
@@ -136,20 +170,18 @@ class PercentileCalibratedRegressor(RegressorMixin, BaseEstimator):
         else:
             self.regressor_.fit(X, y, sample_weight=sample_weight)
         self.set_reference(self.regressor_.predict(X))
+        if hasattr(self.regressor_, "blend_terms"):
+            # Each other blend gets its own 0-100 scale from the same training rows, so a score means
+            # the same percentile whichever blend a request asks for.
+            self.blend_references_ = {}
+            for blend in BLENDS[1:]:
+                coef, intercept = self.regressor_.blend_terms(blend)
+                self.blend_references_[blend] = _quantiles(np.asarray(X @ coef + intercept).ravel(), self.n_quantiles)
         return self
 
     def set_reference(self, raw: np.ndarray) -> "PercentileCalibratedRegressor":
         """Store the quantiles of raw predictions that define the 0-100 scale."""
-        raw = np.asarray(raw, dtype=np.float64)
-        raw = raw[np.isfinite(raw)]
-        if raw.size == 0:
-            raise ValueError("cannot calibrate on zero finite predictions")
-        levels = np.linspace(0.0, 100.0, self.n_quantiles)
-        q = np.quantile(raw, levels / 100.0)
-        # np.interp needs strictly increasing x: merge tied quantiles into their mean level.
-        uq, inverse = np.unique(q, return_inverse=True)
-        self.quantiles_ = uq
-        self.levels_ = np.bincount(inverse, weights=levels) / np.bincount(inverse)
+        self.quantiles_, self.levels_ = _quantiles(raw, self.n_quantiles)
         return self
 
     def partial_fit_raw(self, X: Any, y: Any) -> "PercentileCalibratedRegressor":
@@ -177,16 +209,48 @@ class PercentileCalibratedRegressor(RegressorMixin, BaseEstimator):
     def percentile_of_raw(self, raw: np.ndarray) -> np.ndarray:
         """Percentile (0-100) of raw predictions among the training predictions (a compiled scorer calls this too)."""
         check_is_fitted(self, "quantiles_")
-        if self.quantiles_.size == 1:
-            return np.full(raw.shape, 50.0)
-        return np.clip(np.nan_to_num(np.interp(raw, self.quantiles_, self.levels_), nan=50.0), 0.0, 100.0)
+        return _percentile(raw, self.quantiles_, self.levels_)
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.score_of_raw(self.predict_raw(X))
+        return self._display(self.percentile(X))
 
-    def score_of_raw(self, raw: np.ndarray) -> np.ndarray:
-        """The 0-100 score of raw predictions: their percentile through the display curve (a compiled scorer calls this too)."""
-        pct = self.percentile_of_raw(raw)
+    def score_of_raw(self, raw: np.ndarray, blend: str | None = None) -> np.ndarray:
+        """0-100 scores of raw predictions of ``blend`` (default: the model's own), on that blend's scale
+        (a compiled scorer calls this too)."""
+        if blend is None or blend == self.blends()[0]:
+            return self._display(self.percentile_of_raw(raw))
+        refs = getattr(self, "blend_references_", {})
+        if blend not in refs:
+            raise ValueError(f"this model has no {blend!r} blend; it has {', '.join(self.blends())}")
+        return self._display(_percentile(np.asarray(raw, dtype=np.float64), *refs[blend]))
+
+    def blends(self) -> tuple[str, ...]:
+        """The blends this model scores with, its default first (one, unless its regressor has several heads)."""
+        check_is_fitted(self, "regressor_")
+        if not hasattr(self.regressor_, "blend_terms"):
+            return ("engagement",)
+        return ("editorial", *getattr(self, "blend_references_", {}))  # versions before the dial: one
+
+    def predict_blend(self, X: Any, blend: str) -> np.ndarray:
+        """0-100 scores of one blend (:meth:`blends`), on that blend's own scale."""
+        if blend == self.blends()[0]:
+            return self.predict(X)
+        refs = getattr(self, "blend_references_", {})
+        if blend not in refs:
+            raise ValueError(f"this model has no {blend!r} blend; it has {', '.join(self.blends())}")
+        coef, intercept = self.regressor_.blend_terms(blend)
+        raw = np.asarray(X @ coef + intercept, dtype=np.float64).ravel()
+        return self._display(_percentile(raw, *refs[blend]))
+
+    def blend_terms(self, blend: str | None = None) -> tuple[np.ndarray, float]:
+        """Coefficients and intercept of the raw score of ``blend`` (default: the model's own)."""
+        reg = self.regressor_
+        if blend is None or blend == self.blends()[0] or not hasattr(reg, "blend_terms"):
+            return np.ravel(reg.coef_).astype(np.float64), float(np.ravel(reg.intercept_)[0])
+        coef, intercept = reg.blend_terms(blend)
+        return np.ravel(coef).astype(np.float64), float(intercept)
+
+    def _display(self, pct: np.ndarray) -> np.ndarray:
         curve = getattr(self, "curve", None)  # versions pickled before the curve existed
         if not curve:
             return pct
@@ -240,6 +304,12 @@ class ModelConfig:
     desk_alpha: float = 30.0
     out_of_core: bool = False
     hash_features: int = 2**20
+    # Read content, not presentation (#14): kickers dropped, names as one class, case and punctuation
+    # ignored (iscore.features.HeadlineCleaner); out-of-core models keep stateless raw-text features.
+    clean_text: bool = True
+    # With clean_text: names the training headlines capitalise this often or more read as one
+    # "prominent name" class, the rest as "a name" (0: one class for all names).
+    min_prominent: int = 100
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form for the manifest."""
@@ -251,6 +321,8 @@ class ModelConfig:
 def build_features(config: ModelConfig, embedder: StaticEmbedder | None = None) -> FeatureUnion:
     """The feature union named by ``config`` (unfitted)."""
     parts: list[tuple[str, Any]] = []
+    cleaner = (HeadlineCleaner(min_prominent=config.min_prominent)
+               if config.clean_text and not config.out_of_core else None)
     if config.out_of_core:
         # Stateless features only: each chunk can be transformed without a vocabulary pass.
         words = HashingVectorizer(
@@ -269,15 +341,15 @@ def build_features(config: ModelConfig, embedder: StaticEmbedder | None = None) 
             dtype=np.float32,
         )
     if config.use_words:
-        parts.append(("words", Pipeline([("pick", ColumnPicker("text")), ("vec", words)])))
+        parts.append(("words", Pipeline([("pick", ColumnPicker("text", cleaner)), ("vec", words)])))
     if config.char_ngrams and not config.out_of_core:
         chars = TfidfVectorizer(
             analyzer="char_wb", ngram_range=(3, 5), min_df=5, max_features=50_000,
             sublinear_tf=True, dtype=np.float32,
         )
-        parts.append(("chars", Pipeline([("pick", ColumnPicker("text")), ("vec", chars)])))
+        parts.append(("chars", Pipeline([("pick", ColumnPicker("text", cleaner)), ("vec", chars)])))
     if config.use_stats:
-        steps: list[tuple[str, Any]] = [("stats", HeadlineStats())]
+        steps: list[tuple[str, Any]] = [("stats", HeadlineStats(cleaner))]
         if not config.out_of_core:
             steps.append(("scale", StandardScaler()))
         parts.append(("stats", Pipeline(steps)))
@@ -287,7 +359,7 @@ def build_features(config: ModelConfig, embedder: StaticEmbedder | None = None) 
     if config.use_embeddings:
         if embedder is None:
             raise ValueError("use_embeddings needs an embedder (vocab and vectors)")
-        parts.append(("semantic", clone(embedder).set_params(weight=config.embedding_weight)))
+        parts.append(("semantic", clone(embedder).set_params(weight=config.embedding_weight, cleaner=cleaner)))
     return FastFeatureUnion(parts)
 
 
@@ -330,13 +402,19 @@ def fitted_regressor(pipeline: Pipeline) -> Any:
     return model.regressor_
 
 
-def linear_terms(pipeline: Pipeline) -> tuple[np.ndarray, float]:
+def linear_terms(pipeline: Pipeline, blend: str | None = None) -> tuple[np.ndarray, float]:
     """Coefficients over the feature union's columns and the intercept: raw score = X @ coef + intercept.
 
-    AttributeError when the fitted regressor is not linear.
+    ``blend`` picks one of :func:`blends` (default: the model's own). AttributeError when the fitted
+    regressor is not linear.
     """
-    reg = fitted_regressor(pipeline)
-    return np.ravel(reg.coef_).astype(np.float64), float(np.ravel(reg.intercept_)[0])
+    fitted_regressor(pipeline)  # NotFittedError before fit
+    return calibrated_model(pipeline).blend_terms(blend)
+
+
+def blends(pipeline: Pipeline) -> tuple[str, ...]:
+    """The blends a fitted i-Score pipeline can score with, its default first."""
+    return calibrated_model(pipeline).blends()
 
 
 def part_columns(pipeline: Pipeline) -> list[tuple[str, Any, np.ndarray]]:

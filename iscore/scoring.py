@@ -11,23 +11,26 @@ import numpy as np
 import scipy.sparse as sp
 import sklearn
 
-from iscore.features import STAT_NAMES, StaticEmbedder, column, stat_labels
-from iscore.model import (feature_union, known_words, linear_terms, median_score, part_columns,
-                          trained_sources)
+from iscore.features import NAME_TOKEN, PROMINENT_TOKEN, HeadlineStats, StaticEmbedder, column
+from iscore.model import (blends, calibrated_model, feature_union, known_words, linear_terms, median_score,
+                          part_columns, trained_sources)
 from iscore.sources import normalize_source
 from iscore.triage import FLAGS, shrink, triage
 
 REPLY_FLAGS = (*FLAGS, "unknown_source")  # every flag a reply item can carry
 
 
-def score(pipeline: Any, records: Sequence[Any]) -> np.ndarray:
-    """i-Scores (0-100, finite) of ``records`` in order."""
+def score(pipeline: Any, records: Sequence[Any], blend: str | None = None) -> np.ndarray:
+    """i-Scores (0-100, finite) of ``records`` in order; ``blend`` one of the model's blends (default its own)."""
     if len(records) == 0:
         return np.zeros(0, dtype=np.float64)
     # Inputs come from our own validated records; skipping sklearn's per-call checks halves the
     # cost of scoring one headline.
     with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-        out = np.asarray(pipeline.predict(records), dtype=np.float64)
+        if blend is None or blend == blends(pipeline)[0]:
+            out = np.asarray(pipeline.predict(records), dtype=np.float64)
+        else:
+            out = calibrated_model(pipeline).predict_blend(feature_union(pipeline).transform(records), blend)
     return np.clip(np.nan_to_num(out, nan=0.0, posinf=100.0, neginf=0.0), 0.0, 100.0)
 
 
@@ -62,6 +65,7 @@ class _Explainer:
     intercept: float
     labels: list[tuple[str, str]]  # (kind, label) of every column; stats and semantic columns are read per row
     stats: slice | None
+    stats_part: Any  # the HeadlineStats that names each statistic for a given headline
     semantic: slice | None
     embedder: Any
     projection: np.ndarray | None  # every vocabulary vector . the semantic coefficients
@@ -69,26 +73,29 @@ class _Explainer:
 
 def _column_labels(part: str, names: np.ndarray) -> list[tuple[str, str]]:
     if part == "words":
-        return [("phrase" if " " in n else "word", str(n)) for n in names]
+        # NAME_TOKEN stands for any run of names (HeadlineCleaner): say so rather than show the token.
+        return [("phrase" if " " in n else "word",
+                 str(n).replace(PROMINENT_TOKEN, "(a prominent name)").replace(NAME_TOKEN, "(a name)")) for n in names]
     if part == "source":
         return [("source", f"source: {str(n).partition('=')[2]}") for n in names]
     return [("signal", f"{part}: {n}") for n in names]  # stats (labelled per row), char n-grams, anything else
 
 
-@functools.lru_cache(maxsize=4)
-def _explainer(pipeline: Any) -> _Explainer | None:
+@functools.lru_cache(maxsize=8)
+def _explainer(pipeline: Any, blend: str | None = None) -> _Explainer | None:
     """The explainer of a pipeline that is linear in its features; None for any other model."""
     try:
-        coef, intercept = linear_terms(pipeline)
+        coef, intercept = linear_terms(pipeline, blend)
         parts = part_columns(pipeline)
     except (AttributeError, KeyError, ValueError):
         return None
     labels: list[tuple[str, str]] = []
-    stats = semantic = embedder = projection = None
+    stats = stats_part = semantic = embedder = projection = None
     for part, transformer, names in parts:
         cols = slice(len(labels), len(labels) + len(names))
-        if part == "stats" and len(names) == len(STAT_NAMES):
-            stats = cols
+        first = transformer.steps[0][1] if hasattr(transformer, "steps") else transformer
+        if part == "stats" and isinstance(first, HeadlineStats) and len(names) == len(first.names_out()):
+            stats, stats_part = cols, first
         elif part == "semantic" and isinstance(transformer, StaticEmbedder):
             semantic, embedder = cols, transformer
         labels.extend(_column_labels(part, names))
@@ -96,10 +103,12 @@ def _explainer(pipeline: Any) -> _Explainer | None:
         return None
     if semantic is not None:
         projection = embedder.projection(coef[semantic])
-    return _Explainer(feature_union(pipeline), coef, intercept, labels, stats, semantic, embedder, projection)
+    return _Explainer(feature_union(pipeline), coef, intercept, labels, stats, stats_part, semantic, embedder,
+                      projection)
 
 
-def contributions(pipeline: Any, records: Sequence[Any], scorer: Any = None) -> list[list[Contribution]] | None:
+def contributions(pipeline: Any, records: Sequence[Any], blend: str | None = None, *,
+                  scorer: Any = None) -> list[list[Contribution]] | None:
     """Per record, every readable term of its raw prediction; None when the model is not linear.
 
     The terms and the intercept (``linear_terms(pipeline)[1]``) sum to the raw prediction. A column's
@@ -110,7 +119,7 @@ def contributions(pipeline: Any, records: Sequence[Any], scorer: Any = None) -> 
     tokens that carry it (StaticEmbedder.token_shares), and a word's share there is added to its
     TF-IDF term, so "kills" is one entry.
     """
-    ex = _explainer(pipeline)
+    ex = _explainer(pipeline, blend)
     if ex is None:
         return None
     if len(records) == 0:
@@ -130,7 +139,7 @@ def contributions(pipeline: Any, records: Sequence[Any], scorer: Any = None) -> 
     out = []
     for i, text in enumerate(texts):
         idx, row_terms = cols[bounds[i]:bounds[i + 1]], terms[bounds[i]:bounds[i + 1]]
-        stat_words = stat_labels(text) if ex.stats is not None else None
+        stat_words = ex.stats_part.labels(text) if ex.stats is not None else None
         totals: dict[tuple[str, str], float] = {}
         for j, term in zip(idx.tolist(), row_terms.tolist()):
             if ex.stats is not None and ex.stats.start <= j < ex.stats.stop:
@@ -150,12 +159,12 @@ def _entry(c: Contribution) -> dict[str, Any]:
 
 
 def explain(pipeline: Any, records: Sequence[Any], top: int = 3,
-            scorer: Any = None) -> list[dict[str, list[dict[str, Any]]]]:
+            blend: str | None = None, *, scorer: Any = None) -> list[dict[str, list[dict[str, Any]]]]:
     """Per record, the ``top`` readable terms (see :func:`contributions`) that pushed its raw prediction
     up and down most: ``{"up": [{"feature", "kind", "contribution"}, ...], "down": [...]}``, largest
     first. Empty lists where the model is not linear.
     """
-    terms = contributions(pipeline, records, scorer)
+    terms = contributions(pipeline, records, blend, scorer=scorer)
     if terms is None:
         return [{"up": [], "down": []} for _ in records]
     out = []
@@ -193,19 +202,20 @@ def _context(pipeline: Any) -> InputContext:
 
 def reply_items(pipeline: Any, headlines: Sequence[tuple[str, str, str | None]], *, red_threshold: float,
                 explain_top: int, with_explain: bool, context: InputContext | None = None,
-                scorer: Any = None) -> list[dict[str, Any]]:
+                blend: str | None = None, scorer: Any = None) -> list[dict[str, Any]]:
     """Reply items ``{id, text, i_score, tier, flags[, explain]}`` for ``(id, text, source)``, in order.
 
     Each headline is triaged first (iscore/triage.py): its flags go in the reply, and a score built
     on little evidence (too short, a URL, another language, words the model never saw) is pulled
     toward the median headline's score by ``shrink``. ``unknown_source`` says a given source has no
     weight in this model (unknown outlet, or too rare in the training data), so it did not count.
+    ``blend`` is one of the model's blends (``iscore.model.blends``; default its own).
     ``scorer``, the compiled form of ``pipeline`` (iscore.compiled, checked against it at load), scores
     and explains in its place.
     """
     records = [model_record(text, source) for _, text, source in headlines]
     ctx = context or _context(pipeline)
-    values = score(pipeline, records) if scorer is None else scorer.score(records)
+    values = score(pipeline, records, blend) if scorer is None else scorer.score(records, blend)
     items = []
     for (hid, text, source), record, value in zip(headlines, records, values):
         t = triage(text, known=None if ctx.known_words is None else ctx.known_words.__contains__)
@@ -217,6 +227,6 @@ def reply_items(pipeline: Any, headlines: Sequence[tuple[str, str, str | None]],
         items.append({"id": hid, "text": text, "i_score": i_score, "tier": tier(i_score, red_threshold),
                       "flags": flags})
     if with_explain:
-        for item, why in zip(items, explain(pipeline, records, explain_top, scorer)):
+        for item, why in zip(items, explain(pipeline, records, explain_top, blend, scorer=scorer)):
             item["explain"] = why
     return items

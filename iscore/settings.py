@@ -36,7 +36,9 @@ class SettingsError(ValueError):
     """An ``ISCORE_*`` variable has a value of the wrong type or range."""
 
 
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+BLEND_NAMES = ("editorial", "engagement")  # iscore.model.BLENDS, without importing scikit-learn here
 BIND = re.compile(r"^(unix:\S+|\[[0-9A-Fa-f:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5})$")
 # backend -> SQLAlchemy driver name -> module it imports (the drivers the project installs)
 DATABASE_DRIVERS = {"sqlite": {"pysqlite": "sqlite3"}, "postgresql": {"psycopg": "psycopg"}}
@@ -75,6 +77,21 @@ class Settings:
     rate_limit_headlines: str = "20000/minute"  # headline units per client; empty = off
     rate_limit_storage_url: str = "memory://"  # or redis://host:6379/0 to share counts between workers
     trusted_proxies: int = 0  # proxies in front that append to X-Forwarded-For; 0 = ignore the header
+    # The popularity/importance dial (#14): "editorial" (engagement + hard-news desk) or "engagement";
+    # a request's ?blend= overrides it; a model with one head always scores with that head.
+    blend: str = "editorial"
+    # pages (issue #17): the sidebar, its embedding, the editor's desk
+    cors_origins: str = ""  # comma-separated origins (https://news.example) that may frame the sidebar and read its JSON
+    sidebar_refresh_seconds: float = 30.0  # the sidebar polls (JavaScript) or reloads (meta refresh) this often
+    sidebar_window_minutes: int = 60  # the sidebar's window ("in the last hour")
+    # ingest, window store and stories (#16; see README "Ingest, feeds and the live top ten")
+    window_retention_hours: float = 48.0  # headlines published longer ago are deleted from the window store
+    story_window_hours: float = 6.0  # longest /v1/top window; each worker's stories cover this span
+    story_half_life_minutes: float = 120.0  # freshness: a story's score halves per half-life since its newest member
+    story_velocity_minutes: float = 30.0  # members published this recently count as velocity
+    top_refresh_seconds: float = 1.0  # a worker catches up with the store at most this often (/v1/top)
+    feed_timeout_seconds: float = 10.0  # iscore-ingest: connect and read timeout per feed
+    feed_interval_seconds: float = 300.0  # iscore-ingest: seconds between polls of the feed list
     compiled_scorer: int = 1  # 1: score with each version's compiled form (iscore.compiled); 0: with its pipeline
 
     def __post_init__(self) -> None:
@@ -100,8 +117,26 @@ class Settings:
         self._check_database_url()
         if self.log_level.upper() not in LOG_LEVELS:
             raise SettingsError(f"ISCORE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        if self.blend not in BLEND_NAMES:
+            raise SettingsError(f"ISCORE_BLEND must be one of {', '.join(BLEND_NAMES)}")
         if not BIND.match(self.bind):
             raise SettingsError("ISCORE_BIND must be HOST:PORT (e.g. 127.0.0.1:8000 or 0.0.0.0:8000) or unix:PATH")
+        self._check_pages()
+        self._check_stories()
+
+    def _check_pages(self) -> None:
+        bad = [o for o in self.cors_origin_list() if not ORIGIN.match(o)]
+        if bad:
+            raise SettingsError(f"ISCORE_CORS_ORIGINS: {bad[0]!r} is not an origin like https://news.example or "
+                                "http://localhost:8080 (scheme, host and optional port; no path, no wildcard)")
+        if not 1 <= self.sidebar_refresh_seconds <= 3600:  # also refuses nan and inf
+            raise SettingsError("ISCORE_SIDEBAR_REFRESH_SECONDS must be between 1 and 3600")
+        if not 1 <= self.sidebar_window_minutes <= 7 * 24 * 60:
+            raise SettingsError("ISCORE_SIDEBAR_WINDOW_MINUTES must be between 1 and 10080 (a week)")
+
+    def cors_origin_list(self) -> list[str]:
+        """The configured embedding origins, without blanks or trailing slashes."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     def _check_database_url(self) -> None:
         # A bad URL or a missing driver would otherwise surface only at the first feedback write,
@@ -156,6 +191,14 @@ class Settings:
                                     "(a count per second, minute, hour or day), or be empty to turn it off")
         if not self.rate_limit_storage_url.startswith(("memory://", "redis://", "rediss://", "redis+unix://")):
             raise SettingsError("ISCORE_RATE_LIMIT_STORAGE_URL must be memory:// or a redis:// URL")
+
+    def _check_stories(self) -> None:
+        for name in ("window_retention_hours", "story_window_hours", "story_half_life_minutes",
+                     "story_velocity_minutes", "top_refresh_seconds", "feed_timeout_seconds", "feed_interval_seconds"):
+            if not 0 < getattr(self, name) <= 1e6:  # also refuses nan and inf
+                raise SettingsError(f"{PREFIX}{name.upper()} must be above 0")
+        if self.story_window_hours > self.window_retention_hours:
+            raise SettingsError("ISCORE_STORY_WINDOW_HOURS must not exceed ISCORE_WINDOW_RETENTION_HOURS")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":

@@ -8,7 +8,7 @@ from flask import Flask
 
 from iscore.settings import Settings
 from iscore.triage import load_language_model
-from service import admin, feedback, meta, scoring
+from service import admin, feedback, headlines, meta, pages, scoring
 from service.context import Services, registry_names, request_limits
 from service.errors import register_error_handlers
 from service.feedback_store import FeedbackStore
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["iscore"] = Services(settings=settings, holder=holder, metrics=metrics, feedback=store,
                                         rate_limits=rate_limits, limits=request_limits(settings),
                                         registry_names=registry_names(settings.model_dir))
-    for blueprint in (scoring.bp, meta.bp, admin.bp, feedback.bp):
+    for blueprint in (scoring.bp, meta.bp, admin.bp, feedback.bp, headlines.bp):
         app.register_blueprint(blueprint)
+    pages.install(app, settings, holder)  # the sidebar, editor's desk and model page (issue #17)
     return app

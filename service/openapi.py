@@ -6,8 +6,9 @@ import sys
 from typing import Any
 
 from iscore.scoring import EXPLAIN_KINDS, REPLY_FLAGS
-from iscore.settings import Settings
+from iscore.settings import BLEND_NAMES, Settings
 from service.limits import EXPLAIN_FACTOR, UNIT_CHARS
+from service.pages_openapi import page_paths
 from service.schema import (
     FLAG_FALSE,
     FLAG_PATTERN,
@@ -26,7 +27,8 @@ ERROR_MEANINGS = {
     401: "missing or wrong bearer token",
     403: "admin routes are off (no ISCORE_ADMIN_TOKEN)",
     408: "the request body did not arrive within ISCORE_BODY_TIMEOUT_SECONDS; the connection is closed",
-    409: "refused (reload: the new version; feedback: Idempotency-Key reused with another body)",
+    409: "refused (reload: the new version; feedback: Idempotency-Key reused with another body; score and rank: "
+         "the served model lacks the requested blend)",
     413: "body over ISCORE_MAX_BODY_BYTES (the message gives the limit in bytes)",
     415: "not JSON",
     422: "invalid fields, each listed; or a per-request limit (headlines, characters, explain)",
@@ -86,6 +88,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                     "headline signals and source that pushed its score up or down most "
                                     f"(at most {settings.max_explain_headlines} headlines, "
                                     "ISCORE_MAX_EXPLAIN_HEADLINES)"}
+    blend_param = {"name": "blend", "in": "query", "required": False,
+                   "schema": {"type": "string", "enum": list(BLEND_NAMES)},
+                   "description": "the popularity/importance dial: 'editorial' (engagement plus the hard-news desk "
+                                  "head) or 'engagement' (that head alone), each on its own 0-100 scale; default "
+                                  f"ISCORE_BLEND ({settings.blend}). 409 when the served model lacks that blend "
+                                  "(a model trained without a desk head has only 'engagement')"}
+    blend_reply = {"type": "string", "enum": list(BLEND_NAMES), "description": "the blend these scores use"}
     explain_terms = {"type": "array", "items": {
         "type": "object", "required": ["feature", "kind", "contribution"], "properties": {
             "feature": {"type": "string", "description": 'a word ("kills"), a phrase ("kills at"), a headline '
@@ -114,6 +123,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         },
     }
     bad_input = _errors(400, 408, 413, 415, 422, 429, 503)
+    scoring_errors = {**bad_input, **_errors(409)}
     admin_errors = _errors(401, 403, 429)
     security = [{"bearer": []}]
 
@@ -123,17 +133,18 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/v1/score": {"post": {
             "summary": "Score headlines (0-100) in request order",
-            "parameters": [explain_param],
+            "parameters": [explain_param, blend_param],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "additionalProperties": False, "required": ["headlines"],
                 "properties": {"headlines": headlines}}}}},
-            "responses": {"200": json_ok({"type": "object", "required": ["model_version", "scores"], "properties": {
-                "model_version": {"type": "string"}, "scores": {"type": "array", "items": scored_item}}}),
-                **bad_input},
+            "responses": {"200": json_ok({"type": "object", "required": ["model_version", "blend", "scores"],
+                                          "properties": {
+                "model_version": {"type": "string"}, "blend": blend_reply, "scores": {"type": "array", "items": scored_item}}}),
+                **scoring_errors},
         }},
         "/v1/rank": {"post": {
             "summary": "Rank headlines, highest i-Score first (ties by id, then input order)",
-            "parameters": [explain_param],
+            "parameters": [explain_param, blend_param],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "additionalProperties": False, "required": ["headlines"],
                 "properties": {
@@ -143,13 +154,16 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "window_minutes": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": MAX_WINDOW_MINUTES,
                                        "description": "keep only headlines published this many minutes before now"},
                     "now": timestamp,
+                    "group_stories": {"type": "boolean", "default": False,
+                                      "description": "also return `stories`: these headlines clustered into ranked stories"},
                 }}}}},
-            "responses": {"200": json_ok({"type": "object", "required": ["model_version", "ranked"], "properties": {
-                "model_version": {"type": "string"},
+            "responses": {"200": json_ok({"type": "object", "required": ["model_version", "blend", "ranked"],
+                                          "properties": {
+                "model_version": {"type": "string"}, "blend": blend_reply,
                 "ranked": {"type": "array", "items": {"allOf": [scored_item, {"type": "object", "properties": {
                     "rank": {"type": "integer", "minimum": 1}}}]}},
                 "considered": {"type": "integer"}, "excluded_by_window": {"type": "integer"}}}),
-                **bad_input},
+                **scoring_errors},
         }},
         "/healthz": {"get": {"summary": "Process is alive", "responses": {"200": json_ok({"type": "object"})}}},
         "/readyz": {"get": {"summary": "200 only when a verified model is loaded",
@@ -198,6 +212,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "responses": {"200": json_ok({"type": "object"}), **admin_errors, **_errors(503)},
         }},
     }
+    paths.update(page_paths(settings, text=text, source=source, timestamp=timestamp, errors=_errors))  # issue #17
+    from service.headlines_openapi import headline_paths  # here, not at the top: a one-line merge with other branches
+
+    paths.update(headline_paths(settings))  # POST /v1/headlines, GET /v1/top (#16)
     return {
         "openapi": "3.1.0",
         "info": {"title": "i-Score", "version": "1",

@@ -11,6 +11,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from iscore.features import normalize_text
+from iscore.settings import BLEND_NAMES
 from service.errors import ApiError
 
 MAX_ID_CHARS = 200
@@ -70,6 +71,7 @@ class RankRequest:
     limit: int
     window_minutes: float | None
     now: datetime | None
+    group_stories: bool = False
 
 
 def _reject_constant(name: str) -> Any:
@@ -312,7 +314,7 @@ def parse_score(body: Any, limits: Limits, with_explain: bool = False) -> list[H
 
 def parse_rank(body: Any, limits: Limits, with_explain: bool = False) -> RankRequest:
     """Validate a /v1/rank body."""
-    headlines = parse_headlines(body, limits, frozenset({"headlines", "limit", "window_minutes", "now"}))
+    headlines = parse_headlines(body, limits, frozenset({"headlines", "limit", "window_minutes", "now", "group_stories"}))
     check_explain(len(headlines), with_explain, limits)
     problems: list[dict[str, str]] = []
     limit = body.get("limit", limits.default_limit)
@@ -326,9 +328,12 @@ def parse_rank(body: Any, limits: Limits, with_explain: bool = False) -> RankReq
         problems.append(_problem("window_minutes", f"must be a number above 0 and at most {MAX_WINDOW_MINUTES}"))
         window = None
     now = parse_time(body.get("now"), "now", problems)
+    group = body.get("group_stories", False)
+    if not isinstance(group, bool):
+        problems.append(_problem("group_stories", "must be true or false"))
     if problems:
         raise _invalid(problems)
-    return RankRequest(headlines=headlines, limit=limit, window_minutes=window, now=now)
+    return RankRequest(headlines=headlines, limit=limit, window_minutes=window, now=now, group_stories=group is True)
 
 
 def in_window(h: Headline, now: datetime, window_minutes: float) -> bool:
@@ -340,6 +345,21 @@ def in_window(h: Headline, now: datetime, window_minutes: float) -> bool:
     except OverflowError:  # a window reaching before year 1 covers everything earlier
         return h.published_at <= now
     return start <= h.published_at <= now
+
+
+def parse_blend(value: str | None, offered: tuple[str, ...], default: str) -> str:
+    """The blend a request scores with: ``?blend=`` if given, else ``default`` when the model offers it,
+    else the model's own. 422 for a name no model has; 409 for one the served model lacks."""
+    if value is None:
+        return default if default in offered else offered[0]
+    blend = value.lower()
+    if blend not in BLEND_NAMES:
+        raise ApiError(422, "invalid_request", f"query parameter 'blend' must be one of {', '.join(BLEND_NAMES)}",
+                       {"got": value[:50]})
+    if blend not in offered:
+        raise ApiError(409, "blend_unavailable", f"the served model has no {blend!r} blend (it was trained without "
+                       f"that head); it offers {', '.join(offered)}", {"got": blend, "offered": list(offered)})
+    return blend
 
 
 def parse_flag(value: str | None, name: str) -> bool:

@@ -25,10 +25,41 @@ def test_shipped_model_verifies_and_records_how_it_was_made(shipped):
     assert m["embeddings"]["base_model_licence"] == "Apache-2.0"
     assert m["model_bytes"] < 8 * 2**20
     hold, base = m["metrics"]["holdout"], m["metrics"]["baselines"]
-    assert hold["spearman"] > max(b["spearman"] or 0 for b in base.values())
+    # The dial's engagement blend predicts engagement on newer rows better than any baseline; the
+    # editorial default trades some of that for the editors' view (README, "The shipped model").
+    engagement = m["metrics"]["holdout_by_blend"]["engagement"]
+    assert engagement["spearman"] > max(b["spearman"] or 0 for b in base.values())
     # The desk head is on and separates hard from soft news on newer rows better than any baseline.
     assert m["model_config"]["desk_weight"] > 0
     assert hold["desk_auc"] > max(b["desk_auc"] for b in base.values())
+    # On the real 2019 stream the default blend's top ten holds more outlet top picks than any baseline's.
+    stream = m["metrics"]["stream"]
+    assert stream["model"]["window_top10_share"] > max(b["window_top10_share"] for b in stream["baselines"].values())
+
+
+def test_names_and_presentation_do_not_decide_the_score(shipped):
+    # #14 item 1 on the held-out robustness suite, reproduced from the model and equal to the record.
+    from training.behaviour import robustness
+
+    now = robustness(shipped.pipeline)["test"]
+    recorded = shipped.manifest["metrics"]["robustness"]["test"]
+    assert now["name_effect"] == recorded["name_effect"] <= 10.0
+    assert now["surface_effect"] == recorded["surface_effect"] <= 3.0
+    assert now["magnitude"] == recorded["magnitude"]  # 95 % is not reached yet (#14 item 4)
+    texts = ["Donald Trump shares photo of new puppy", "Joe Biden shares photo of new puppy"]
+    a, b = score(shipped.pipeline, texts)
+    assert a == b  # two prominent names read the same
+
+
+def test_the_dial_offers_both_blends_on_their_own_scales(shipped):
+    from iscore.model import blends
+
+    assert blends(shipped.pipeline) == ("editorial", "engagement")
+    texts = ["Earthquake kills at least 300 in central Turkey", "Ten easy recipes for a quick weekday dinner"]
+    editorial, engagement = score(shipped.pipeline, texts), score(shipped.pipeline, texts, "engagement")
+    assert editorial[0] > editorial[1]
+    assert not np.allclose(editorial, engagement)
+    assert np.all((engagement >= 0) & (engagement <= 100))
 
 
 def test_behavioural_suite_reproduces_the_recorded_pass_rates(shipped):

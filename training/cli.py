@@ -101,6 +101,9 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--max-word-features", type=int, default=ModelConfig.max_word_features)
     m.add_argument("--char-ngrams", action="store_true", help="add character 3-5 grams (slower)")
     m.add_argument("--no-source", action="store_true", help="do not use the source as a feature")
+    m.add_argument("--raw-text", action="store_true",
+                   help="read the raw text (names, case, punctuation, kickers) as versions before #14 did, "
+                        "instead of the cleaned text (README, 'Names and presentation')")
     m.add_argument("--desk-weight", type=float, default=DEFAULT_DESK_WEIGHT,
                    help=f"weight of the hard-vs-soft-news desk head against engagement (default {DEFAULT_DESK_WEIGHT:g}; "
                         "0 = engagement only; off automatically when the data has no desk labels)")
@@ -146,6 +149,7 @@ def recipe_options(args: argparse.Namespace) -> TrainOptions:
         raise ValueError(f"--desk-alpha must be above 0, not {args.desk_alpha}")
     cfg = ModelConfig(alpha=args.alpha, max_word_features=args.max_word_features,
                       char_ngrams=args.char_ngrams, use_source=not args.no_source,
+                      clean_text=not args.raw_text,
                       out_of_core=args.out_of_core,
                       # The streaming path has no desk head (it fits one SGD regressor).
                       desk_weight=0.0 if args.out_of_core else args.desk_weight,

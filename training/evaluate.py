@@ -172,9 +172,9 @@ def editorial_auc(df: pd.DataFrame, pred: np.ndarray, min_rows: int = 20) -> flo
     return _finite(round(float(np.mean(aucs)), 4)) if aucs else None
 
 
-def evaluate_on(pipeline: Any, df: pd.DataFrame, y: np.ndarray) -> dict[str, Any]:
-    """All metrics of a fitted i-Score pipeline on rows ``df`` with targets ``y``."""
-    pred = score(pipeline, df)
+def evaluate_on(pipeline: Any, df: pd.DataFrame, y: np.ndarray, blend: str | None = None) -> dict[str, Any]:
+    """All metrics of a fitted i-Score pipeline (``blend``: one of its blends, default its own) on rows ``df``."""
+    pred = score(pipeline, df, blend)
     m = ranking_metrics(y, pred, days_of(df))
     if df["source"].nunique() > 1:
         m["spearman_within_source"] = within_source_spearman(df, y, pred)

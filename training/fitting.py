@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iscore.model import MODEL_STEP, ModelConfig, build_pipeline, feature_parts
+from iscore.model import MODEL_STEP, ModelConfig, blends, build_pipeline, feature_parts
 from iscore.scoring import score
 from training.behaviour import robustness, run_suite
 from training.data import DatasetSpec, ValidationReport, fingerprint, load_dataset
@@ -129,8 +129,13 @@ def fit(df: pd.DataFrame, config: ModelConfig, embedder: Any = None) -> Any:
 def evaluate_candidate(pipeline: Any, test: pd.DataFrame) -> dict[str, Any]:
     """Hold-out metrics (and the primary one named) plus the behavioural suite of one fitted pipeline."""
     holdout = evaluate_on(pipeline, test, test["y"].to_numpy())
-    return {"holdout": holdout, "primary": {"name": PRIMARY_METRIC, "value": holdout[PRIMARY_METRIC]},
-            "behaviour": run_suite(pipeline), "robustness": robustness(pipeline)}
+    out = {"holdout": holdout, "primary": {"name": PRIMARY_METRIC, "value": holdout[PRIMARY_METRIC]},
+           "behaviour": run_suite(pipeline), "robustness": robustness(pipeline)}
+    # The dial's other blends, on the same rows (the engagement head alone is what the target measures).
+    others = blends(pipeline)[1:]
+    if others:
+        out["holdout_by_blend"] = {b: evaluate_on(pipeline, test, test["y"].to_numpy(), b) for b in others}
+    return out
 
 
 def evaluate_baselines(train: pd.DataFrame, test: pd.DataFrame,
@@ -204,14 +209,20 @@ def stream_metrics(pipeline: Any, cross: Prepared,
     df = cross.df
     if not has_stream_labels(df):
         return None
-    preds = {"model": score(pipeline, df), **(baseline_preds or {})}
+    others = blends(pipeline)[1:]
+    preds = {"model": score(pipeline, df), **{f"blend {b}": score(pipeline, df, b) for b in others},
+             **(baseline_preds or {})}
     ev = stream_evaluation(df, preds)
     if not ev["windows"]:
         return None
     models = ev.pop("models")
     model = models.pop("model")
+    by_blend = {b: models.pop(f"blend {b}") for b in others}
     random = {"window_top10_share": model["window_random_share"], "window_ndcg10": model["window_random_ndcg10"]}
-    return {"data": str(cross.spec.path.name), **ev, "model": model, "baselines": models, "random": random}
+    out = {"data": str(cross.spec.path.name), **ev, "model": model, "baselines": models, "random": random}
+    if by_blend:
+        out["model_by_blend"] = by_blend
+    return out
 
 
 def _iso(t: Any) -> str | None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from iscore.compiled import (TOLERANCE, CompiledMismatch, NotCompilable, compile_pipeline, verification_records,
                              verify)
 from iscore.features import StaticEmbedder
-from iscore.model import ModelConfig, build_pipeline, raw_score
+from iscore.model import ModelConfig, blends, build_pipeline, raw_score
 from iscore.scoring import contributions, explain, reply_items, score
 
 WORDS = ("earthquake", "kills", "dozens", "in", "city", "bank", "raises", "rates", "ten", "recipes", "for",
@@ -85,12 +85,14 @@ records = st.lists(st.fixed_dictionaries({"text": texts, "source": sources}), mi
 def test_compiled_scores_equal_the_pipeline(name, recs):
     pipe = toy(name)
     compiled = compile_pipeline(pipe)
-    expected = score(pipe, recs)
-    assert np.abs(compiled.score(recs) - expected).max() <= EXACT  # the batch at once
-    # And one record at a time (against the pipeline one at a time: a float32 pipeline's own BLAS product
-    # rounds a batch differently from a single row).
-    one_by_one = np.concatenate([compiled.score([r]) for r in recs])
-    assert np.abs(one_by_one - np.concatenate([score(pipe, [r]) for r in recs])).max() <= EXACT
+    assert compiled.blends == blends(pipe)
+    for blend in compiled.blends:  # the editorial blend models have two (#14's dial)
+        expected = score(pipe, recs, blend)
+        assert np.abs(compiled.score(recs, blend) - expected).max() <= EXACT  # the batch at once
+        # And one record at a time (against the pipeline one at a time: a float32 pipeline's own BLAS
+        # product rounds a batch differently from a single row).
+        one_by_one = np.concatenate([compiled.score([r], blend) for r in recs])
+        assert np.abs(one_by_one - np.concatenate([score(pipe, [r], blend) for r in recs])).max() <= EXACT
     assert np.abs(compiled.raw(recs) - raw_score(pipe, recs)).max() <= EXACT
 
 
@@ -100,12 +102,13 @@ def test_compiled_scores_equal_the_pipeline(name, recs):
 def test_compiled_explanations_equal_the_pipeline(name, recs):
     pipe = toy(name)
     compiled = compile_pipeline(pipe)
-    mine, theirs = contributions(pipe, recs, compiled), contributions(pipe, recs)
+    mine, theirs = contributions(pipe, recs, scorer=compiled), contributions(pipe, recs)
     assert mine is not None and theirs is not None
     for row_mine, row_theirs in zip(mine, theirs, strict=True):
         assert [(c.feature, c.kind) for c in row_mine] == [(c.feature, c.kind) for c in row_theirs]
         assert np.allclose([c.value for c in row_mine], [c.value for c in row_theirs], rtol=0, atol=EXACT)
-    assert explain(pipe, recs, 3, compiled) == explain(pipe, recs, 3)
+    for blend in compiled.blends:
+        assert explain(pipe, recs, 3, blend, scorer=compiled) == explain(pipe, recs, 3, blend)
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -140,9 +143,18 @@ def shipped():
     return registry.load_current(Settings().model_dir)
 
 
-def test_empty_batch():
+def test_empty_batch_and_unknown_blend():
     compiled = compile_pipeline(toy("all parts, ridge"))
     assert compiled.score([]).shape == (0,)
+    with pytest.raises(ValueError, match="no 'editorial' blend"):
+        compiled.score([{"text": "x"}], "editorial")
+
+
+def test_the_blend_dial_is_compiled():
+    compiled = compile_pipeline(toy("all parts, editorial blend"))
+    assert compiled.blends == ("editorial", "engagement")
+    recs = verification_records()
+    assert not np.allclose(compiled.score(recs, "editorial"), compiled.score(recs, "engagement"))
 
 
 def test_an_unknown_part_does_not_compile():
@@ -179,6 +191,6 @@ def test_an_unknown_regressor_does_not_compile():
 
 def test_a_compiled_form_that_disagrees_is_reported():
     compiled = compile_pipeline(toy("all parts, ridge"))
-    compiled.intercept += 10 * TOLERANCE * 1000  # a wrong read-out: every raw prediction moves
+    compiled.intercepts[compiled.blends[0]] += 10 * TOLERANCE * 1000  # a wrong read-out: every raw prediction moves
     with pytest.raises(CompiledMismatch, match="differs from the pipeline"):
         verify(compiled, verification_records())

@@ -171,3 +171,31 @@ def test_display_curve_is_monotone_and_spans_0_100(tiny_model):
     order = np.argsort(pct)
     assert np.all(np.diff(s[order]) >= -1e-9)  # same order as the percentile
     assert abs(np.median(s) - 35) < 5  # the median training headline sits at the curve's 50th point
+
+
+def test_the_dial_scores_each_blend_on_its_own_scale():
+    X, y = _xy()
+    model = PercentileCalibratedRegressor(EditorialBlendRegressor(alpha=1.0, desk_alpha=1.0, desk_weight=2.0)).fit(X, y)
+    assert model.blends() == ("editorial", "engagement")
+    reg = model.regressor_
+    # "engagement" is that head alone, scaled; "editorial" the fitted blend.
+    np.testing.assert_allclose(X @ model.blend_terms("engagement")[0] + model.blend_terms("engagement")[1],
+                               reg.engagement_.predict(X) / reg.scales_[0])
+    np.testing.assert_allclose(model.predict_blend(X, "editorial"), model.predict(X))
+    eng = model.predict_blend(X, "engagement")
+    # Its own scale: the training rows spread over 0-100 with the same median as the default blend.
+    assert np.median(eng) == pytest.approx(np.median(model.predict(X)), abs=1.0)
+    assert eng.min() < 5 and eng.max() > 95
+    # A different ranking: the desk feature (column 2) counts less without the desk head.
+    assert np.corrcoef(eng, X[:, 2])[0, 1] < np.corrcoef(model.predict(X), X[:, 2])[0, 1]
+    with pytest.raises(ValueError, match="no 'popular' blend"):
+        model.predict_blend(X, "popular")
+
+
+def test_a_one_head_model_offers_one_blend():
+    X, y = _xy()
+    model = PercentileCalibratedRegressor(Ridge(alpha=1.0)).fit(X, y[:, 0])
+    assert model.blends() == ("engagement",)
+    np.testing.assert_allclose(model.predict_blend(X, "engagement"), model.predict(X))
+    with pytest.raises(ValueError):
+        model.predict_blend(X, "editorial")

@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from iscore.stories import StoryIndex, bcubed, coverage, features, tokens
+import numpy as np
+
+from iscore.features import StaticEmbedder
+from iscore.stories import (CHOSEN, StoryIndex, bcubed, coverage, embedder_from_pipeline, features, idf_from_pipeline,
+                            idf_from_vectorizer, tokens)
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -115,6 +119,144 @@ def test_tokens_and_features():
     assert features("Chile earthquake strikes") == f
 
 
+def test_plural_folding():
+    assert tokens("EBay rejects Icahn nominees; stocks fall", stem=True) == ["ebay", "reject", "icahn", "nominee",
+                                                                           "stock", "fall"]
+    assert tokens("Virus bus glass news", stem=True) == ["virus", "bus", "glass", "new"]  # a blunt rule
+    assert features("Icahn nominees", stem=True) == features("Icahn nominee", stem=True)
+    assert features("Icahn nominees") != features("Icahn nominee")
+
+
+def test_an_offline_idf_table_replaces_the_online_one():
+    # With online IDF every word is equally rare in a fresh index; the table says "fed" is common, "taper" rare.
+    table = {"fed": 1.0, "taper": 9.0, "weather": 9.0, "fed taper": 9.0}
+    idx = StoryIndex(idf=table)
+    vec = idx.vector(features("Fed taper weather"))
+    words = {w: vec[f] for w, f in zip(["fed", "taper", "weather"], features("Fed taper weather"))}
+    assert words["taper"] > 5 * words["fed"]
+    # an unknown term weighs as much as the rarest known one
+    unknown = idx.vector(features("zyzzyva taper"))
+    assert len(set(round(w, 9) for w in unknown.values())) == 1
+    # the table is used as given: adding headlines does not change a vector
+    before = idx.vector(features("Fed taper"))
+    feed(idx, [("x1", "Fed taper", "a"), ("x2", "Fed taper again", "b")])
+    assert idx.vector(features("Fed taper")) == before
+
+
+def test_idf_table_and_embedder_from_a_fitted_pipeline():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+    emb = StaticEmbedder(vocab={"quake": 0, "earthquake": 1}, vectors=np.eye(2, dtype=np.float16))
+    tfidf = TfidfVectorizer(ngram_range=(1, 2))
+    pipe = Pipeline([("u", FeatureUnion([("w", Pipeline([("t", tfidf)])), ("e", emb)]))])
+    pipe.fit(["chile quake strikes", "quake hits chile", "apple unveils phone"])
+    table = idf_from_pipeline(pipe)
+    assert table == idf_from_vectorizer(tfidf) and table["quake"] < table["apple"] and "quake hits" in table
+    assert embedder_from_pipeline(pipe) is emb
+    assert idf_from_pipeline(Pipeline([("e", emb)])) is None and embedder_from_pipeline(tfidf) is None
+
+
+def test_remerge_folds_two_fragments_of_one_story():
+    a = ("x1", "Alpha beta gamma", "s1")
+    b = ("x2", "Alpha beta delta", "s2")  # cosine 0.6 with x1: under the join threshold 0.9, over re-merge 0.3
+    other = ("x3", "Kappa lambda", "s3")
+    kept = StoryIndex(threshold=0.9, merge_threshold=None)
+    feed(kept, [a, b, other])
+    assert len({kept.story_id(h) for h in ("x1", "x2", "x3")}) == 3
+    merged = StoryIndex(threshold=0.9, merge_threshold=None, remerge_threshold=0.3, remerge_every=3)
+    feed(merged, [a, b, other])
+    assert merged.story_id("x1") == merged.story_id("x2") != merged.story_id("x3")
+    assert len(merged.open_stories()) == 2
+    story = merged.stories[merged.story_id("x1")]
+    assert sorted(story.members) == ["x1", "x2"] and coverage(story) == 2
+    assert merged.labels(["x1", "x2", "x3"]) == [merged.story_id(h) for h in ("x1", "x2", "x3")]
+    gone = ({0, 1} - {story.story_id}).pop()
+    assert gone not in merged.stories and story in merged.open_stories()
+
+
+def test_remerge_leaves_stories_past_the_window_alone():
+    idx = StoryIndex(threshold=0.9, merge_threshold=None, remerge_threshold=0.3, remerge_every=1, window_hours=1)
+    first = idx.add("x1", "Alpha beta gamma", T0, "s1")
+    second = idx.add("x2", "Alpha beta delta", T0 + timedelta(hours=2), "s2")
+    assert first != second and idx.stories[first].closed and idx.story_id("x1") == first
+
+
+def _toy_embedder() -> StaticEmbedder:
+    """Word vectors where car ~ automobile and crash ~ collision (and nothing else is close)."""
+    vocab = {"car": 0, "automobile": 1, "crash": 2, "collision": 3, "kills": 4, "three": 5, "stocks": 6}
+    v = np.zeros((7, 5), dtype=np.float32)
+    v[0] = v[1] = [1, 0, 0, 0, 0]
+    v[2] = v[3] = [0, 1, 0, 0, 0]
+    v[4] = [0, 0, 1, 0, 0]
+    v[5] = [0, 0, 0, 1, 0]
+    v[6] = [0, 0, 0, 0, 1]
+    return StaticEmbedder(vocab=vocab, vectors=v.astype(np.float16))
+
+
+def test_word_vectors_join_paraphrases_that_share_few_words():
+    items = [("c1", "Car crash kills three", "a"), ("c2", "Automobile collision kills three", "b")]
+    plain = StoryIndex(threshold=0.5, merge_threshold=None)
+    feed(plain, items)
+    assert plain.story_id("c1") != plain.story_id("c2")  # only 'kills', 'three' and one bigram shared
+    with_vectors = StoryIndex(threshold=0.5, merge_threshold=None, vectors=_toy_embedder(), dense_weight=0.5)
+    feed(with_vectors, items)
+    assert with_vectors.story_id("c1") == with_vectors.story_id("c2")
+    # a headline sharing no word with any story is never a candidate, however close its vectors
+    assert with_vectors.add("c3", "Car crash", T0 + timedelta(minutes=9), "c") == with_vectors.story_id("c1")
+    assert with_vectors.add("c4", "Stocks", T0 + timedelta(minutes=10), "c") != with_vectors.story_id("c1")
+    assert with_vectors.dense_vector("unknown words only") is None
+    # vectors are ignored in members mode
+    assert StoryIndex(mode="members", vectors=_toy_embedder(), dense_weight=0.5).dense_weight == 0.0
+
+
+def test_word_vector_rows_survive_the_index_rebuild(monkeypatch):
+    import iscore.stories as stories
+
+    monkeypatch.setattr(stories, "REBUILD_CLOSED", 1)
+    idx = StoryIndex(threshold=0.5, merge_threshold=None, vectors=_toy_embedder(), dense_weight=0.5, window_hours=1)
+    idx.add("c0", "Stocks", T0, "a")
+    first = idx.add("c1", "Car crash kills three", T0 + timedelta(hours=3), "a")  # closes c0's story, rebuilds
+    assert idx.add("c2", "Automobile collision kills three", T0 + timedelta(hours=3, minutes=1), "b") == first
+
+
+def _synthetic_stream(n_stories: int = 40, per_story: int = 12, seed: int = 5):
+    """Interleaved headlines of stories with their own key words plus shared filler words (truth known)."""
+    import random
+
+    rng = random.Random(seed)
+    filler = ["report", "today", "latest", "officials", "market", "week", "plan", "world", "people", "deal"]
+    items, truth = [], []
+    for k in range(n_stories):
+        keys = [f"key{k}w{j}" for j in range(5)]
+        for m in range(per_story):
+            words = rng.sample(keys, 3) + rng.sample(filler, 3)
+            rng.shuffle(words)
+            items.append((f"s{k}m{m}", " ".join(words), f"src{m % 7}"))
+            truth.append(k)
+    order = list(range(len(items)))
+    rng.shuffle(order)  # every story open at once
+    return [items[i] for i in order], [truth[i] for i in order]
+
+
+def test_many_open_stories_are_recovered():
+    items, truth = _synthetic_stream()
+    # a table as a big corpus would give it: the filler words common, anything else rare (unknown = the rarest)
+    table = {w: 1.5 for w in ["report", "today", "latest", "officials", "market", "week", "plan", "world", "people",
+                              "deal"]}
+    table["somerareword"] = 8.0
+    idx = StoryIndex(idf=table, **CHOSEN)
+    feed(idx, items, step_minutes=0.1)
+    p, r, _ = bcubed(idx.labels(h for h, _, _ in items), truth)
+    assert p > 0.9 and r > 0.9, (p, r)
+    # online IDF starts flat (a cold index cannot yet tell filler from key words), so early stories mix:
+    # the reason the chosen method takes the model's table
+    cold = StoryIndex(**CHOSEN)
+    feed(cold, items, step_minutes=0.1)
+    p_cold, _, _ = bcubed(cold.labels(h for h, _, _ in items), truth)
+    assert p_cold < p - 0.1
+
+
 def test_bad_mode_is_refused():
     with pytest.raises(ValueError):
         StoryIndex(mode="nearest")
@@ -139,23 +281,27 @@ SCRIPT = """
 import json, sys
 from datetime import datetime, timedelta, timezone
 sys.path.insert(0, {root!r})
-from iscore.stories import StoryIndex
+from iscore.stories import CHOSEN, StoryIndex
 items = json.loads(sys.argv[1])
-idx = StoryIndex()
+idx = StoryIndex({kw})
 t0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 print(json.dumps([idx.add(h, text, t0 + timedelta(minutes=i), src) for i, (h, text, src) in enumerate(items)]))
 """
 
 
-def test_results_are_deterministic_across_runs_and_hash_seeds():
+TABLE = {"earthquake": 6.0, "chile": 5.0, "magnitude": 7.0, "apple": 4.0, "iphone": 6.5, "fed": 3.0}
+
+
+@pytest.mark.parametrize("kw", ["", f"idf={TABLE!r}, **{{**CHOSEN, 'remerge_every': 2}}"])
+def test_results_are_deterministic_across_runs_and_hash_seeds(kw):
     items = interleave(QUAKE, APPLE, FED)
     outs = []
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        out = subprocess.run([sys.executable, "-c", SCRIPT.format(root=str(ROOT)), json.dumps(items)],
+        out = subprocess.run([sys.executable, "-c", SCRIPT.format(root=str(ROOT), kw=kw), json.dumps(items)],
                              capture_output=True, text=True, env=env, check=True).stdout
         outs.append(json.loads(out))
-    here = StoryIndex()
+    here = StoryIndex(**({} if not kw else dict(idf=TABLE, **{**CHOSEN, "remerge_every": 2})))
     assert outs[0] == outs[1] == list(feed(here, items).values())
     assert features("Chile earthquake strikes") == [int(x) for x in json.loads(subprocess.run(
         [sys.executable, "-c", f"import sys, json; sys.path.insert(0, {str(ROOT)!r}); "
@@ -167,12 +313,17 @@ def test_results_are_deterministic_across_runs_and_hash_seeds():
 @pytest.mark.slow
 def test_real_uci_stream_beats_the_naive_baseline():
     sys.path.insert(0, str(ROOT))
-    from bench.cluster_eval import load, run_baseline, run_index, sample_stories, stream
+    from bench.cluster_eval import chosen, load, model_parts, run_baseline, run_index, sample_stories, stream
 
     df = load(ROOT.parent / "shared" / "data")
     s = stream(df, sample_stories(df, 100, seed=2), "shuffled", seed=2)
     truth = s["story"].tolist()
-    ours = bcubed(run_index(s)[0], truth)
     base = bcubed(run_baseline(s)[0], truth)
-    assert ours[2] > base[2] + 0.03, (ours, base)
-    assert ours[0] > 0.6 and ours[1] > 0.5
+    v1 = bcubed(run_index(s)[0], truth)
+    assert v1[2] > base[2] + 0.03, (v1, base)
+    assert v1[0] > 0.6 and v1[1] > 0.5
+    if not (ROOT / "models" / "CURRENT").is_file():
+        pytest.skip("no shipped model (models/CURRENT): the chosen method needs its IDF table")
+    idf, _ = model_parts(ROOT / "models")
+    ours = bcubed(run_index(s, **chosen(idf))[0], truth)
+    assert ours[2] > v1[2], (ours, v1)

@@ -55,7 +55,7 @@ def test_a_compiled_form_that_disagrees_refuses_the_version(model_dir, tiny_mode
 
     def wrong(pipeline):
         scorer = compile_pipeline(pipeline)
-        scorer.intercept += 0.5  # a read-out that no longer matches the pipeline
+        scorer.intercepts[scorer.blends[0]] += 0.5  # a read-out that no longer matches the pipeline
         return scorer
 
     monkeypatch.setattr(holder_module, "compile_pipeline", wrong)
@@ -71,12 +71,15 @@ def test_replies_are_the_same_with_and_without_the_compiled_scorer(app, monkeypa
     body = {"headlines": [{"text": "Earthquake kills dozens in coastal city", "source": "reuters"},
                           "Ten recipes for a quick weekday dinner", "Trump", "www.example.com/news",
                           {"text": "Le gouvernement annonce une nouvelle réforme des retraites", "source": "bbc"}]}
+    from iscore.model import blends
+
     holder = app.extensions["iscore"].holder
     c = app.test_client()
-    compiled = c.post("/v1/score?explain=true", json=body).get_json()
+    urls = [f"/v1/score?explain=true&blend={b}" for b in blends(holder.get().pipeline)] + ["/v1/score?explain=true"]
+    compiled = [c.post(url, json=body).get_json() for url in urls]
     assert holder.get().scorer is not None
     monkeypatch.setattr(holder, "_model", dataclasses.replace(holder.get(), scorer=None))
-    assert c.post("/v1/score?explain=true", json=body).get_json() == compiled
+    assert [c.post(url, json=body).get_json() for url in urls] == compiled
 
 
 def test_the_compiled_scorer_can_be_turned_off(make_app):

@@ -32,6 +32,7 @@ def _fuzz_app(tmp: Path, database_url: str):
     # Module-scoped (one app per fuzz run), so not the function-scoped make_app fixture.
     # default body limit: 413 is tested in test_app; rate limits off: they are tested in test_limits
     return create_app(Settings(model_dir=Path(reg), admin_token=ADMIN_TOKEN, reload_poll_seconds=0,
+                               state_dir=tmp / "state",  # the pages' store: not the repository's var/
                                database_url=database_url, max_headlines=50, max_headline_chars=300,
                                rate_limit="", rate_limit_headlines=""))
 
