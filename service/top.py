@@ -123,7 +123,8 @@ class SeededTopStories:
         todo = [(k, h) for k, h in zip(keys, heads) if k not in cache]
         if todo:
             items = reply_items(model.pipeline, [(h.id, h.text, h.source or None) for _, h in todo],
-                                red_threshold=self.red_threshold, explain_top=1, with_explain=False, blend=blend)
+                                red_threshold=self.red_threshold, explain_top=1, with_explain=False, blend=blend,
+                                scorer=model.scorer)
             with self._lock:
                 if len(self._cache) > 4 * MAX_SEEDED:
                     self._cache = {}  # a new dict: requests holding the old one still read their entries
