@@ -1,9 +1,13 @@
 """HTTP benchmark: i-Score under gunicorn on loopback beside a bare Flask app under the same config.
 
 Run: python bench/http_bench.py [--seconds 10]   (needs `hey` and `wrk`: apt-get install -y hey wrk)
-Prints max throughput (wrk), latency p50/p95/p99 at fixed rates (hey), batch throughput with
-1,000 headlines per request, RSS per worker, and the ratios. The load generator shares the two
-cores with the server, so absolute figures understate a real deployment; the ratios are the point.
+Three servers, one after the other in one run: i-Score with the compiled scorer ("compiled"), the
+same with ISCORE_COMPILED_SCORER=0 ("pipeline"), and bench/bare_app.py ("bare"). i-Score runs with
+its access log (INFO, to /dev/null) and metrics on; per-client rate limits are off (one load
+generator is one client). Prints max throughput (wrk), latency p50/p95/p99 at fixed rates (hey),
+throughput with 100 and 1,000 headlines per request, time to ready, RSS and PSS per worker, and the
+ratios measured in this run. The load generator shares the cores with the server, so absolute
+figures understate a real deployment; the ratios are the point. Record `uptime` beside them.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import os  # noqa: E402
+import time  # noqa: E402
 
 from bench.common import ROOT, children, headlines, machine, rss_kb, start_gunicorn, stop  # noqa: E402
 
@@ -51,6 +58,14 @@ def hey_rate(url: str, body_file: Path, rps: int, seconds: int) -> dict[str, flo
             "rps": float(got.group(1)) if got else 0.0, "non200": bad}
 
 
+def pss_kb(pid: int) -> int:
+    """Proportional set size of a process (shared pages divided among their users), in KiB."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
@@ -62,35 +77,55 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="iscore-bench-"))
     one = tmp / "one.json"
     one.write_text(json.dumps({"headlines": ["Earthquake kills at least 300 in central Turkey"]}))
-    batch = tmp / "batch.json"
-    batch.write_text(json.dumps({"headlines": headlines(1000)}))
+    batches = {}
+    for size in (100, 1000):
+        batches[size] = tmp / f"batch{size}.json"
+        batches[size].write_text(json.dumps({"headlines": headlines(size)}))
     rates = [int(r) for r in args.rates.split(",")]
     print(f"# HTTP on loopback, gunicorn {CONF.name} (2 gevent workers); {machine()}")
-    print(f"# load generator on the same machine; {args.seconds}s per measurement")
+    print(f"# load generator on the same machine; {args.seconds}s per measurement; load {os.getloadavg()}")
     results = {}
-    for name, app, port in (("iscore", "service.app:create_app()", 18081), ("bare", "bench.bare_app:create_app()", 18082)):
-        p = start_gunicorn(port, {"ISCORE_RELOAD_POLL_SECONDS": "5"}, app)
+    on = {"ISCORE_RELOAD_POLL_SECONDS": "5", "ISCORE_LOG_LEVEL": "INFO"}
+    servers = (("compiled", "service.app:create_app()", 18081, on),
+               ("pipeline", "service.app:create_app()", 18083, {**on, "ISCORE_COMPILED_SCORER": "0"}),
+               ("bare", "bench.bare_app:create_app()", 18082, {}))
+    stop(start_gunicorn(18084, on))  # untimed: file cache and bytecode warm for every server alike
+    for name, app, port, env in servers:
+        t0 = time.monotonic()
+        p = start_gunicorn(port, env, app)
+        ready = time.monotonic() - t0
         try:
             url = f"http://127.0.0.1:{port}/v1/score"
-            r = {"max_rps": wrk_max(url, one, args.seconds)}
+            r = {"max_rps": wrk_max(url, one, args.seconds), "ready_s": ready}
             for rate in rates:
                 r[rate] = hey_rate(url, one, rate, args.seconds)
-            if name == "iscore":
-                r["batch_req_s"] = wrk_max(url, batch, args.seconds, conns=4)
-                r["rss_kb"] = [rss_kb(w) for w in children(p.pid)]
+            if name != "bare":
+                for size, body in batches.items():
+                    r[f"batch{size}"] = wrk_max(url, body, args.seconds, conns=4)
+                workers = children(p.pid)
+                r["rss_kb"] = [rss_kb(w) for w in workers]
+                r["pss_kb"] = [pss_kb(w) for w in workers]
             results[name] = r
         finally:
             stop(p)
-    s, b = results["iscore"], results["bare"]
-    print(f"max throughput, single headline: iscore {s['max_rps']:,.0f} req/s, bare {b['max_rps']:,.0f} req/s, "
-          f"ratio {s['max_rps'] / b['max_rps']:.2f}")
+    c, pl, b = results["compiled"], results["pipeline"], results["bare"]
+    print(f"max throughput, single headline: compiled {c['max_rps']:,.0f} req/s, pipeline {pl['max_rps']:,.0f} "
+          f"req/s, bare {b['max_rps']:,.0f} req/s; ratio to bare: compiled {c['max_rps'] / b['max_rps']:.2f}, "
+          f"pipeline {pl['max_rps'] / b['max_rps']:.2f}; compiled/pipeline {c['max_rps'] / pl['max_rps']:.2f}")
     for rate in rates:
-        for name in ("iscore", "bare"):
+        for name in ("compiled", "pipeline", "bare"):
             x = results[name][rate]
-            print(f"{name:>6} @ {rate:>4} rps: p50 {x['p50']:.1f} ms, p95 {x['p95']:.1f} ms, p99 {x['p99']:.1f} ms "
+            print(f"{name:>8} @ {rate:>4} rps: p50 {x['p50']:.1f} ms, p95 {x['p95']:.1f} ms, p99 {x['p99']:.1f} ms "
                   f"(achieved {x['rps']:.0f} rps, non-200 {x['non200']})")
-    print(f"batch of 1,000 headlines: {s['batch_req_s']:.1f} req/s = {s['batch_req_s'] * 1000:,.0f} headlines/s")
-    print(f"RSS per worker: {', '.join(f'{k / 1024:.0f} MiB' for k in s['rss_kb'])}")
+    for size in batches:
+        key = f"batch{size}"
+        print(f"batch of {size:,} headlines: compiled {c[key]:.1f} req/s = {c[key] * size:,.0f} headlines/s, "
+              f"pipeline {pl[key]:.1f} req/s = {pl[key] * size:,.0f} headlines/s; ratio {c[key] / pl[key]:.2f}")
+    for name in ("compiled", "pipeline", "bare"):
+        x = results[name]
+        mem = (f"; RSS per worker {', '.join(f'{k / 1024:.0f}' for k in x['rss_kb'])} MiB, PSS "
+               f"{', '.join(f'{k / 1024:.0f}' for k in x['pss_kb'])} MiB") if "rss_kb" in x else ""
+        print(f"{name}: time to ready {x['ready_s']:.1f} s{mem}")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -1,13 +1,17 @@
-"""In-process scoring throughput of the shipped model, and of each featurizer on its own.
+"""In-process scoring throughput of the shipped model: its pipeline beside its compiled form, in one run.
 
-Run: python bench/inprocess_bench.py [--model-dir models]
-Prints headlines/s per batch size and the share of time each part of the pipeline takes.
-Pinned to one BLAS thread (and Python is one core), so figures are per core.
+Run: python bench/inprocess_bench.py [--model-dir models] [--seconds 1]
+Prints headlines/s per batch size for the pipeline (iscore.scoring.score), the compiled scorer
+(iscore.compiled) and the whole reply path (source resolution, scoring, triage, shrinkage) with each
+(triage's language cache cleared before every call: every headline is new to it),
+the ratios measured in the same run, and where the compiled scorer's time goes. Pinned to one BLAS
+thread (and Python is one core), so figures are per core. Record `uptime` beside the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,9 +22,10 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 from bench.common import headlines, machine  # noqa: E402
 from iscore import registry  # noqa: E402
+from iscore.compiled import compile_pipeline, verification_records, verify  # noqa: E402
 from iscore.features import as_records  # noqa: E402
-from iscore.model import calibrated_model, feature_parts, feature_union  # noqa: E402
-from iscore.scoring import score  # noqa: E402
+from iscore.scoring import reply_items, score  # noqa: E402
+from iscore.triage import _classify, load_language_model, triage  # noqa: E402
 
 
 def rate(fn, batch, min_seconds: float = 1.0) -> float:
@@ -38,32 +43,70 @@ def rate(fn, batch, min_seconds: float = 1.0) -> float:
     return best
 
 
+def cpu_us(fn, batch, calls: int = 1500) -> float:
+    """CPU microseconds per fn(batch) call (best of 3 rounds)."""
+    for _ in range(50):
+        fn(batch)
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.process_time()
+        for _ in range(calls):
+            fn(batch)
+        best = min(best, (time.process_time() - t0) / calls * 1e6)
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model-dir", default=str(Path(__file__).resolve().parents[1] / "models"))
+    ap.add_argument("--seconds", type=float, default=1.0, help="per measurement")
     args = ap.parse_args()
     model = registry.load_current(Path(args.model_dir))
     pipe = model.pipeline
+    t0 = time.perf_counter()
+    compiled = compile_pipeline(pipe)
+    t_compile = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    worst = verify(compiled, verification_records())
+    t_verify = time.perf_counter() - t0
+    load_language_model()
     texts = headlines(10_000)
     recs = as_records(texts, ["reuters"] * len(texts))
-    print(f"# in-process scoring, model {model.version}\n# {machine()}, 1 thread")
-    features = feature_union(pipe)
-    named_parts = list(feature_parts(pipe).items())
-    reg = calibrated_model(pipe)
+    heads = [(str(i), t, "reuters") for i, t in enumerate(texts)]
+    kw = dict(red_threshold=60.0, explain_top=3, with_explain=False)
+    print(f"# in-process scoring, model {model.version}\n# {machine()}, 1 thread; load {os.getloadavg()}")
+    print(f"# compile {t_compile * 1000:.0f} ms, verify {t_verify * 1000:.0f} ms (largest difference {worst:.2g})")
+    secs = args.seconds
     with threadpool_limits(1):
-        print(f"{'batch':>6} {'pipeline h/s':>14} " + " ".join(f"{n + ' h/s':>16}" for n, _ in named_parts)
-              + f" {'regressor h/s':>14}")
+        print(f"{'batch':>6} {'pipeline h/s':>13} {'compiled h/s':>13} {'ratio':>6} {'reply(pipe) h/s':>16} "
+              f"{'reply(comp) h/s':>16} {'ratio':>6} {'triage h/s':>11}")
         for bs in (1, 100, 10_000):
-            batch = recs[:bs]
-            full = rate(lambda b: score(pipe, b), batch)
-            parts = [rate(part.transform, batch) for _, part in named_parts]
-            X = features.transform(batch)
-            regr = rate(lambda b: reg.predict(X), batch)
-            print(f"{bs:>6} {full:>14,.0f} " + " ".join(f"{p:>16,.0f}" for p in parts) + f" {regr:>14,.0f}")
-            share = {n: (1 / p) / (1 / full) for (n, _), p in zip(named_parts, parts)}
-            print("       time share: " + ", ".join(f"{n} {s:.0%}" for n, s in share.items())
-                  + f", regressor {(1 / regr) / (1 / full):.0%}")
-        print(f"ratio batch10k/batch1 throughput: {rate(lambda b: score(pipe, b), recs) / rate(lambda b: score(pipe, b), recs[:1]):.0f}x")
+            b, h = recs[:bs], heads[:bs]
+            full = rate(lambda x: score(pipe, x), b, secs)
+            comp = rate(compiled.score, b, secs)
+            # Every headline new to triage's language cache, as a stream of fresh headlines is.
+            rp = rate(lambda x: (_classify.cache_clear(), reply_items(pipe, x, **kw)), h, secs)
+            rc = rate(lambda x: (_classify.cache_clear(), reply_items(pipe, x, scorer=compiled, **kw)), h, secs)
+            tr = rate(lambda x: (_classify.cache_clear(), [triage(t) for _, t, _ in x]), h, secs)
+            print(f"{bs:>6} {full:>13,.0f} {comp:>13,.0f} {comp / full:>6.1f} {rp:>16,.0f} {rc:>16,.0f} "
+                  f"{rc / rp:>6.1f} {tr:>11,.0f}")
+        # Batch 1 again in CPU time (time.process_time), which other processes' load disturbs less than wall time.
+        one = recs[:1]
+        cpu = {name: cpu_us(fn, one) for name, fn in (("pipeline", lambda x: score(pipe, x)),
+                                                      ("compiled", compiled.score))}
+        print(f"batch 1, CPU per call: pipeline {cpu['pipeline']:.0f} us, compiled {cpu['compiled']:.1f} us, "
+              f"ratio {cpu['pipeline'] / cpu['compiled']:.1f}")
+        # Where the compiled scorer's time goes at batch 10,000: each part's block, then the calibration.
+        batch = recs
+        n = len(batch)
+        shares = {}
+        for p in compiled.parts:
+            shares[p.name] = 1 / rate(lambda x, c=p.compiled: c.block(x, {}), batch, secs)
+        raw = compiled.raw(batch)
+        shares["calibration"] = 1 / rate(lambda x: compiled.calibrated.score_of_raw(raw), batch, secs)
+        total = 1 / rate(compiled.score, batch, secs)
+        print("compiled, batch 10,000, us per headline: total " f"{total * 1e6:.1f}; "
+              + ", ".join(f"{k} {v * 1e6:.1f}" for k, v in shares.items()))
 
 
 if __name__ == "__main__":

@@ -204,11 +204,25 @@ class PercentileCalibratedRegressor(RegressorMixin, BaseEstimator):
 
     def percentile(self, X: Any) -> np.ndarray:
         """Percentile (0-100) of each raw prediction among the training predictions."""
+        return self.percentile_of_raw(self.predict_raw(X))
+
+    def percentile_of_raw(self, raw: np.ndarray) -> np.ndarray:
+        """Percentile (0-100) of raw predictions among the training predictions (a compiled scorer calls this too)."""
         check_is_fitted(self, "quantiles_")
-        return _percentile(self.predict_raw(X), self.quantiles_, self.levels_)
+        return _percentile(raw, self.quantiles_, self.levels_)
 
     def predict(self, X: Any) -> np.ndarray:
         return self._display(self.percentile(X))
+
+    def score_of_raw(self, raw: np.ndarray, blend: str | None = None) -> np.ndarray:
+        """0-100 scores of raw predictions of ``blend`` (default: the model's own), on that blend's scale
+        (a compiled scorer calls this too)."""
+        if blend is None or blend == self.blends()[0]:
+            return self._display(self.percentile_of_raw(raw))
+        refs = getattr(self, "blend_references_", {})
+        if blend not in refs:
+            raise ValueError(f"this model has no {blend!r} blend; it has {', '.join(self.blends())}")
+        return self._display(_percentile(np.asarray(raw, dtype=np.float64), *refs[blend]))
 
     def blends(self) -> tuple[str, ...]:
         """The blends this model scores with, its default first (one, unless its regressor has several heads)."""

@@ -76,6 +76,7 @@ class LoadedModel:
     pipeline: Any
     manifest: dict[str, Any]
     path: Path
+    scorer: Any = None  # the compiled form of ``pipeline`` (iscore.compiled), when the service derived one
 
 
 def library_versions() -> dict[str, str]:

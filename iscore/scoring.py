@@ -107,7 +107,8 @@ def _explainer(pipeline: Any, blend: str | None = None) -> _Explainer | None:
                       projection)
 
 
-def contributions(pipeline: Any, records: Sequence[Any], blend: str | None = None) -> list[list[Contribution]] | None:
+def contributions(pipeline: Any, records: Sequence[Any], blend: str | None = None, *,
+                  scorer: Any = None) -> list[list[Contribution]] | None:
     """Per record, every readable term of its raw prediction; None when the model is not linear.
 
     The terms and the intercept (``linear_terms(pipeline)[1]``) sum to the raw prediction. A column's
@@ -123,7 +124,8 @@ def contributions(pipeline: Any, records: Sequence[Any], blend: str | None = Non
         return None
     if len(records) == 0:
         return []
-    X = ex.features.transform(records)
+    # A compiled scorer of this pipeline builds the same matrix without scikit-learn's per-call costs.
+    X = ex.features.transform(records) if scorer is None else scorer.matrix(records)
     X = X.tocsr() if sp.issparse(X) else sp.csr_matrix(X)
     # Every stored value times its coefficient at once; rows are then slices of these arrays.
     cols, terms = X.indices, np.asarray(X.data, dtype=np.float64) * ex.coef[X.indices]
@@ -157,12 +159,12 @@ def _entry(c: Contribution) -> dict[str, Any]:
 
 
 def explain(pipeline: Any, records: Sequence[Any], top: int = 3,
-            blend: str | None = None) -> list[dict[str, list[dict[str, Any]]]]:
+            blend: str | None = None, *, scorer: Any = None) -> list[dict[str, list[dict[str, Any]]]]:
     """Per record, the ``top`` readable terms (see :func:`contributions`) that pushed its raw prediction
     up and down most: ``{"up": [{"feature", "kind", "contribution"}, ...], "down": [...]}``, largest
     first. Empty lists where the model is not linear.
     """
-    terms = contributions(pipeline, records, blend)
+    terms = contributions(pipeline, records, blend, scorer=scorer)
     if terms is None:
         return [{"up": [], "down": []} for _ in records]
     out = []
@@ -192,9 +194,15 @@ class InputContext:
         return cls(known_words(pipeline), trained_sources(pipeline), median_score(pipeline))
 
 
+@functools.lru_cache(maxsize=4)
+def _context(pipeline: Any) -> InputContext:
+    """InputContext.of, once per pipeline (the served model answers many requests)."""
+    return InputContext.of(pipeline)
+
+
 def reply_items(pipeline: Any, headlines: Sequence[tuple[str, str, str | None]], *, red_threshold: float,
                 explain_top: int, with_explain: bool, context: InputContext | None = None,
-                blend: str | None = None) -> list[dict[str, Any]]:
+                blend: str | None = None, scorer: Any = None) -> list[dict[str, Any]]:
     """Reply items ``{id, text, i_score, tier, flags[, explain]}`` for ``(id, text, source)``, in order.
 
     Each headline is triaged first (iscore/triage.py): its flags go in the reply, and a score built
@@ -202,11 +210,14 @@ def reply_items(pipeline: Any, headlines: Sequence[tuple[str, str, str | None]],
     toward the median headline's score by ``shrink``. ``unknown_source`` says a given source has no
     weight in this model (unknown outlet, or too rare in the training data), so it did not count.
     ``blend`` is one of the model's blends (``iscore.model.blends``; default its own).
+    ``scorer``, the compiled form of ``pipeline`` (iscore.compiled, checked against it at load), scores
+    and explains in its place.
     """
     records = [model_record(text, source) for _, text, source in headlines]
-    ctx = context or InputContext.of(pipeline)
+    ctx = context or _context(pipeline)
+    values = score(pipeline, records, blend) if scorer is None else scorer.score(records, blend)
     items = []
-    for (hid, text, source), record, value in zip(headlines, records, score(pipeline, records, blend)):
+    for (hid, text, source), record, value in zip(headlines, records, values):
         t = triage(text, known=None if ctx.known_words is None else ctx.known_words.__contains__)
         flags = list(t.flags)
         if source and record["source"] not in ctx.trained_sources:
@@ -216,6 +227,6 @@ def reply_items(pipeline: Any, headlines: Sequence[tuple[str, str, str | None]],
         items.append({"id": hid, "text": text, "i_score": i_score, "tier": tier(i_score, red_threshold),
                       "flags": flags})
     if with_explain:
-        for item, why in zip(items, explain(pipeline, records, explain_top, blend)):
+        for item, why in zip(items, explain(pipeline, records, explain_top, blend, scorer=scorer)):
             item["explain"] = why
     return items

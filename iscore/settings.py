@@ -92,6 +92,7 @@ class Settings:
     top_refresh_seconds: float = 1.0  # a worker catches up with the store at most this often (/v1/top)
     feed_timeout_seconds: float = 10.0  # iscore-ingest: connect and read timeout per feed
     feed_interval_seconds: float = 300.0  # iscore-ingest: seconds between polls of the feed list
+    compiled_scorer: int = 1  # 1: score with each version's compiled form (iscore.compiled); 0: with its pipeline
 
     def __post_init__(self) -> None:
         self._check_admin_token()
@@ -180,6 +181,8 @@ class Settings:
                 raise SettingsError(f"{PREFIX}{name.upper()} must be above 0 and at most 600")
         if self.trusted_proxies < 0:
             raise SettingsError("ISCORE_TRUSTED_PROXIES must be >= 0")
+        if self.compiled_scorer not in (0, 1):
+            raise SettingsError("ISCORE_COMPILED_SCORER must be 1 (compiled scorer) or 0 (the pipeline)")
         for name in ("rate_limit", "rate_limit_headlines"):
             value = getattr(self, name).strip()
             object.__setattr__(self, name, value)

@@ -33,6 +33,7 @@ model (4.6 MB, xz-compressed) loads on first use, once, under a lock, or at star
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -47,6 +48,7 @@ MIN_WORDS_FOR_LANGUAGE = 3
 NOT_ENGLISH_CONFIDENCE = 0.8
 MIN_KNOWN_SHARE = 0.5
 URL_EVIDENCE = 0.25
+LANGUAGE_CACHE_SIZE = 8192  # texts whose detected language each process remembers (about 2 MB)
 # Languages of news a desk may paste; restricting py3langid to them removes look-alike minor
 # languages that short English headlines are mistaken for (bench/triage_langid.py measures it).
 LANGUAGES: tuple[str, ...] = (
@@ -86,6 +88,12 @@ def detect_language(text: str) -> tuple[str | None, float]:
     """Most likely language (ISO 639-1) and its probability; (None, 0.0) for text without letters."""
     if not any(c.isalpha() for c in text):
         return None, 0.0
+    return _classify(text)
+
+
+@functools.lru_cache(maxsize=LANGUAGE_CACHE_SIZE)
+def _classify(text: str) -> tuple[str, float]:
+    """py3langid's answer for ``text``, remembered: sidebars send the same headlines again and again."""
     lang, conf = load_language_model().classify(text)
     return str(lang), float(conf)
 
@@ -97,8 +105,21 @@ def words(text: str) -> list[str]:
 
 def looks_like_url(text: str) -> bool:
     """True for a URL or a bare domain with or without a path; a domain inside a sentence is fine."""
-    text = normalize_text(text)
-    return bool(_URL.match(text) or _SCHEME_ANYWHERE.search(text))
+    return _url(normalize_text(text))
+
+
+def _url(normalized: str) -> bool:
+    return bool(_URL.match(normalized) or _SCHEME_ANYWHERE.search(normalized))
+
+
+def _all_caps(text: str) -> bool:
+    """At least two cased letters (upper or lower case) and none in lower case."""
+    if text.isascii():
+        # ASCII has no title-case letters, so str.isupper says "some cased letter, none lower"; the count
+        # is only needed when it does.
+        return text.isupper() and sum(1 for c in text if c.isupper()) >= 2
+    cased = [c for c in text if c.isupper() or c.islower()]
+    return len(cased) >= 2 and all(c.isupper() for c in cased)
 
 
 def triage(text: str, known: Callable[[str], bool] | None = None) -> Triage:
@@ -108,7 +129,7 @@ def triage(text: str, known: Callable[[str], bool] | None = None) -> Triage:
     flags: list[str] = []
     evidence = min(1.0, len(tokens) / MIN_WORDS)
 
-    url = looks_like_url(text)
+    url = _url(text)  # text is normalised already
     if url:
         flags.append("looks_like_url")
         evidence *= URL_EVIDENCE
@@ -130,8 +151,7 @@ def triage(text: str, known: Callable[[str], bool] | None = None) -> Triage:
                 flags.append("few_known_words")
             evidence *= min(1.0, share / MIN_KNOWN_SHARE)
 
-    cased = [c for c in text if c.isupper() or c.islower()]
-    if len(cased) >= 2 and all(c.isupper() for c in cased):
+    if _all_caps(text):
         flags.append("all_caps")
 
     return Triage(flags=tuple(flags), evidence=max(0.0, min(1.0, evidence)), language=language,

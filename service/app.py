@@ -25,7 +25,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # keep reply fields in a readable order
     metrics = Metrics()
-    holder = ModelHolder(settings.model_dir, on_reload=metrics.on_reload)
+    holder = ModelHolder(settings.model_dir, on_reload=metrics.on_reload, on_uncompiled=metrics.on_uncompiled,
+                         compiled=bool(settings.compiled_scorer))
     # CURRENT, or the registry's fallback when CURRENT is broken; nothing at all leaves /readyz at 503.
     # Polling for new versions runs in the background (gunicorn_conf starts it in each worker).
     holder.refresh()

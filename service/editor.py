@@ -129,7 +129,7 @@ def desk() -> Response:
     shown = {str(st["story_id"]): st["rank"] for st in ov.apply(stories, active, now, 10)}
     records = [model_record(st["headline"], (st.get("sources") or [None])[0]) for st in stories]
     blend = serving_blend(model.pipeline, s.settings.blend)
-    whys = explain(model.pipeline, records, s.settings.explain_top, blend=blend) if records else []
+    whys = explain(model.pipeline, records, s.settings.explain_top, blend=blend, scorer=model.scorer) if records else []
     by_story: dict[str, list[ov.Override]] = {}
     for o in active:
         by_story.setdefault(o.story_id, []).append(o)

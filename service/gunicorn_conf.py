@@ -99,8 +99,10 @@ def child_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature
 
 
 def _holder(server):  # noqa: ANN001, ANN202 - gunicorn passes its arbiter
-    """The preloaded app's model holder (the master's copy, which workers inherit at fork)."""
-    return server.app.wsgi().extensions["iscore"]["holder"]
+    """The preloaded app's model holder (the master's copy, which workers inherit at fork); None for an app
+    without one (bench/bare_app.py runs under this config too)."""
+    services = getattr(server.app.wsgi(), "extensions", {}).get("iscore")
+    return None if services is None else services["holder"]
 
 
 def on_reload(server):  # noqa: ANN001 - gunicorn hook signature
@@ -108,8 +110,10 @@ def on_reload(server):  # noqa: ANN001 - gunicorn hook signature
     from iscore.registry import ArtifactError
 
     gc.unfreeze()  # the old model's objects may be collected once it is replaced (frozen again at fork)
+    holder = _holder(server)
     try:
-        _holder(server).reload()
+        if holder is not None:
+            holder.reload()
     except ArtifactError:
         pass  # logged; the master keeps the fallback, and so will the new workers
     # The workers forked next are the new generation; older ones serve until one of them is ready.
@@ -118,7 +122,9 @@ def on_reload(server):  # noqa: ANN001 - gunicorn hook signature
 
 def pre_fork(server, worker):  # noqa: ANN001 - gunicorn hook signature
     """Before each fork: follow CURRENT if it moved since the master last looked (a no-op otherwise)."""
-    _holder(server).refresh()
+    holder = _holder(server)
+    if holder is not None:
+        holder.refresh()
     # Keep the garbage collector off the model's objects in the workers: a collection in a fresh
     # worker touches every object it tracks and copies the shared pages (Python's gc.freeze docs
     # recommend exactly this before fork).
@@ -127,5 +133,7 @@ def pre_fork(server, worker):  # noqa: ANN001 - gunicorn hook signature
 
 def post_worker_init(worker):  # noqa: ANN001 - gunicorn hook signature
     """In each worker, after gevent's patching: poll CURRENT in the background."""
-    worker.wsgi.extensions["iscore"]["holder"].start_polling(_s.reload_poll_seconds)
+    services = getattr(worker.wsgi, "extensions", {}).get("iscore")
+    if services is not None:
+        services["holder"].start_polling(_s.reload_poll_seconds)
     mark_ready(worker.age)

@@ -168,7 +168,8 @@ def ingest_route() -> Any:
     model = require_model()
     s.rate_limits.charge_headlines([it.text for _, it in good], False)
     scored = [] if not good else reply_items(model.pipeline, [(str(i), it.text, it.source) for i, it in good],
-                         red_threshold=s.settings.red_threshold, explain_top=1, with_explain=False)
+                         red_threshold=s.settings.red_threshold, explain_top=1, with_explain=False,
+                         scorer=model.scorer)
     batch = [window_store.NewHeadline(text=it.text, source=it.source, published_at=it.published_at,
                                       i_score=sc["i_score"], model_version=model.version, client=client,
                                       id=it.id, url=it.url, section=it.section)

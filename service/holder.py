@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from iscore import registry
+from iscore.compiled import CompiledMismatch, NotCompilable, compile_pipeline, verification_records, verify
 from iscore.registry import ArtifactError, LoadedModel
 from iscore.scoring import reply_items
 
@@ -71,8 +74,11 @@ class ModelHolder:
     worker serves the same version and /readyz says "degraded" on each of them.
     """
 
-    def __init__(self, model_dir: Path, on_reload: object = None):
+    def __init__(self, model_dir: Path, on_reload: object = None,
+                 on_uncompiled: Callable[[str, str], None] | None = None, compiled: bool = True):
         self.model_dir = Path(model_dir)
+        self._compiled = compiled  # False: every version scores with its pipeline (ISCORE_COMPILED_SCORER=0)
+        self._on_uncompiled = on_uncompiled  # (version, reason): served by the pipeline, not compiled
         self._model: LoadedModel | None = None
         self._reload_lock = threading.Lock()
         self.status: ReloadStatus | None = None
@@ -157,7 +163,7 @@ class ModelHolder:
 
     def _load(self, version: str) -> LoadedModel:
         try:
-            loaded = off_event_loop(_load_and_smoke, self.model_dir, version)
+            loaded, uncompiled = off_event_loop(_load_and_smoke, self.model_dir, version, self._compiled)
         except ArtifactError as e:
             self._record(False, version, str(e))
             raise
@@ -165,6 +171,11 @@ class ModelHolder:
             msg = f"smoke test failed: {type(e).__name__}: {e}"
             self._record(False, version, msg)
             raise ArtifactError(msg) from None
+        if uncompiled is not None:
+            log.warning("scoring with the pipeline: no compiled scorer for this version", extra={"fields": {
+                "version": loaded.version, "reason": uncompiled}})
+            if self._on_uncompiled is not None:
+                self._on_uncompiled(loaded.version, uncompiled)
         previous = self._model
         self._model = loaded  # one reference assignment: readers see the old or the new model
         self._record(True, loaded.version, None)
@@ -222,10 +233,33 @@ class ModelHolder:
                 log.exception("model poll failed")
 
 
-def _load_and_smoke(model_dir: Path, version: str) -> LoadedModel:
-    loaded = registry.load_version(model_dir, version)
+def _load_and_smoke(model_dir: Path, version: str, compiled: bool = True) -> tuple[LoadedModel, str | None]:
+    loaded, uncompiled = registry.load_version(model_dir, version), None
+    if compiled:
+        loaded, uncompiled = with_scorer(loaded)
     smoke(loaded)
-    return loaded
+    return loaded, uncompiled
+
+
+def with_scorer(loaded: LoadedModel) -> tuple[LoadedModel, str | None]:
+    """The version with its compiled scorer, checked against its pipeline; or as it is, and why not.
+
+    A pipeline the compiled scorer does not know is served by the pipeline itself (the reason is
+    returned, to be logged and counted). A compiled form that disagrees with its pipeline by more than
+    iscore.compiled.TOLERANCE on the smoke batch and the verification headlines refuses the version.
+    """
+    try:
+        scorer = compile_pipeline(loaded.pipeline)
+    except NotCompilable as e:
+        return loaded, str(e)
+    try:
+        verify(scorer, verification_records(SMOKE_BATCH))
+    except CompiledMismatch as e:
+        raise ArtifactError(f"model version {loaded.version}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - a compiled form that cannot score is refused like a wrong one
+        raise ArtifactError(f"model version {loaded.version}: the compiled scorer failed on the verification "
+                            f"records: {type(e).__name__}: {e}") from None
+    return dataclasses.replace(loaded, scorer=scorer), None
 
 
 def off_event_loop(fn: Any, *args: Any) -> Any:
@@ -273,7 +307,7 @@ def smoke(loaded: LoadedModel) -> None:
     (a model without a vocabulary or source part, say) is refused here instead of answering 500.
     """
     items = reply_items(loaded.pipeline, [(str(i), text, "reuters") for i, text in enumerate(SMOKE_BATCH)],
-                        red_threshold=50.0, explain_top=3, with_explain=True)
+                        red_threshold=50.0, explain_top=3, with_explain=True, scorer=loaded.scorer)
     s = np.asarray([item["i_score"] for item in items], dtype=np.float64)
     if s.shape != (len(SMOKE_BATCH),) or not np.all(np.isfinite(s)) or s.min() < 0 or s.max() > 100:
         raise ArtifactError(f"model version {loaded.version}: smoke batch gave invalid scores {s!r}")

@@ -153,7 +153,8 @@ def poll_feed(engine: Any, feed: Feed, model: Any, settings: Settings, limits: L
         fresh: list[bool] = []
         if good:
             scored = reply_items(model.pipeline, [(str(i), it.text, it.source) for i, it in enumerate(good)],
-                                 red_threshold=settings.red_threshold, explain_top=1, with_explain=False)
+                                 red_threshold=settings.red_threshold, explain_top=1, with_explain=False,
+                                 scorer=model.scorer)
             batch = [window_store.NewHeadline(text=it.text, source=it.source, published_at=it.published_at,
                                               i_score=sc["i_score"], model_version=model.version, client="feed",
                                               id=it.id, url=it.url, section=it.section)

@@ -54,6 +54,9 @@ class Metrics:
         # remove a label, so a replaced version is set to 0 and render() leaves zeros out.
         self.model_info = Gauge("iscore_model_info", "the model version being served (value 1)", ["version"],
                                 registry=r, multiprocess_mode="livemax")
+        # Versions served by their pipeline because the compiled scorer does not know a part (iscore.compiled).
+        self.uncompiled = Counter("iscore_model_uncompiled_total",
+                                  "model loads served by the pipeline, without a compiled scorer", registry=r)
         self._version: str | None = None
         # Label children, prepared once per label set (the sets are bounded: routes, METHODS, statuses).
         self._request_children: dict[tuple[str, str, int], Any] = {}
@@ -80,6 +83,10 @@ class Metrics:
             if version is not None:
                 self.model_info.labels(version=version).set(1)
             self._version = version
+
+    def on_uncompiled(self, version: str, reason: str) -> None:
+        """Count a version that loaded without a compiled scorer."""
+        self.uncompiled.inc()
 
     def render(self) -> bytes:
         """Prometheus text exposition of every worker (or this process)."""
@@ -139,29 +146,44 @@ def configure_logging(level: str) -> None:
 def install_hooks(app: Flask, metrics: Metrics, holder: ModelHolder) -> None:
     """Give every request an id and timing, and every reply its headers, metrics and access-log line."""
 
+    # Each request-, g- and header-proxy access resolves a context variable; the hooks below resolve each
+    # once (bench/request_costs.py measures the whole request).
+    log_requests = access_log.isEnabledFor
+
     @app.before_request
     def _start() -> None:
-        g.t0 = time.perf_counter()
+        ctx = g._get_current_object()
+        ctx.t0 = time.perf_counter()
         rid = request.headers.get("X-Request-ID", "")
-        g.request_id = rid if REQUEST_ID.match(rid) else uuid.uuid4().hex
-        g.model_version = None
-        g.n_headlines = None
+        ctx.request_id = rid if REQUEST_ID.match(rid) else uuid.uuid4().hex
+        ctx.model_version = None
+        ctx.n_headlines = None
 
     @app.after_request
     def _finish(resp: Response) -> Response:
-        route = request.url_rule.rule if request.url_rule else "(unmatched)"
-        elapsed = time.perf_counter() - g.get("t0", time.perf_counter())
-        metrics.observe_request(route, request.method, resp.status_code, elapsed)
-        resp.headers["X-Request-ID"] = g.get("request_id", "")
-        current = holder.get()
-        served = g.get("model_version") or (current.version if current else None)
+        req, ctx = request._get_current_object(), g._get_current_object()
+        rule = req.url_rule
+        route = rule.rule if rule else "(unmatched)"
+        elapsed = time.perf_counter() - ctx.get("t0", time.perf_counter())
+        status = resp.status_code
+        metrics.observe_request(route, req.method, status, elapsed)
+        headers = resp.headers
+        request_id, model_version = ctx.get("request_id", ""), ctx.get("model_version")
+        headers["X-Request-ID"] = request_id
+        if model_version:
+            served = model_version
+        else:
+            current = holder.get()
+            served = current.version if current else None
         if served:
-            resp.headers["X-Model-Version"] = served  # on every reply, errors included
+            headers["X-Model-Version"] = served  # on every reply, errors included
         for k, v in SECURITY_HEADERS.items():
-            resp.headers.setdefault(k, v)
-        access_log.info("request", extra={"fields": {
-            "request_id": g.get("request_id"), "method": request.method, "path": request.path,
-            "route": route, "status": resp.status_code, "ms": round(elapsed * 1000, 2),
-            "model_version": g.get("model_version"), "headlines": g.get("n_headlines"),
-        }})
+            if k not in headers:
+                headers[k] = v
+        if log_requests(logging.INFO):
+            access_log.info("request", extra={"fields": {
+                "request_id": request_id or None, "method": req.method, "path": req.path,
+                "route": route, "status": status, "ms": round(elapsed * 1000, 2),
+                "model_version": model_version, "headlines": ctx.get("n_headlines"),
+            }})
         return resp

@@ -38,7 +38,7 @@ def _items(model: LoadedModel, heads: list[Headline], with_explain: bool, blend:
     s = services()
     items = reply_items(model.pipeline, [(h.id, h.text, h.source) for h in heads],
                         red_threshold=s.settings.red_threshold, explain_top=s.settings.explain_top,
-                        with_explain=with_explain, blend=blend)
+                        with_explain=with_explain, blend=blend, scorer=model.scorer)
     s.metrics.headlines.inc(len(heads))
     g.n_headlines = len(heads)
     return items

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import iscore.triage as triage_mod
-from iscore.triage import FLAGS, LANGUAGES, Triage, looks_like_url, shrink, triage
+from iscore.triage import FLAGS, LANGUAGES, Triage, detect_language, looks_like_url, shrink, triage
 from tests.conftest import run_threads
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -229,3 +229,19 @@ def test_real_english_headlines_are_almost_never_called_foreign_and_real_french_
     recall = sum("not_english" in triage(t).flags for t in rng.sample(french, 150)) / 150
     assert false_alarms <= 0.005
     assert recall >= 0.75
+
+
+@given(st.text(alphabet=st.sampled_from("aAbBzZ ÉéǅǆßẞΣσ1!?\u00aa\u2160\u2170"), max_size=12))
+def test_all_caps_fast_path_agrees_with_the_rule(text):
+    from iscore.triage import _all_caps
+
+    cased = [c for c in text if c.isupper() or c.islower()]
+    assert _all_caps(text) == (len(cased) >= 2 and all(c.isupper() for c in cased))
+
+
+def test_remembered_language_is_the_detected_one():
+    from iscore.triage import _classify, load_language_model
+
+    text = "Le gouvernement annonce une nouvelle réforme des retraites"
+    lang, conf = load_language_model().classify(text)
+    assert detect_language(text) == (lang, float(conf)) == _classify(text)

@@ -1,0 +1,421 @@
+"""A compiled scorer: the fitted pipeline's linear model read out once, then scored with look-ups.
+
+The fitted pipeline stays the artifact of record. :func:`compile_pipeline` reads out of it what a
+score needs (n-gram -> column, idf and coefficient; the scaler's mean and scale; source -> weight;
+the float32 token vectors; the calibration) and :class:`CompiledScorer` scores records with dict
+look-ups and a few numpy operations per *batch*, instead of scikit-learn's per-call machinery.
+
+Text handling is never re-implemented here: every part is asked through its own per-record methods
+(``ColumnPicker.one``, the vectorizer's ``build_analyzer()``, ``HeadlineStats.row``,
+``StaticEmbedder.token_ids``, ``SourceEncoder._key``), so a change to how a part reads a headline
+reaches the compiled form by itself. The arithmetic copies the pipeline's rounding (TF-IDF and the
+vector sum in float32, in the same order), so both give the same scores to about 1e-12, and
+:func:`verify` checks that on sample records before a version serves.
+
+A pipeline with any part, union or regressor this module does not know raises
+:class:`NotCompilable`: the caller then scores with the pipeline itself, never with a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import Ridge, SGDRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from iscore.features import ColumnPicker, HeadlineStats, SourceEncoder, StaticEmbedder, column
+from iscore.model import (FEATURES_STEP, MODEL_STEP, EditorialBlendRegressor, FastFeatureUnion,
+                          PercentileCalibratedRegressor, hstack_csr)
+
+# Every compiled score must be within this of the pipeline's on the verification records.
+TOLERANCE = 1e-6
+# Regressors whose prediction is exactly X @ coef_ + intercept_ (and which predict_raw computes so).
+LINEAR_REGRESSORS = (Ridge, SGDRegressor, EditorialBlendRegressor)
+
+# Headlines the load-time check scores both ways, besides the service's smoke batch: numbers,
+# quotes, repeated words (counts above 1), capitals, a question, unknown words, non-ASCII text.
+VERIFY_TEXTS = (
+    "Earthquake kills at least 300 in central Turkey as rescuers search rubble",
+    "Ten easy recipes for a quick weekday dinner",
+    "Central bank raises interest rates to fight inflation, inflation, inflation",
+    "'We will not back down': PM vows to fight on after vote of no confidence",
+    "Is this the end of the office? Why your boss wants you back",
+    "WATCH: Storm batters coast",
+    "Zyxqv blorft wumple",
+    "Élection présidentielle : le second tour aura lieu dimanche",
+    "5 things to know about the new tax rules!",
+    "   spaced\tout \n headline  with   odd   whitespace   ",
+    "Trump",
+    "",
+)
+VERIFY_SOURCES = ("reuters", "", "bbc", "no-such-outlet-xyz")
+
+
+class NotCompilable(Exception):
+    """The pipeline has a part, union or regressor the compiled scorer does not know."""
+
+
+class CompiledMismatch(Exception):
+    """The compiled form and the pipeline disagree on a verification record."""
+
+
+def _texts(records: Sequence[Any], field: str, cache: dict[str, list[str]]) -> list[str]:
+    """One string field of every record (as iscore.features.column reads it), read once per batch."""
+    got = cache.get(field)
+    if got is None:
+        got = cache[field] = column(records, field)
+    return got
+
+
+@dataclass(frozen=True)
+class _Block:
+    """One part's values for a batch: sparse triplets (rows, part columns, values) or a dense array."""
+
+    rows: np.ndarray | None
+    cols: np.ndarray | None
+    values: np.ndarray  # the part's dtype, exactly as the pipeline computes it
+    width: int
+
+    def raw(self, coef: np.ndarray, n: int) -> np.ndarray:
+        """Each record's share of the raw prediction: values times this part's coefficients."""
+        if self.rows is None:
+            # einsum, not @: a matrix-vector product goes to a multi-threaded BLAS, whose threads compete
+            # with the other workers for the cores (1,000-headline requests served 0.7x the pipeline's rate).
+            return np.einsum("ij,j->i", self.values.astype(np.float64), coef)
+        return np.bincount(self.rows, weights=self.values.astype(np.float64) * coef[self.cols], minlength=n)
+
+    def matrix(self, n: int) -> Any:
+        """The part's block of the union's feature matrix."""
+        if self.rows is None:
+            return self.values
+        return sp.csr_matrix((self.values, (self.rows, self.cols)), shape=(n, self.width))
+
+
+class _TextTerms:
+    """A ``Pipeline([ColumnPicker, TfidfVectorizer])`` part (word or character n-grams)."""
+
+    def __init__(self, part: Pipeline):
+        (_, picker), (_, vec) = part.steps
+        if (type(picker) is not ColumnPicker or type(vec) is not TfidfVectorizer or vec.input != "content"
+                or vec.norm not in ("l2", None) or np.dtype(vec.dtype) not in (np.float32, np.float64)):
+            raise NotCompilable(f"text part {type(picker).__name__} -> {type(vec).__name__} is not "
+                                "ColumnPicker -> TfidfVectorizer (l2 or no norm)")
+        self.picker = picker
+        self.analyzer: Callable[[str], list[str]] = vec.build_analyzer()
+        # Plain ints: a fitted vocabulary holds numpy integers, slower to look up and to turn into arrays.
+        self.vocabulary: Mapping[str, int] = {str(g): int(j) for g, j in vec.vocabulary_.items()}
+        self.dtype = np.dtype(vec.dtype)
+        self.idf = np.asarray(vec.idf_) if vec.use_idf else None
+        self.sublinear, self.binary, self.l2 = bool(vec.sublinear_tf), bool(vec.binary), vec.norm == "l2"
+        self.width = len(vec.vocabulary_)
+
+    def columns(self, text: str) -> list[int]:
+        """The vocabulary columns of ``text``'s n-grams, as the vectorizer reads it (repeats kept)."""
+        get = self.vocabulary.get
+        return [j for g in self.analyzer(self.picker.one(text)) if (j := get(g)) is not None]
+
+    def block(self, records: Sequence[Any], cache: dict[str, list[str]]) -> _Block:
+        n = len(records)
+        get, analyze, one = self.vocabulary.get, self.analyzer, self.picker.one
+        texts = _texts(records, self.picker.field, cache)
+        if n <= 8:  # a few rows: count in Python (numpy's unique costs more than the counting)
+            rows_l: list[int] = []
+            cols_l: list[int] = []
+            counts_l: list[int] = []
+            for r, text in enumerate(texts):
+                found: dict[int, int] = {}
+                for g in analyze(one(text)):
+                    if (j := get(g)) is not None:
+                        found[j] = found.get(j, 0) + 1
+                for j in sorted(found):  # the vectorizer's CSR order: columns ascending
+                    rows_l.append(r)
+                    cols_l.append(j)
+                    counts_l.append(found[j])
+            rows, cols = np.asarray(rows_l, dtype=np.int64), np.asarray(cols_l, dtype=np.int64)
+            counts = np.asarray(counts_l, dtype=np.int64)
+        else:
+            cols_list: list[int] = []
+            lens = []
+            for text in texts:
+                js = [j for g in analyze(one(text)) if (j := get(g)) is not None]
+                cols_list.extend(js)
+                lens.append(len(js))
+            rows = np.repeat(np.arange(n, dtype=np.int64), lens)
+            # Count each column once per row, rows then columns ascending: the vectorizer's CSR order.
+            keys, counts = np.unique(rows * self.width + np.asarray(cols_list, dtype=np.int64), return_counts=True)
+            rows, cols = keys // self.width, keys % self.width
+        data = counts.astype(self.dtype)
+        if self.binary:
+            data.fill(1)
+        if self.sublinear:  # TfidfTransformer: np.log in place, then + 1, in the matrix's dtype
+            np.log(data, data)
+            data += 1.0
+        if self.idf is not None:
+            data *= self.idf[cols]
+        if self.l2:
+            # sklearn's inplace_csr_row_normalize_l2: a double sum of squares taken in the data's dtype,
+            # in column order, then each value divided by its square root in double and stored back.
+            sums = np.bincount(rows, weights=(data * data).astype(np.float64), minlength=n)
+            norms = np.sqrt(sums)[rows]
+            scaled = data.astype(np.float64)
+            np.divide(scaled, norms, out=scaled, where=norms != 0.0)
+            data = scaled.astype(self.dtype)
+        return _Block(rows, cols, data, self.width)
+
+
+class _Stats:
+    """A ``Pipeline([HeadlineStats(, StandardScaler)])`` part: a few numbers per headline."""
+
+    def __init__(self, part: Any):
+        steps = part.steps if type(part) is Pipeline else [("stats", part)]
+        stats, scaler = steps[0][1], (steps[1][1] if len(steps) > 1 else None)
+        if (type(stats) is not HeadlineStats or len(steps) > 2
+                or (scaler is not None and type(scaler) is not StandardScaler)):
+            names = " -> ".join(type(t).__name__ for _, t in steps)
+            raise NotCompilable(f"statistics part {names} is not HeadlineStats -> StandardScaler")
+        self.stats = stats
+        self.mean = None if scaler is None or not scaler.with_mean else np.asarray(scaler.mean_, dtype=np.float64)
+        self.scale = None if scaler is None or not scaler.with_std else np.asarray(scaler.scale_, dtype=np.float64)
+        self.width = len(stats.get_feature_names_out())
+        self.dtype = np.dtype(np.float64)
+
+    def block(self, records: Sequence[Any], cache: dict[str, list[str]]) -> _Block:
+        texts = _texts(records, "text", cache)
+        values = np.asarray([self.stats.row(t) for t in texts], dtype=np.float64).reshape(len(texts), self.width)
+        if self.mean is not None:  # StandardScaler.transform: subtract, then divide, in float64
+            values -= self.mean
+        if self.scale is not None:
+            values /= self.scale
+        return _Block(None, None, values, self.width)
+
+
+class _Source:
+    """A ``SourceEncoder`` part: one column per trained source key."""
+
+    def __init__(self, part: SourceEncoder):
+        self.encoder = part
+        self.index: Mapping[str, int] = part.index_
+        self.width = len(part.categories_)
+        self.dtype = np.dtype(np.float32)
+        self._weights: dict[int, tuple[np.ndarray, dict[str, float]]] = {}  # per coef: source key -> coefficient
+
+    def raw(self, records: Sequence[Any], cache: dict[str, list[str]], coef: np.ndarray) -> np.ndarray:
+        """Each record's share of the raw prediction: its source's coefficient (the one-hot value is 1)."""
+        weights = self._weights.get(id(coef))
+        if weights is None or weights[0] is not coef:  # one table per blend's coefficients
+            weights = self._weights[id(coef)] = (coef, {s: float(coef[i]) for s, i in self.index.items()})
+        key, get = self.encoder._key, weights[1].get
+        sources = _texts(records, "source", cache)
+        return np.fromiter((get(key(s), 0.0) for s in sources), dtype=np.float64, count=len(sources))
+
+    def block(self, records: Sequence[Any], cache: dict[str, list[str]]) -> _Block:
+        key, get = self.encoder._key, self.index.get
+        found = [(r, i) for r, s in enumerate(_texts(records, "source", cache)) if (i := get(key(s), -1)) >= 0]
+        rows = np.asarray([r for r, _ in found], dtype=np.int64)
+        cols = np.asarray([i for _, i in found], dtype=np.int64)
+        return _Block(rows, cols, np.ones(len(found), dtype=np.float32), self.width)
+
+
+class _Semantic:
+    """A ``StaticEmbedder`` part: ``weight * s / |s|``, ``s`` the float32 sum of the token vectors."""
+
+    def __init__(self, part: StaticEmbedder):
+        self.embedder = part
+        # What transform multiplies with: the embedder's own float32 copy, shared rather than made twice.
+        self.vectors = part._vectors32()
+        self.weight = np.float32(part.weight)
+        self.width = int(self.vectors.shape[1])
+        self.dtype = np.dtype(np.float32)
+
+    def sums(self, texts: Sequence[str]) -> np.ndarray:
+        """Per text, the float32 sum of its token vectors in token order (zeros without known tokens)."""
+        ids: list[int] = []
+        lens = []
+        token_ids = self.embedder.token_ids
+        for text in texts:
+            got = token_ids(text)
+            ids.extend(got)
+            lens.append(len(got))
+        out = np.zeros((len(texts), self.width), dtype=np.float32)
+        if not ids:
+            return out
+        # The pipeline's sparse-count product adds each row's vectors one after another, in token order,
+        # in float32 (numpy's own reductions may add in another order): step k adds every row's k-th token.
+        if len(texts) <= 16:  # few rows: one running sum per row (accumulate adds in order)
+            at = 0
+            for r, k in enumerate(lens):
+                if k:
+                    out[r] = np.add.accumulate(self.vectors[ids[at:at + k]], axis=0)[-1]
+                    at += k
+            return out
+        lens_a = np.asarray(lens, dtype=np.int64)
+        ids_a = np.asarray(ids, dtype=np.int64)
+        rows = np.repeat(np.arange(len(texts), dtype=np.int64), lens_a)
+        position = np.arange(ids_a.size, dtype=np.int64) - np.repeat(np.cumsum(lens_a) - lens_a, lens_a)
+        for k in range(int(lens_a.max())):
+            at = position == k
+            out[rows[at]] += self.vectors[ids_a[at]]
+        return out
+
+    def rows(self, texts: Sequence[str]) -> np.ndarray:
+        """The part's float32 rows for ``texts``, as StaticEmbedder.transform computes them."""
+        out = self.sums(texts)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out * self.weight
+
+    def block(self, records: Sequence[Any], cache: dict[str, list[str]]) -> _Block:
+        return _Block(None, None, self.rows(_texts(records, "text", cache)), self.width)
+
+
+def _compile_part(name: str, part: Any) -> Any:
+    if type(part) is Pipeline and len(part.steps) == 2 and type(part.steps[0][1]) is ColumnPicker:
+        return _TextTerms(part)
+    if (type(part) is Pipeline and part.steps and type(part.steps[0][1]) is HeadlineStats) \
+            or type(part) is HeadlineStats:
+        return _Stats(part)
+    if type(part) is SourceEncoder:
+        return _Source(part)
+    if type(part) is StaticEmbedder:
+        return _Semantic(part)
+    raise NotCompilable(f"feature part {name!r} ({type(part).__name__}) is not one the compiled scorer knows")
+
+
+@dataclass(frozen=True)
+class _Part:
+    name: str
+    start: int
+    compiled: Any
+    coef: dict[str, np.ndarray]  # per blend, this part's slice of that blend's coefficients
+
+
+class CompiledScorer:
+    """Scores records like ``iscore.scoring.score(pipeline, records)``, from tables read out of it once."""
+
+    def __init__(self, pipeline: Any, parts: list[_Part], intercepts: dict[str, float],
+                 calibrated: PercentileCalibratedRegressor, terms: dict[str, tuple[np.ndarray, float]]):
+        self.pipeline = pipeline
+        self.parts = parts
+        self.intercepts = intercepts  # per blend
+        self.calibrated = calibrated
+        self.blends: tuple[str, ...] = tuple(intercepts)  # the model's default first
+        self._terms = terms  # per blend, the regressor's own (coefficients, intercept), for the float32 path
+        # The union's matrix is float64 when any part is (the headline statistics are): then the pipeline
+        # computes the raw prediction in float64, and the parts' shares can be summed separately.
+        self.float64 = np.result_type(*[p.compiled.dtype for p in parts] or [np.float64]) == np.float64
+
+    def part(self, name: str) -> Any:
+        """A compiled part by its union name ("words", "semantic", ...), or None (stories reuse these)."""
+        return next((p.compiled for p in self.parts if p.name == name), None)
+
+    def _blend(self, blend: str | None) -> str:
+        if blend is None:
+            return self.blends[0]
+        if blend not in self.intercepts:
+            raise ValueError(f"this model has no {blend!r} blend; it has {', '.join(self.blends)}")
+        return blend
+
+    def raw(self, records: Sequence[Any], blend: str | None = None) -> np.ndarray:
+        """The regressor's raw (uncalibrated) prediction of ``blend`` (default: the model's own) for each record."""
+        blend = self._blend(blend)
+        if not self.float64:
+            # A union of float32 parts only is multiplied in float32 (a ridge fitted on it has float32
+            # coefficients), summed in column order: only the same product on the same matrix matches it.
+            if blend == self.blends[0]:
+                return self.calibrated.predict_raw(self.matrix(records))
+            coef, intercept = self._terms[blend]
+            return np.asarray(self.matrix(records) @ coef + intercept, dtype=np.float64).ravel()
+        n = len(records)
+        cache: dict[str, list[str]] = {}
+        out = np.full(n, self.intercepts[blend], dtype=np.float64)
+        for p in self.parts:
+            part, coef = p.compiled, p.coef[blend]
+            if hasattr(part, "raw"):  # a part with a shortcut to its share
+                out += part.raw(records, cache, coef)
+            else:
+                out += part.block(records, cache).raw(coef, n)
+        return out
+
+    def score(self, records: Sequence[Any], blend: str | None = None) -> np.ndarray:
+        """i-Scores (0-100, finite) of ``records`` in order, as iscore.scoring.score computes them."""
+        blend = self._blend(blend)
+        if len(records) == 0:
+            return np.zeros(0, dtype=np.float64)
+        out = np.asarray(self.calibrated.score_of_raw(self.raw(records, blend), blend), dtype=np.float64)
+        # iscore.scoring.score's nan_to_num(nan=0, posinf=100, neginf=0) then clip to 0..100, in fewer steps.
+        out[np.isnan(out)] = 0.0
+        return np.clip(out, 0.0, 100.0, out=out)
+
+    def matrix(self, records: Sequence[Any]) -> Any:
+        """The feature union's matrix for ``records`` (same columns and values as its transform)."""
+        n = len(records)
+        cache: dict[str, list[str]] = {}
+        blocks = [p.compiled.block(records, cache).matrix(n) for p in self.parts]
+        # Stacked as FastFeatureUnion.transform stacks them: CSR when any part is sparse, else dense.
+        return hstack_csr(blocks) if any(sp.issparse(b) for b in blocks) else np.hstack(blocks)
+
+
+def compile_pipeline(pipeline: Any) -> CompiledScorer:
+    """The compiled form of a fitted i-Score pipeline; NotCompilable for anything it does not know."""
+    if type(pipeline) is not Pipeline or [n for n, _ in pipeline.steps] != [FEATURES_STEP, MODEL_STEP]:
+        raise NotCompilable("not an i-Score pipeline (features -> model)")
+    union, calibrated = pipeline.steps[0][1], pipeline.steps[1][1]
+    if type(union) is not FastFeatureUnion or union.transformer_weights is not None:
+        raise NotCompilable(f"feature step {type(union).__name__} is not an unweighted FastFeatureUnion")
+    if type(calibrated) is not PercentileCalibratedRegressor or not hasattr(calibrated, "regressor_"):
+        raise NotCompilable(f"model step {type(calibrated).__name__} is not a fitted PercentileCalibratedRegressor")
+    reg = calibrated.regressor_
+    if type(reg) not in LINEAR_REGRESSORS:
+        raise NotCompilable(f"regressor {type(reg).__name__} is not one the compiled scorer knows")
+    # Each blend's raw score as the calibrated model computes it: the default with the regressor's own
+    # coefficients (predict_raw), the others with its blend_terms (predict_blend).
+    blends = calibrated.blends()
+    terms: dict[str, tuple[np.ndarray, float]] = {blends[0]: (np.ravel(reg.coef_), float(np.ravel(reg.intercept_)[0]))}
+    for blend in blends[1:]:
+        coef_b, intercept_b = reg.blend_terms(blend)
+        terms[blend] = (np.ravel(coef_b), float(intercept_b))
+    coefs = {b: np.asarray(c, dtype=np.float64) for b, (c, _) in terms.items()}
+    parts, start = [], 0
+    for name, part in union.transformer_list:
+        if part in ("drop", None):
+            continue
+        compiled = _compile_part(name, part)
+        parts.append(_Part(name, start, compiled, {b: c[start:start + compiled.width] for b, c in coefs.items()}))
+        start += compiled.width
+    for b, c in coefs.items():
+        if start != c.shape[0]:
+            raise NotCompilable(f"the parts have {start} columns, the {b} blend {c.shape[0]} coefficients")
+    return CompiledScorer(pipeline, parts, {b: i for b, (_, i) in terms.items()}, calibrated, terms)
+
+
+def verification_records(texts: Sequence[str] = ()) -> list[dict[str, str]]:
+    """Records the load-time check scores both ways: ``texts`` plus VERIFY_TEXTS, with varied sources."""
+    all_texts = [*texts, *VERIFY_TEXTS]
+    return [{"text": t, "source": VERIFY_SOURCES[i % len(VERIFY_SOURCES)]} for i, t in enumerate(all_texts)]
+
+
+def verify(scorer: CompiledScorer, records: Sequence[Any]) -> float:
+    """The largest score difference from the pipeline on ``records``; CompiledMismatch above TOLERANCE."""
+    from iscore.scoring import score  # here: scoring imports this module
+
+    if not len(records):
+        return 0.0
+    # Every blend; the batch, and each record alone: a pipeline of float32 parts rounds a batch and a
+    # row differently.
+    diffs = []
+    for blend in scorer.blends:
+        diffs.append(scorer.score(records, blend) - score(scorer.pipeline, records, blend))
+        diffs.extend(scorer.score([r], blend) - score(scorer.pipeline, [r], blend) for r in records)
+    diff = np.abs(np.concatenate(diffs))
+    worst = float(diff.max()) if diff.size else 0.0
+    if not worst <= TOLERANCE:  # NaN too
+        i = int(np.argmax(np.nan_to_num(diff, nan=np.inf))) % max(1, len(records))
+        raise CompiledMismatch(f"compiled scorer differs from the pipeline by {worst:.3g} (> {TOLERANCE:g}) "
+                               f"on verification record {i}")
+    return worst
