@@ -130,17 +130,23 @@ def make_engine(url: str, *, connect_timeout: float = 5.0, statement_timeout: fl
 
 def migrate(engine: sa.Engine) -> int:
     """Bring the schema to the latest version (safe when several workers start at once)."""
+    return run_migrations(engine, schema_version, MIGRATIONS, advisory_key=823461)
+
+
+def run_migrations(engine: sa.Engine, version_table: sa.Table, migrations: list[tuple[int, Any]], *,
+                   advisory_key: int) -> int:
+    """Apply the steps of ``migrations`` newer than ``version_table`` records, once, under a lock; the latest version."""
     lock = _sqlite_migrate_lock(engine)
     with lock, engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(823461)"))
-        schema_version.create(conn, checkfirst=True)
-        current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
-        for version, step in MIGRATIONS:
+            conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({int(advisory_key)})"))
+        version_table.create(conn, checkfirst=True)
+        current = conn.execute(sa.select(sa.func.max(version_table.c.version))).scalar() or 0
+        for version, step in migrations:
             if version > current:
                 step(conn)
-                conn.execute(schema_version.insert().values(version=version))
-        return max(current, LATEST)
+                conn.execute(version_table.insert().values(version=version))
+        return max(current, migrations[-1][0])
 
 
 def _sqlite_migrate_lock(engine: sa.Engine) -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from iscore.feedback import _sqlite_migrate_lock
+from iscore.feedback import run_migrations
 
 metadata = sa.MetaData()
 
@@ -109,17 +109,7 @@ class NewHeadline:
 
 def migrate(engine: sa.Engine) -> int:
     """Create or upgrade the ingest tables (safe when several workers start at once)."""
-    lock = _sqlite_migrate_lock(engine)
-    with lock, engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(823462)"))
-        schema_version.create(conn, checkfirst=True)
-        current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
-        for version, step in MIGRATIONS:
-            if version > current:
-                step(conn)
-                conn.execute(schema_version.insert().values(version=version))
-        return max(current, MIGRATIONS[-1][0])
+    return run_migrations(engine, schema_version, MIGRATIONS, advisory_key=823462)
 
 
 def _insert(conn: sa.Connection) -> Any:

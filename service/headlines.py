@@ -35,8 +35,7 @@ from service.body import read_body
 from service.context import require_model, services
 from service.errors import ApiError
 from service.ingest_schema import UNSTORABLE, parse_item, parse_items_body, retention_start
-from service.schema import MAX_JSON_DEPTH, require_json
-from service.schema import _depth as json_depth
+from service.schema import decode_json, require_json
 
 bp = Blueprint("headlines", __name__)
 log = logging.getLogger("iscore.ingest")
@@ -196,24 +195,7 @@ def _ingest_body(settings: Settings) -> Any:
     """The JSON body, read within the size and time limits; NUL or lone surrogates reject the item, not the batch."""
     require_json(request.headers.get("Content-Type"))
     raw = read_body(request.environ, settings.max_body_bytes, settings.body_timeout_seconds)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ApiError(400, "malformed_json", "the body is not valid UTF-8", {"position": e.start}) from None
-    try:
-        value = json.loads(text, parse_constant=_no_constant)
-    except json.JSONDecodeError as e:
-        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {e.msg}",
-                       {"line": e.lineno, "column": e.colno}) from None
-    except (ValueError, RecursionError) as e:
-        raise ApiError(400, "malformed_json", f"the body is not acceptable JSON: {str(e)[:200]}") from None
-    if json_depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise ApiError(400, "malformed_json", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    return value
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    return decode_json(raw)[0]
 
 
 def _raw_id(item: Any) -> Any:

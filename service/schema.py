@@ -122,9 +122,8 @@ def require_json(content_type: str | None) -> None:
                        {"content_type": content_type or None})
 
 
-def parse_json_body(raw: bytes, content_type: str | None) -> Any:
-    """Decode a JSON request body or raise the matching 415/400/422 ApiError."""
-    require_json(content_type)
+def decode_json(raw: bytes) -> tuple[Any, str]:
+    """The JSON value of a body and its text, or a 400 ApiError (bad UTF-8 or JSON, NaN, nesting too deep)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -138,6 +137,13 @@ def parse_json_body(raw: bytes, content_type: str | None) -> Any:
         raise ApiError(400, "malformed_json", f"the body is not acceptable JSON: {str(e)[:200]}") from None
     if _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise ApiError(400, "malformed_json", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value, text
+
+
+def parse_json_body(raw: bytes, content_type: str | None) -> Any:
+    """Decode a JSON request body or raise the matching 415/400/422 ApiError."""
+    require_json(content_type)
+    value, text = decode_json(raw)
     # Cheap pre-check on the raw text: NUL and surrogates only reach strings through \u escapes.
     if "\\u" in text:
         bad = unstorable_strings(value)
