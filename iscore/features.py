@@ -149,10 +149,6 @@ class HeadlineCleaner(TransformerMixin, BaseEstimator):
         # Exclamation and quotation marks present a headline; they do not change what happened.
         return normalize_text(_PRESENTATION.sub("", "".join(out))).lower()
 
-    def names(self, text: str) -> int:
-        """How many runs of names ``clean`` replaced."""
-        return len(_NAME_TOKENS.findall(self.clean(text)))
-
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(["text"], dtype=object)
 

@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from iscore.features import ColumnPicker, HeadlineCleaner, HeadlineStats, SourceEncoder, StaticEmbedder
+from iscore.settings import BLEND_NAMES
 
 # Names of the two steps of every i-Score pipeline. Pickled versions carry them: never rename.
 FEATURES_STEP = "features"
@@ -66,7 +67,7 @@ DEFAULT_CURVE = ((0.0, 0.0), (50.0, 35.0), (80.0, 55.0), (95.0, 75.0), (99.5, 90
 
 # The popularity/importance dial (#14 item 7): which heads of an EditorialBlendRegressor a score uses.
 # "editorial" is the fitted blend (engagement plus the hard-news desk), "engagement" that head alone.
-BLENDS = ("editorial", "engagement")
+BLENDS = BLEND_NAMES
 
 
 class EditorialBlendRegressor(RegressorMixin, BaseEstimator):
@@ -233,14 +234,13 @@ class PercentileCalibratedRegressor(RegressorMixin, BaseEstimator):
 
     def predict_blend(self, X: Any, blend: str) -> np.ndarray:
         """0-100 scores of one blend (:meth:`blends`), on that blend's own scale."""
-        if blend == self.blends()[0]:
+        offered = self.blends()
+        if blend not in offered:
+            raise ValueError(f"this model has no {blend!r} blend; it has {', '.join(offered)}")
+        if blend == offered[0]:
             return self.predict(X)
-        refs = getattr(self, "blend_references_", {})
-        if blend not in refs:
-            raise ValueError(f"this model has no {blend!r} blend; it has {', '.join(self.blends())}")
         coef, intercept = self.regressor_.blend_terms(blend)
-        raw = np.asarray(X @ coef + intercept, dtype=np.float64).ravel()
-        return self._display(_percentile(raw, *refs[blend]))
+        return self.score_of_raw(np.asarray(X @ coef + intercept, dtype=np.float64).ravel(), blend)
 
     def blend_terms(self, blend: str | None = None) -> tuple[np.ndarray, float]:
         """Coefficients and intercept of the raw score of ``blend`` (default: the model's own)."""

@@ -38,7 +38,7 @@ class SettingsError(ValueError):
 
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-BLEND_NAMES = ("editorial", "engagement")  # iscore.model.BLENDS, without importing scikit-learn here
+BLEND_NAMES = ("editorial", "engagement")  # the dial's blends (iscore.model.BLENDS); here so settings need no scikit-learn
 BIND = re.compile(r"^(unix:\S+|\[[0-9A-Fa-f:.]+\]:\d{1,5}|[A-Za-z0-9.-]+:\d{1,5})$")
 # backend -> SQLAlchemy driver name -> module it imports (the drivers the project installs)
 DATABASE_DRIVERS = {"sqlite": {"pysqlite": "sqlite3"}, "postgresql": {"psycopg": "psycopg"}}

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from iscore.features import normalize_text
 from iscore.sources import normalize_source
 from service.errors import ApiError
-from service.schema import TEXT_PATTERN, Limits, check_request_chars, parse_time
+from service.schema import TEXT_PATTERN, Limits, _problem, check_request_chars, parse_time
 
 MAX_ID_CHARS = 200
 MAX_SOURCE_CHARS = 200
@@ -39,10 +39,6 @@ class IngestItem:
     id: str | None = None
     url: str | None = None
     section: str | None = None
-
-
-def _problem(field: str, problem: str) -> dict[str, str]:
-    return {"field": field, "problem": problem}
 
 
 def _short_str(value: Any, field: str, max_chars: int, problems: list[dict[str, str]]) -> str | None:

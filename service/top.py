@@ -18,6 +18,7 @@ from flask import Flask
 from iscore.model import blends
 from iscore.window import TopQuery
 from service.headlines import ingest_state, synced
+from service.schema import parse_blend
 
 
 class TopStories(Protocol):
@@ -44,5 +45,4 @@ class LiveTopStories:
 
 def serving_blend(pipeline: Any, default: str) -> str:
     """The blend /v1/score uses without ``?blend=``: ISCORE_BLEND when the model offers it, else its own."""
-    offered = blends(pipeline)
-    return default if default in offered else offered[0]
+    return parse_blend(None, blends(pipeline), default)
