@@ -17,7 +17,10 @@ on the dev suite (for choosing) and the held-out suite (for proof). Labels, all 
 - UCI coverage: log(1 + publishers of the headline's STORY) (uci_news_aggregator, 120,000 distinct titles).
 
 Feature sets: every part but the source one-hot ("all"), and the word vectors plus statistics only
-("sem+stats", which cannot memorise a data set's topics). Writes nothing.
+("sem+stats", which cannot memorise a data set's topics). First it prints whether the training label
+rewards size at all: the Spearman correlation, among fb headlines naming a quantity, between that quantity
+(iscore.features.largest_quantity) and the engagement percentile within the page, for headlines about harm
+(kill/dead/die/injured/...) and for the rest. Writes nothing.
 """
 
 from __future__ import annotations
@@ -80,6 +83,26 @@ def _labels(data_dir: Path, pipeline) -> list[tuple[str, "object", np.ndarray]]:
     return out
 
 
+def size_vs_engagement(data_dir: Path) -> list[tuple[str, int, float]]:
+    """(group, headlines, Spearman of largest quantity vs shares percentile within page) for harm and other headlines."""
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    from iscore.features import largest_quantity
+
+    fb = pd.read_csv(data_dir / "fb_news_pages" / "fb_news_link_posts.csv.gz",
+                     usecols=["page", "link_name", "num_shares"]).dropna(subset=["link_name"])
+    fb["y"] = fb.groupby("page")["num_shares"].rank(pct=True)
+    fb["q"] = [largest_quantity(t) for t in fb["link_name"].astype(str)]
+    harm = fb["link_name"].str.contains(r"\b(?:kill|killed|kills|dead|die|dies|died|deaths?|injured|wounded|hurt)\b",
+                                        case=False)
+    out = []
+    for name, mask in (("harm", harm), ("other", ~harm)):
+        s = fb[mask & (fb["q"] > 0)]
+        out.append((name, len(s), float(spearmanr(s["q"], s["y"])[0])))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     import pandas as pd
     from scipy.stats import spearmanr
@@ -106,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         s = np.asarray(suites[suite] @ w).ravel().reshape(-1, 2)
         return float((s[:, 0] > s[:, 1]).mean())
 
+    for group, n, rho in size_vs_engagement(args.data_dir):
+        print(f"fb {group} headlines naming a quantity: {n}; Spearman(quantity, shares percentile in page) {rho:.3f}")
     print(f"model {model.version}; pair accuracy dev / held-out (v1); blend = shipped raw + w x head, both at unit spread")
     print(f"shipped alone: {accuracy(coef, 'dev'):.1%} / {accuracy(coef, 'v1'):.1%}\n")
     print("| label | features | head hold-out Spearman | head alone | "
