@@ -305,6 +305,50 @@ def content_stats(clean: str) -> list[float]:
     ]
 
 
+# The size axis (#14 item 4, magnitude): how big a headline's words say its story is, read from the
+# static word vectors along the direction from generic words of smallness to generic words of size.
+# No label in the training data rewards size (bench/magnitude_labels.py), so the direction is set by
+# these seeds: generic adjectives of scale, none of them a word of the behaviour suites (a test checks),
+# so a suite's own words ("nationwide", "minor", "first") reach the axis only through their vectors.
+SCALE_LARGE = ("immense", "catastrophic", "widespread", "unprecedented", "lethal", "countless", "enormous",
+               "historic", "colossal", "extensive", "devastating", "huge", "gigantic", "vast", "monumental")
+SCALE_SMALL = ("trivial", "slight", "modest", "ordinary", "mundane", "usual", "little", "mild", "brief",
+               "everyday", "insignificant", "humble")
+# With a size table the statistics put the two magnitude columns last (a fixed prior weighs them;
+# see iscore.model.EditorialBlendRegressor); the versions before keep CONTENT_STAT_NAMES.
+MAGNITUDE_STAT_NAMES = ("log_chars", "words", "has_number", "leading_number", "question", "second_person",
+                        "names", "quantity", "scale")
+
+
+def scale_table(vocab: Mapping[str, int], vectors: np.ndarray, large: Sequence[str] = SCALE_LARGE,
+                small: Sequence[str] = SCALE_SMALL) -> dict[str, float]:
+    """Each vocabulary word's position on the size axis: its unit vector dotted with mean(large) - mean(small).
+
+    Empty when the vectors know no seed on one side (the axis is then undefined and the column constant).
+    """
+    v = np.asarray(vectors, dtype=np.float64)
+    unit = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    big = [vocab[w] for w in large if w in vocab]
+    little = [vocab[w] for w in small if w in vocab]
+    if not big or not little:
+        return {}
+    axis = unit[big].mean(axis=0) - unit[little].mean(axis=0)
+    proj = unit @ axis
+    return {str(w): round(float(proj[i]), 4) for w, i in vocab.items()}
+
+
+def scale_of(clean: str, table: Mapping[str, float]) -> float:
+    """Mean size-axis position of the known words of a cleaned headline (0 when none is known)."""
+    values = [x for w in WORD_TOKEN.findall(clean) if (x := table.get(w)) is not None]
+    return float(sum(values) / len(values)) if values else 0.0
+
+
+def magnitude_stats(clean: str, table: Mapping[str, float]) -> list[float]:
+    """:data:`MAGNITUDE_STAT_NAMES` of a cleaned headline: the content statistics, magnitude columns last."""
+    c = content_stats(clean)
+    return [*c[:6], c[7], c[6], scale_of(clean, table)]
+
+
 def content_labels(clean: str) -> list[str]:
     """What each of :func:`content_stats` says, in words a reader understands."""
     q = largest_quantity(clean)
@@ -363,22 +407,36 @@ class HeadlineStats(TransformerMixin, BaseEstimator):
     #14); with one, :func:`content_stats` of the cleaned text (:data:`CONTENT_STAT_NAMES`).
     """
 
-    def __init__(self, cleaner: HeadlineCleaner | None = None):
+    scale = None  # versions pickled before the size axis existed have no such attribute
+
+    def __init__(self, cleaner: HeadlineCleaner | None = None, scale: Mapping[str, float] | None = None):
         self.cleaner = cleaner
+        self.scale = scale
 
     def fit(self, X: Any, y: Any = None) -> "HeadlineStats":
+        if self.scale is not None and self.cleaner is None:
+            raise ValueError("the size axis (scale) reads cleaned text: give HeadlineStats a cleaner too")
         self.cleaner_ = fitted_cleaner(self.cleaner, X)
         self.n_features_out_ = len(self.names_out())
         return self
 
     def names_out(self) -> tuple[str, ...]:
         """The statistics' names, in column order."""
-        return STAT_NAMES if getattr(self, "cleaner_", None) is None else CONTENT_STAT_NAMES
+        if getattr(self, "cleaner_", None) is None:
+            return STAT_NAMES
+        return CONTENT_STAT_NAMES if self.scale is None else MAGNITUDE_STAT_NAMES
 
     def labels(self, text: str) -> list[str]:
         """What each statistic says about ``text``, in words a reader understands (column order)."""
         cleaner = getattr(self, "cleaner_", None)
-        return stat_labels(text) if cleaner is None else content_labels(cleaner.clean(text))
+        if cleaner is None:
+            return stat_labels(text)
+        clean = cleaner.clean(text)
+        said = content_labels(clean)
+        if self.scale is None:
+            return said
+        size = scale_of(clean, self.scale)
+        return [*said[:6], said[7], said[6], f"words of {'large' if size >= 0 else 'small'} scale ({size:+.2f})"]
 
     def transform(self, X: Any) -> np.ndarray:
         texts = column(X, "text")
@@ -389,7 +447,9 @@ class HeadlineStats(TransformerMixin, BaseEstimator):
     def row(self, text: str) -> list[float]:
         """The statistics of one headline's text (a compiled scorer calls this too)."""
         cleaner = getattr(self, "cleaner_", None)
-        return headline_stats(text) if cleaner is None else content_stats(cleaner.clean(text))
+        if cleaner is None:
+            return headline_stats(text)
+        return content_stats(cleaner.clean(text)) if self.scale is None else magnitude_stats(cleaner.clean(text), self.scale)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(self.names_out(), dtype=object)

@@ -14,7 +14,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from iscore.features import ColumnPicker, HeadlineCleaner, HeadlineStats, SourceEncoder, StaticEmbedder
+from iscore.features import ColumnPicker, HeadlineCleaner, HeadlineStats, SourceEncoder, StaticEmbedder, scale_table
 from iscore.settings import BLEND_NAMES
 
 # Names of the two steps of every i-Score pipeline. Pickled versions carry them: never rename.
@@ -79,10 +79,14 @@ class EditorialBlendRegressor(RegressorMixin, BaseEstimator):
     in the same features, the sum is one coefficient vector: scoring costs what one ridge costs.
     """
 
-    def __init__(self, alpha: float = 30.0, desk_alpha: float = 30.0, desk_weight: float = 1.0):
+    prior: tuple[float, ...] = ()  # versions pickled before the magnitude prior have none
+
+    def __init__(self, alpha: float = 30.0, desk_alpha: float = 30.0, desk_weight: float = 1.0,
+                 prior: tuple[float, ...] = ()):
         self.alpha = alpha
         self.desk_alpha = desk_alpha
         self.desk_weight = desk_weight
+        self.prior = prior
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "EditorialBlendRegressor":
         y = np.asarray(y, dtype=np.float64)
@@ -104,7 +108,28 @@ class EditorialBlendRegressor(RegressorMixin, BaseEstimator):
                       + self.desk_weight * self.desk_.coef_ / self.scales_[1])
         self.intercept_ = np.asarray([self.engagement_.intercept_ / self.scales_[0]
                                       + self.desk_weight * self.desk_.intercept_ / self.scales_[1]])
+        if self.prior:
+            self.coef_ = self.coef_ + self._prior_terms(X)
         return self
+
+    def _prior_terms(self, X: Any) -> np.ndarray:
+        """The fixed magnitude prior as coefficients: ``prior[j]`` blend spreads per training spread of
+        the j-th of the last ``len(prior)`` columns (the statistics put quantity and scale there).
+
+        No label in the data rewards size (bench/magnitude_labels.py), so the heads cannot learn it; the
+        editorial blend adds it as a prior whose weights are chosen on the dev behaviour suite.
+        """
+        k = len(self.prior)
+        if k > X.shape[1]:
+            raise ValueError(f"a prior on the last {k} columns needs at least {k} feature columns")
+        spread = _spread(X @ self.coef_)
+        tail = X[:, X.shape[1] - k:]
+        tail = tail.toarray() if hasattr(tail, "toarray") else np.asarray(tail)
+        add = np.zeros(X.shape[1], dtype=np.float64)
+        for j, (w, sd) in enumerate(zip(self.prior, np.std(tail, axis=0))):
+            if w and sd > 0:  # a constant column (no word vectors, say) cannot carry a prior
+                add[X.shape[1] - k + j] = float(w) * spread / float(sd)
+        return add
 
     def predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "coef_")
@@ -310,12 +335,23 @@ class ModelConfig:
     # With clean_text: names the training headlines capitalise this often or more read as one
     # "prominent name" class, the rest as "a name" (0: one class for all names).
     min_prominent: int = 100
+    # With clean_text and the desk head: fixed weights of (quantity, size axis) in the editorial blend,
+    # in blend spreads per feature spread (#14 item 4). Off by default: on the real stream the quantity
+    # prior costs more than it buys (README, "Magnitude"); (0, 0) keeps the statistics without the axis.
+    magnitude_prior: tuple[float, float] = (0.0, 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form for the manifest."""
         d = asdict(self)
         d["word_ngrams"] = list(self.word_ngrams)
+        d["magnitude_prior"] = list(self.magnitude_prior)
         return d
+
+    @property
+    def uses_prior(self) -> bool:
+        """Whether the editorial blend carries the magnitude prior (needs cleaned text and the desk head)."""
+        return (any(self.magnitude_prior) and self.clean_text and self.desk_weight > 0
+                and not self.out_of_core and self.use_stats)
 
 
 def build_features(config: ModelConfig, embedder: StaticEmbedder | None = None) -> FeatureUnion:
@@ -349,7 +385,12 @@ def build_features(config: ModelConfig, embedder: StaticEmbedder | None = None) 
         )
         parts.append(("chars", Pipeline([("pick", ColumnPicker("text", cleaner)), ("vec", chars)])))
     if config.use_stats:
-        steps: list[tuple[str, Any]] = [("stats", HeadlineStats(cleaner))]
+        # With the magnitude prior the statistics gain the size axis and go last: the prior weighs the
+        # union's last columns (quantity, scale).
+        scale = None
+        if config.uses_prior:
+            scale = scale_table(embedder.vocab, embedder.vectors) if embedder is not None else {}
+        steps: list[tuple[str, Any]] = [("stats", HeadlineStats(cleaner, scale=scale))]
         if not config.out_of_core:
             steps.append(("scale", StandardScaler()))
         parts.append(("stats", Pipeline(steps)))
@@ -360,6 +401,8 @@ def build_features(config: ModelConfig, embedder: StaticEmbedder | None = None) 
         if embedder is None:
             raise ValueError("use_embeddings needs an embedder (vocab and vectors)")
         parts.append(("semantic", clone(embedder).set_params(weight=config.embedding_weight, cleaner=cleaner)))
+    if config.uses_prior:
+        parts.sort(key=lambda part: part[0] == "stats")  # stable: the others keep their order
     return FastFeatureUnion(parts)
 
 
@@ -371,7 +414,8 @@ def build_pipeline(config: ModelConfig, embedder: StaticEmbedder | None = None) 
         reg: Any = SGDRegressor(alpha=config.alpha * 1e-7, penalty="l2", learning_rate="constant",
                                 eta0=0.01, average=True, random_state=0)
     elif config.desk_weight > 0:
-        reg = EditorialBlendRegressor(alpha=config.alpha, desk_alpha=config.desk_alpha, desk_weight=config.desk_weight)
+        reg = EditorialBlendRegressor(alpha=config.alpha, desk_alpha=config.desk_alpha, desk_weight=config.desk_weight,
+                                      prior=tuple(config.magnitude_prior) if config.uses_prior else ())
     else:
         reg = Ridge(alpha=config.alpha, solver="auto")
     return Pipeline([

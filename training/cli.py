@@ -108,6 +108,10 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help=f"weight of the hard-vs-soft-news desk head against engagement (default {DEFAULT_DESK_WEIGHT:g}; "
                         "0 = engagement only; off automatically when the data has no desk labels)")
     m.add_argument("--desk-alpha", type=float, default=ModelConfig.desk_alpha, help="desk head regularisation")
+    m.add_argument("--magnitude-prior", default=",".join(f"{w:g}" for w in ModelConfig.magnitude_prior),
+                   metavar="QUANTITY,SCALE",
+                   help="fixed weights of the largest quantity and the size axis in the editorial blend (default "
+                        "%(default)s; 0,0 = off; README, 'Magnitude')")
     m.add_argument("--embeddings", help="static word vectors (.npz from `iscore-train embed`) to add as features")
     m.add_argument("--no-embeddings", action="store_true",
                    help="do not reuse the champion's word vectors (by default a champion's vectors are reused)")
@@ -147,13 +151,19 @@ def recipe_options(args: argparse.Namespace) -> TrainOptions:
         raise ValueError(f"--desk-weight must be 0 (engagement only) or more, not {args.desk_weight}")
     if not args.desk_alpha > 0:
         raise ValueError(f"--desk-alpha must be above 0, not {args.desk_alpha}")
+    try:
+        prior = tuple(float(w) for w in args.magnitude_prior.split(","))
+    except ValueError:
+        prior = ()
+    if len(prior) != 2 or not all(0 <= w < float("inf") for w in prior):
+        raise ValueError(f"--magnitude-prior must be two weights of 0 or more, like 1,0.25; not {args.magnitude_prior!r}")
     cfg = ModelConfig(alpha=args.alpha, max_word_features=args.max_word_features,
                       char_ngrams=args.char_ngrams, use_source=not args.no_source,
                       clean_text=not args.raw_text,
                       out_of_core=args.out_of_core,
                       # The streaming path has no desk head (it fits one SGD regressor).
                       desk_weight=0.0 if args.out_of_core else args.desk_weight,
-                      desk_alpha=args.desk_alpha)
+                      desk_alpha=args.desk_alpha, magnitude_prior=prior)
     return replace(_data_options(args), model=cfg)
 
 

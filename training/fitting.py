@@ -102,7 +102,8 @@ def with_usable_desk(config: ModelConfig, df: pd.DataFrame, log: Any = print) ->
     if min(hard, soft) >= MIN_DESK_ROWS:
         return config
     log(f"desk head off: {hard} hard-news and {soft} soft-news rows (need {MIN_DESK_ROWS} of each; "
-        "map a URL column whose paths name sections)")
+        "map a URL column whose paths name sections)"
+        + ("; the magnitude prior rides on the editorial blend, so it is off too" if any(config.magnitude_prior) else ""))
     return replace(config, desk_weight=0.0)
 
 

@@ -374,3 +374,21 @@ def test_evaluate_command(tmp_path, data_csv, capsys, data_args):
     assert run(reg, "evaluate", "--data", str(data_csv), *data_args) == cli.EXIT_OK
     out = json.loads(capsys.readouterr().out)
     assert out["rows"] == 120 and out["scope"] == "holdout" and out["metrics"]["n"] == 120
+
+
+@pytest.mark.parametrize("bad", ["1", "1,2,3", "a,b", "-1,0", "inf,0", "nan,0", ""])
+def test_a_bad_magnitude_prior_is_a_usage_error_before_training(tmp_path, data_csv, capsys, data_args, bad):
+    reg = tmp_path / "models"
+    assert run(reg, "train", "--data", str(data_csv), *data_args, f"--magnitude-prior={bad}") == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--magnitude-prior must be two weights" in err and "Traceback" not in err and "loading data" not in err
+    assert registry.list_versions(reg) == []
+
+
+def test_the_magnitude_prior_reaches_the_manifest_and_says_when_it_is_off(tmp_path, data_csv, data_args, capsys):
+    reg = tmp_path / "models"
+    assert run(reg, "train", "--data", str(data_csv), *data_args, "--magnitude-prior", "0.5,0.25") == cli.EXIT_OK
+    (v,) = [x["version"] for x in registry.list_versions(reg)]
+    assert registry.read_manifest(reg, v)["model_config"]["magnitude_prior"] == [0.5, 0.25]
+    # This data has no desk labels: no editorial blend, so no prior, and the log says so.
+    assert "the magnitude prior rides on the editorial blend, so it is off too" in capsys.readouterr().err
