@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import os
 import random
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -213,13 +215,44 @@ def empty_feedback_tables(url: str) -> str:
     return url
 
 
+def _own_database(url: str) -> tuple[str, Any]:
+    """A fresh database beside ``url``'s for this test session (its URL, and how to drop it), or ``url`` itself.
+
+    Tests drop and migrate tables; two sessions sharing one database (two checkouts tested at once on
+    one machine) would drop each other's tables mid-test. Where the role may not create databases,
+    the given one is used as before.
+    """
+    import sqlalchemy as sa
+
+    base = sa.engine.make_url(url)
+    name = f"{base.database or 'iscore'}_t{os.getpid()}_{int(time.time())}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 2})
+    try:
+        with admin.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except Exception:  # no CREATEDB right: share the given database
+        admin.dispose()
+        return url, lambda: None
+
+    def drop() -> None:
+        try:
+            with admin.connect() as c:
+                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            admin.dispose()
+
+    return base.set(database=name).render_as_string(hide_password=False), drop
+
+
 @pytest.fixture(scope="session")
-def pg_url() -> str:
-    """The test PostgreSQL's URL; skips with the reason when none answers. Mark such tests ``postgres``."""
+def pg_url():
+    """This session's PostgreSQL URL; skips with the reason when none answers. Mark such tests ``postgres``."""
     reason = pg_unreachable()
     if reason:
         pytest.skip(reason)
-    return PG_URL
+    url, drop = _own_database(PG_URL)
+    yield url
+    drop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
