@@ -171,6 +171,34 @@ def coverage(story: Story) -> int:
     return len(story.sources)
 
 
+class HashedIdf(dict):
+    """An IDF table keyed by hashed feature (what :class:`StoryIndex` looks up), made once by :func:`hashed_idf`.
+
+    ``stem`` records whether the terms were plural-folded; ``unknown`` is the weight of a term not in the table
+    (the rarest known term's). Passing one to many indexes skips re-hashing the model's vocabulary each time.
+    """
+
+    stem: bool = False
+    unknown: float = 0.0
+
+
+def hashed_idf(idf: Mapping[str, float], stem: bool = False) -> HashedIdf:
+    """A term -> IDF table (single words and "word word" pairs) hashed as :func:`features` hashes a headline."""
+    table = HashedIdf()
+    for term, w in idf.items():
+        words = [_stem(x) if stem else x for x in term.split()]
+        if len(words) == 1:
+            key = hash_word(words[0])
+        elif len(words) == 2:
+            key = hash_bigram(words[0], words[1])
+        else:
+            continue
+        table[key] = min(float(w), table.get(key, math.inf))
+    table.stem = stem
+    table.unknown = max(table.values()) if table else 0.0
+    return table
+
+
 class StoryIndex:
     """An incremental clusterer of headlines into stories over a sliding time window."""
 
@@ -217,18 +245,9 @@ class StoryIndex:
         self._idf: dict[int, float] | None = None
         self._idf_unknown = 0.0
         if idf:
-            table: dict[int, float] = {}
-            for term, w in idf.items():
-                words = [_stem(x) if stem else x for x in term.split()]
-                if len(words) == 1:
-                    key = hash_word(words[0])
-                elif len(words) == 2:
-                    key = hash_bigram(words[0], words[1])
-                else:
-                    continue
-                table[key] = min(float(w), table.get(key, math.inf))
+            table = idf if isinstance(idf, HashedIdf) and idf.stem == stem else hashed_idf(idf, stem)
             self._idf = table
-            self._idf_unknown = max(table.values())
+            self._idf_unknown = table.unknown
         self._vocab = None
         self.dense_weight = dense_weight if vectors is not None and mode == "centroid" else 0.0
         if self.dense_weight:
@@ -519,6 +538,20 @@ def idf_from_pipeline(pipeline: Any) -> dict[str, float] | None:
     """The IDF table of the first TfidfVectorizer inside a fitted model pipeline (None when it has none)."""
     vec = _find(pipeline, "TfidfVectorizer")
     return idf_from_vectorizer(vec) if vec is not None and hasattr(vec, "idf_") else None
+
+
+def chosen_options(pipeline: Any = None) -> dict[str, Any]:
+    """The :class:`StoryIndex` keyword arguments of the chosen method: ``CHOSEN`` plus the model's IDF table.
+
+    ``StoryIndex(**chosen_options(model.pipeline))`` is what the live window and bench/cluster_eval.py use. The
+    table is hashed here once (see :class:`HashedIdf`); without a pipeline (or one without a TF-IDF part) the
+    index learns its IDF online with the other chosen settings.
+    """
+    idf = idf_from_pipeline(pipeline) if pipeline is not None else None
+    options: dict[str, Any] = dict(CHOSEN)
+    if idf:
+        options["idf"] = hashed_idf(idf, stem=bool(CHOSEN.get("stem", STEM)))
+    return options
 
 
 def embedder_from_pipeline(pipeline: Any) -> Any:

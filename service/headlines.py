@@ -28,6 +28,7 @@ from iscore.redact import redact_url
 from iscore.scoring import reply_items
 from iscore.settings import Settings
 from iscore.sources import normalize_source
+from iscore.stories import chosen_options
 from iscore.story_score import StoryParams
 from iscore.window import LiveWindow, StoryWindow, TopQuery, filters
 from service.admin import CHALLENGE, INVALID_TOKEN
@@ -97,11 +98,15 @@ class IngestStore:
 class IngestState:
     """What the headline routes of one app share."""
 
-    def __init__(self, settings: Settings, registry: Any) -> None:
-        """Store, live window, reply cache and metrics for one app."""
+    def __init__(self, settings: Settings, registry: Any, model: Callable[[], Any] = lambda: None) -> None:
+        """Store, live window, reply cache and metrics for one app; ``model()`` gives the served model (or None)."""
         self.settings = settings
         self.store = IngestStore(settings)
-        self.live = LiveWindow(self.store.engine, settings.story_window_hours, settings.top_refresh_seconds)
+        self._model = model
+        self._options: tuple[Any, dict[str, Any]] = (None, {})
+        self._options_lock = threading.Lock()
+        self.live = LiveWindow(self.store.engine, settings.story_window_hours, settings.top_refresh_seconds,
+                               index_options=self.index_options)
         self.params = StoryParams(settings.story_half_life_minutes, settings.story_velocity_minutes)
         self.cache: OrderedDict[Any, tuple[bytes, str]] = OrderedDict()
         self.cache_lock = threading.Lock()
@@ -112,11 +117,28 @@ class IngestState:
                                  registry=registry, multiprocess_mode="max")
 
 
+    def index_options(self) -> tuple[Any, dict[str, Any]]:
+        """(served model version, the chosen clustering with its IDF table): how the live window clusters.
+
+        The model's IDF table is hashed once per version. Before any model is loaded the chosen settings run
+        with an online IDF (key None); the window is rebuilt with the model's table once one serves.
+        """
+        model = self._model()
+        version = getattr(model, "version", None)
+        with self._options_lock:
+            if self._options[0] == version and (version is not None or self._options[1]):
+                return self._options
+        options = chosen_options(model.pipeline if model is not None else None)
+        with self._options_lock:
+            self._options = (version, options)
+            return self._options
+
+
 @bp.record_once
 def _setup(state: Any) -> None:
     app = state.app
     s = app.extensions["iscore"]
-    app.extensions["iscore_ingest"] = IngestState(s.settings, s.metrics.registry)
+    app.extensions["iscore_ingest"] = IngestState(s.settings, s.metrics.registry, s.holder.get)
 
 
 def ingest_state(app: Flask) -> IngestState:

@@ -116,3 +116,74 @@ def test_group_stories_for_a_stateless_request():
     stories = group_stories(heads, NOW, 10)
     assert [sorted(s["members"]) for s in stories] == [["h0", "h1", "h2"], ["solo"]]
     assert stories[1]["sources"] == []
+
+
+# --- the live window clusters with the chosen method (CHOSEN + the model's IDF table) -------------------------
+
+CORPUS = ["markets rally as oil prices fall", "oil prices rise on supply fears", "stocks fall in early trading",
+          "central bank holds interest rates", "bank raises interest rates again", "government announces new budget",
+          "football team wins the cup final", "team loses final in penalties", "actor wins award for best film",
+          "storm hits coast leaving thousands without power", "government report today",
+          "report says government today"] * 3
+# Default StoryIndex: [0, 1, 2, 2] (no plural folding); the chosen method: [0, 0, 1, 1] ("nominees" = "nominee").
+SMALL_STREAM = [("Oscar nominees named", "a"), ("Academy reveals list of nominee films", "b"),
+                ("Government report today on budget", "c"), ("Report today: storm damage", "d")]
+
+
+def _partition(labels):
+    first: dict = {}
+    return [first.setdefault(x, len(first)) for x in labels]
+
+
+def test_the_live_window_clusters_as_the_chosen_method(tmp_path):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from iscore import feedback, window_store
+    from iscore.stories import StoryIndex, chosen_options
+    from iscore.window import LiveWindow
+
+    vec = TfidfVectorizer(ngram_range=(1, 2)).fit(CORPUS)  # stands in for the model's TF-IDF part
+    ids = [str(i) for i in range(len(SMALL_STREAM))]
+    times = [AT - timedelta(minutes=30 - i) for i in range(len(SMALL_STREAM))]
+
+    def offline(**options):
+        ix = StoryIndex(window_hours=6, **options)
+        for h, (text, src), t in zip(ids, SMALL_STREAM, times):
+            ix.add(h, text, t, src)
+        return _partition(ix.labels(ids))
+
+    chosen, default = offline(**chosen_options(vec)), offline()
+    assert chosen != default  # the stream tells the two apart, so the check below can fail
+
+    engine = feedback.make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    window_store.migrate(engine)
+    window_store.store_headlines(engine, [
+        window_store.NewHeadline(text=text, source=src, published_at=t, i_score=50.0, model_version="v",
+                                 client="t", id=h) for h, (text, src), t in zip(ids, SMALL_STREAM, times)])
+    key = ["v1"]
+    live = LiveWindow(lambda: engine, window_hours=6, refresh_seconds=0,
+                      index_options=lambda: (key[0], chosen_options(vec)))
+
+    def live_partition(w):
+        key_of = {r.item_id: k for k, r in w.rows.items()}
+        return _partition(w.index.labels(key_of[h] for h in ids))
+
+    w = live.sync(NOW)
+    assert live_partition(w) == chosen
+    key[0] = "v2"  # a model reload: the window is rebuilt with the new options
+    assert live.sync(NOW) is not w and live.window.options_key == "v2"
+    assert live_partition(live.window) == chosen
+    engine.dispose()
+
+
+def test_chosen_options_hash_the_model_table_once_and_agree_with_the_raw_table():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from iscore.stories import CHOSEN, HashedIdf, StoryIndex, chosen_options, idf_from_vectorizer
+
+    vec = TfidfVectorizer(ngram_range=(1, 2)).fit(CORPUS)
+    options = chosen_options(vec)
+    assert isinstance(options["idf"], HashedIdf) and {k: options[k] for k in CHOSEN} == CHOSEN
+    a, b = StoryIndex(**options), StoryIndex(**{**CHOSEN, "idf": idf_from_vectorizer(vec)})
+    assert a._idf == b._idf and a._idf_unknown == b._idf_unknown
+    assert "idf" not in chosen_options(None)
