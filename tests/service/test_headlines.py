@@ -203,9 +203,16 @@ def test_section_filter_and_bad_queries(make):
     post(c, [item(1, QUAKE[0], section="World"), item(2, "Ten easy recipes for dinner", "site_a", section="food")])
     assert [s["members"] for s in top(c, "section=world")] == [["1"]]
     for q, name in [("window_minutes=0", "window_minutes"), ("window_minutes=9999", "window_minutes"),
-                    ("limit=0", "limit"), ("limit=abc", "limit"), ("colour=red", "colour")]:
-        body = assert_error(c.get(f"/v1/top?{q}"), 400, "invalid_query")
-        assert body["details"]["parameter"] == name
+                    ("window_minutes=nan", "window_minutes"), ("limit=0", "limit"), ("limit=abc", "limit"),
+                    ("limit=1.5", "limit"), ("colour=red", "colour"), ("source=" + "x" * 2001, "source")]:
+        body = assert_error(c.get(f"/v1/top?{q}"), 422, "invalid_request")
+        assert [d["field"] for d in body["details"]] == [name] and name in body["message"]
+    # the message speaks in the parameter's units: minutes (the 6-hour story window is 360 of them)
+    body = assert_error(c.get("/v1/top?window_minutes=9999"), 422, "invalid_request")
+    assert "at most 360 minutes" in body["message"] and "hour" not in body["message"].replace("_HOURS", "")
+    assert body["details"][0]["got"] == "9999"
+    body = assert_error(c.get("/v1/top?limit=0&window_minutes=-1&x=1"), 422, "invalid_request")
+    assert sorted(d["field"] for d in body["details"]) == ["limit", "window_minutes", "x"]
 
 
 def test_etag_and_cache_control_give_304_until_something_changes(make):
