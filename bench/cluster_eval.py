@@ -1,7 +1,11 @@
 """Story clustering evaluation (#16 item 3) on the UCI News Aggregator data (the aggregator's STORY ids as truth).
 
-Run: python bench/cluster_eval.py [--data-dir ../shared/data] [--grid] [--stories 300] [--big-stories 1500]
-     [--replay-stories 600] [--models models]
+Run: python bench/cluster_eval.py [--data-dir ../shared/data] [--grid | --names-grid | --names-heldout]
+     [--stories 300] [--big-stories 1500] [--replay-stories 600] [--models models]
+
+``--names-grid``: the template checks of iscore.stories (names / numbers that differ, the weight of a term missing
+from the model's IDF table) on both DEV streams; ``--names-heldout``: the chosen one and the alternatives on the
+HELD-OUT streams.
 
 Streams: all headlines of N stories sampled with a fixed seed; DEV = seed 1 (thresholds are chosen there with
 --grid), HELD-OUT = seed 2 with the DEV stories removed (disjoint). Two orders of each stream:
@@ -42,7 +46,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from iscore.stories import (  # noqa: E402
-    CHOSEN, MEMBER_JOIN_THRESHOLD, WINDOW_HOURS, StoryIndex, bcubed)
+    CHOSEN, MEMBER_JOIN_THRESHOLD, WINDOW_HOURS, StoryIndex, bcubed, names_from_pipeline)
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE_PER_HOUR = 10_000
@@ -58,6 +62,13 @@ def model_parts(models: Path) -> tuple[dict[str, float], object, dict]:
 
     pipe = registry.load_current(models).pipeline
     return idf_from_pipeline(pipe), embedder_from_pipeline(pipe), chosen_options(pipe)
+
+
+def registry_pipeline(models: Path) -> object:
+    """The pipeline of the model models/CURRENT names."""
+    from iscore import registry
+
+    return registry.load_current(models).pipeline
 
 
 def run_live(s: pd.DataFrame, options: dict) -> tuple[list[int], float]:
@@ -181,11 +192,53 @@ def main() -> None:
     p.add_argument("--big-stories", type=int, default=1500)
     p.add_argument("--replay-stories", type=int, default=600)
     p.add_argument("--grid", action="store_true", help="print the DEV grid (and stop)")
+    p.add_argument("--names-grid", action="store_true",
+                   help="print the DEV grid of the template checks (name/number penalties, unknown-term IDF) and stop")
+    p.add_argument("--names-heldout", action="store_true",
+                   help="print the template-check variants on the HELD-OUT streams and stop")
     a = p.parse_args()
     df = load(a.data_dir)
     idf, emb, chosen = model_parts(a.models)
     dev_ids = sample_stories(df, a.stories, seed=1)
     held_ids = sample_stories(df, a.stories, seed=2, exclude=set(dev_ids))
+    if a.names_heldout:
+        names = names_from_pipeline(registry_pipeline(a.models))
+        base = {k: v for k, v in chosen.items() if k not in ("name_penalty", "number_penalty", "names")}
+        helds = [("HELD-OUT s2 shuffled", stream(df, held_ids, "shuffled", seed=2)),
+                 ("HELD-OUT replay", replay(df, HELD_REPLAY_START, a.replay_stories, seed=12, exclude=set(dev_ids)))]
+        variants = [("without template checks", {}), ("numbers 0.5", dict(number_penalty=0.5)),
+                    ("names 0.5", dict(names=names, name_penalty=0.5)),
+                    ("names veto", dict(names=names, name_penalty=0.0)),
+                    ("names 0.5 + numbers 0.5", dict(names=names, name_penalty=0.5, number_penalty=0.5))]
+        print("HELD-OUT streams: template-check variant  P R F1 headlines/s per stream")
+        for label, extra in variants:
+            cells = []
+            for _, held in helds:
+                labels, speed = run_index(held, **base, **extra)
+                pr, rc, f1 = bcubed(labels, held["story"].tolist())
+                cells.append(f"{pr:.3f} {rc:.3f} {f1:.3f} {speed:>6,.0f}")
+            print(f"  {label:<26} " + "  |  ".join(cells), flush=True)
+        return
+    if a.names_grid:
+        names = names_from_pipeline(registry_pipeline(a.models))
+        devs = [("DEV s1 shuffled", stream(df, dev_ids, "shuffled", seed=1)),
+                ("DEV replay", replay(df, DEV_REPLAY_START, a.replay_stories, seed=11))]
+        print(f"DEV grid of the template checks (the model's name lexicon: {len(names or ()):,} words): "
+              "settings, then P R F1 headlines/s per DEV stream, then the mean F1")
+        grid = [(u, n, m) for u in ("rarest", "online") for n in (1.0, 0.5, 0.25, 0.0) for m in (1.0, 0.5, 0.0)]
+        grid += [(u, n, m) for u in (0.9, 0.75, 0.5) for n in (1.0, 0.5) for m in (1.0, 0.5)]
+        grid += [("rarest", 1.0, m) for m in (0.75, 0.25)]
+        for unknown, npen, num in grid:
+            kw = dict(chosen, names=names, name_penalty=npen, number_penalty=num, idf_unknown=unknown)
+            cells, f1s = [], []
+            for _, dev in devs:
+                labels, speed = run_index(dev, **kw)
+                pr, rc, f1 = bcubed(labels, dev["story"].tolist())
+                cells.append(f"{pr:.3f} {rc:.3f} {f1:.3f} {speed:>6,.0f}")
+                f1s.append(f1)
+            print(f"  unknown={str(unknown):<6} name_penalty={npen:<4} number_penalty={num:<4}  "
+                  + "  |  ".join(cells) + f"  | mean F1 {sum(f1s) / len(f1s):.3f}", flush=True)
+        return
     if a.grid:
         dev = stream(df, dev_ids, "shuffled", seed=1)
         truth = dev["story"].tolist()
