@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from iscore.sources import normalize_source
-from iscore.story_score import COVERAGE_WEIGHT, MAX_WEIGHT, VELOCITY_WEIGHT, StoryParams, score_at, why
+from iscore.story_score import StoryParams, score_at, why
 from iscore.stories import StoryIndex
 from iscore.window_store import StoredHeadline, read_since, rows_by_seq
 
@@ -236,8 +236,8 @@ def _rank_groups(col: dict[str, np.ndarray], at_ts: float, limit: int, params: S
     recent = np.bincount(inv, weights=(ts >= at_ts - params.velocity_minutes * 60).astype(np.float64), minlength=g)
     pairs = np.unique(inv * n_codes + src)
     coverage = np.bincount(pairs // n_codes, minlength=g)
-    base = MAX_WEIGHT * best + (1 - MAX_WEIGHT) * total / count
-    raw = base + COVERAGE_WEIGHT * np.log2(coverage) + VELOCITY_WEIGHT * np.log2(1 + recent)
+    base = params.max_weight * best + (1 - params.max_weight) * total / count
+    raw = base + params.coverage_weight * np.log2(coverage) + params.velocity_weight * np.log2(1 + recent)
     fresh = 0.5 ** (np.maximum(0.0, at_ts - newest) / 60 / params.half_life_minutes)
     score = np.clip(raw * fresh, 0.0, 100.0)
     order = np.lexsort((first, -newest, -score))[:limit]

@@ -17,16 +17,31 @@ NOW = datetime(2026, 11, 26, 12, 0, 30, tzinfo=timezone.utc)
 AT = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)  # NOW rounded down to the minute
 
 
+HAND = StoryParams(half_life_minutes=120.0, max_weight=0.7, coverage_weight=10.0, velocity_weight=3.0)
+
+
 def test_formula_one_outlet_coverage_doubling_and_half_life():
-    one = story_score([50.0], ["a"], [AT], AT)
+    one = story_score([50.0], ["a"], [AT], AT, HAND)
     assert one.score == 53.0 and one.coverage == 1 and one.recent == 1  # 50 + 3 x log2(1 + 1)
-    old = story_score([50.0], ["a"], [AT - timedelta(minutes=31)], AT, StoryParams(half_life_minutes=1e9))
+    old = story_score([50.0], ["a"], [AT - timedelta(minutes=31)], AT,
+                      StoryParams(half_life_minutes=1e9, velocity_weight=3.0))
     assert old.score == 50.0 and old.recent == 0
-    two = story_score([50.0, 50.0], ["a", "b"], [AT - timedelta(hours=2), AT - timedelta(hours=2)], AT)
+    two = story_score([50.0, 50.0], ["a", "b"], [AT - timedelta(hours=2), AT - timedelta(hours=2)], AT, HAND)
     assert two.freshness == 0.5 and two.score == pytest.approx((50 + 10) * 0.5, abs=0.05)
-    four = story_score([50.0] * 4, ["a", "b", "c", "d"], [AT] * 4, AT, StoryParams(velocity_minutes=30))
+    four = story_score([50.0] * 4, ["a", "b", "c", "d"], [AT] * 4, AT, HAND)
     assert four.score == pytest.approx(min(100, 50 + 20 + 3 * 2.3219), abs=0.05)
     assert story_score([99.0] * 9, list("abcdefghi"), [AT] * 9, AT).score == 100.0
+    # the base weighs the best member and the members' mean by max_weight
+    mixed = story_score([80.0, 40.0], ["a", "a"], [AT, AT], AT, StoryParams(max_weight=0.25, velocity_weight=0))
+    assert mixed.score == pytest.approx(0.25 * 80 + 0.75 * 60, abs=0.05)
+
+
+def test_shipped_weights_are_the_learned_ones():
+    # bench/story_score_eval.py: fitted on the early news_engagement_2019 windows, better on the later ones
+    p = StoryParams()
+    assert (p.max_weight, p.coverage_weight, p.velocity_weight, p.half_life_minutes) == (0.5, 10.0, 0.0, 60.0)
+    two = story_score([50.0, 30.0], ["a", "b"], [AT - timedelta(hours=1)] * 2, AT)
+    assert two.score == pytest.approx((0.5 * 50 + 0.5 * 40 + 10) * 0.5, abs=0.05)
 
 
 def test_why_reads_like_a_newsroom():
@@ -48,7 +63,7 @@ QUAKE = ["Earthquake kills 300 in central Chile", "Chile earthquake kills hundre
 def test_coverage_lifts_a_story_above_a_better_single_headline():
     w = StoryWindow(6)
     w.add([row(1, QUAKE[0], "reuters", 30, 55), row(2, QUAKE[1], "bbc", 20, 55), row(3, QUAKE[2], "ap", 10, 55),
-           row(4, "Pop star debuts new haircut at awards", "tmz", 5, 62)])
+           row(4, "Pop star debuts new haircut at awards", "tmz", 5, 64)])
     top = top_stories(w, TopQuery(), NOW)
     assert [t["members"] for t in top] == [["1", "2", "3"], ["4"]]
     assert top[0]["coverage"] == 3 and top[0]["tier"] == "red" and top[1]["tier"] == "red"
