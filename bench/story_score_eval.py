@@ -1,7 +1,7 @@
 """Story score on the news_engagement_2019 windows (#16 item 4): does ranking headlines by their story help, and
 which weights should the story score have?
 
-Run: python bench/story_score_eval.py [--model-dir models] [--data-dir ../shared/data]
+Run: python bench/story_score_eval.py [--model-dir models] [--data-dir ../shared/data] [--uci]
 
 The windows and measure of training/streams.py (3-hour UTC windows with >= 20 headlines from >= 5 outlets; the share
 of the top ten headlines that are the outlets' own top_article picks, ties averaged; random 0.12). In each window the
@@ -11,7 +11,8 @@ score (its own i-Score breaks ties). First table: the headline's own i-Score, th
 earlier hand-set weights, without freshness, and coverage alone, on all windows. Then the weights are learned: a
 grid over the formula's four weights fitted on the earliest two thirds of the windows (time order), every ranking
 reported on the later third (ties at the 100 cap broken as the service does, by the most recently updated story),
-beside a logistic regression on the same parts. Reads the data at run time; writes nothing.
+beside a logistic regression on the same parts. ``--uci``: only the UCI coverage evaluation (see uci_coverage).
+Reads the data at run time; writes nothing.
 """
 
 from __future__ import annotations
@@ -163,10 +164,93 @@ def learned_section(cross: pd.DataFrame, windows: list, flag: np.ndarray, i_scor
           f"log2(1 + recent), hours since newest, own i-Score): {np.round(lr.coef_[0], 3).tolist()}")
 
 
+def uci_coverage(model, data_dir, stories: int = 600) -> None:
+    """UCI coverage: does the live top ten pick the stories most publishers carried?
+
+    The HELD-OUT replay stream of bench/cluster_eval.py (600 consecutive stories, members Exp(1 h) after the story's
+    first crawl) goes through the service's own code: a StoryWindow with the chosen options, ``top_stories`` every
+    hour with a 60-minute window. Truth: the aggregator's STORY ids; a story's true coverage is its distinct
+    publishers among the members published in that hour. Per hour with at least ten true stories: how many of the ten
+    true stories with most publishers (ties at the tenth place count) the ten returned stories name, by their
+    representative headline's story, divided by ten; the mean true coverage of the distinct true stories named; and
+    the repeats (returned stories naming a true story already named: the clustering split it).
+    """
+    from datetime import datetime, timezone
+
+    from bench.cluster_eval import HELD_REPLAY_START, load, replay, sample_stories
+    from iscore.window import StoryWindow, TopQuery, top_stories
+    from iscore.window_store import StoredHeadline
+
+    df = load(data_dir)
+    dev_ids = sample_stories(df, 300, seed=1)
+    s = replay(df, HELD_REPLAY_START, stories, seed=12, exclude=set(dev_ids))
+    scored = reply_items(model.pipeline, [(str(i), t, p) for i, t, p in zip(s["id"], s["text"], s["source"])],
+                         red_threshold=60, explain_top=1, with_explain=False)
+    isc = [it["i_score"] for it in scored]
+    rows = [StoredHeadline(seq=k + 1, item_key=str(h), item_id=str(h), text=t, source=p, section=None, url=None,
+                           published_at=datetime.fromtimestamp(ts, timezone.utc),
+                           received_at=datetime.fromtimestamp(ts, timezone.utc), i_score=sc)
+            for k, (h, t, p, ts, sc) in enumerate(zip(s["id"], s["text"], s["source"], s["t"], isc))]
+    story_of = dict(zip(s["id"].astype(str), s["story"]))
+    rankings = {"story score as shipped": StoryParams(), "story score, hand-set weights": StoryParams(**HAND_SET),
+                "best member's i-Score alone": StoryParams(max_weight=1, coverage_weight=0, velocity_weight=0,
+                                                           half_life_minutes=1e9)}
+    hits: dict[str, list[float]] = {k: [] for k in rankings}
+    repeats: dict[str, list[float]] = {k: [] for k in rankings}
+    cover: dict[str, list[float]] = {k: [] for k in rankings}
+    ideal, rand = [], []
+    w = StoryWindow(6.0, chosen_options(model.pipeline))
+    t_first, t_last = s["t"].min(), s["t"].max()
+    tick = (t_first // 3600 + 1) * 3600
+    k = 0
+    while tick <= t_last + 3600:
+        batch = []
+        while k < len(rows) and rows[k].published_at.timestamp() <= tick:
+            batch.append(rows[k])
+            k += 1
+        w.add(batch)
+        now = datetime.fromtimestamp(tick, timezone.utc)
+        w.evict(now)
+        hour = [r for r in w.in_window(datetime.fromtimestamp(tick - 3600, timezone.utc), now)]
+        pubs: dict[str, set] = {}
+        for r in hour:
+            pubs.setdefault(story_of[r.item_id], set()).add(r.source)
+        tick += 3600
+        if len(pubs) < 10:
+            continue
+        counts = sorted((len(v) for v in pubs.values()), reverse=True)
+        tenth = counts[9]
+        ideal.append(float(np.mean(counts[:10])))
+        rand.append(float(np.mean(counts)))
+        for name, params in rankings.items():
+            top = top_stories(w, TopQuery(window_minutes=60, limit=10), now, params=params, step_seconds=0)
+            truth = []
+            for st in top:
+                rep = max((m for m in st["members"]), key=lambda m: w.rows[m].i_score)
+                truth.append(story_of[rep])
+            distinct = set(truth)  # a true story split in two shows twice: it counts once
+            hits[name].append(sum(len(pubs[t]) >= tenth for t in distinct) / 10)
+            cover[name].append(float(np.mean([len(pubs[t]) for t in distinct])))
+            repeats[name].append(len(truth) - len(distinct))
+    print(f"\nUCI coverage (HELD-OUT replay stream, {len(s):,} headlines of {s['story'].nunique()} stories; "
+          f"{len(ideal)} hours with >= 10 true stories; live window code, 60-minute window):")
+    print(f"{'ranking':32s} {'top-10 hits':>11s} {'mean publishers':>16s} {'repeats in ten':>15s}")
+    for name in rankings:
+        print(f"{name:32s} {np.mean(hits[name]):>11.3f} {np.mean(cover[name]):>16.2f} {np.mean(repeats[name]):>15.2f}")
+    print(f"{'(the true top ten)':32s} {1.0:>11.3f} {np.mean(ideal):>16.2f}")
+    print(f"{'(a random story)':32s} {'':>11s} {np.mean(rand):>16.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the windowed top-ten share of each ranking."""
-    args = model_data_parser(__doc__).parse_args(argv)
+    p = model_data_parser(__doc__)
+    p.add_argument("--uci", action="store_true", help="only the UCI coverage evaluation")
+    args = p.parse_args(argv)
     t0 = time.perf_counter()
+    if args.uci:
+        uci_coverage(registry.load_current(args.model_dir), args.data_dir)
+        print(f"\n{time.perf_counter() - t0:.0f} s")
+        return 0
     cross = prepare(resolve_spec("news_2019", data_dir=args.data_dir), TrainOptions()).df.reset_index(drop=True)
     cross["time"] = pd.to_datetime(cross["time"], utc=True)
     windows = stream_windows(cross)

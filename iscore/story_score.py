@@ -14,7 +14,9 @@ ones: 0.2545 against 0.2386 for the previous hand-set weights (0.7, 10, 3, 120 m
 random 0.1155. The difference is about one standard error of 22 windows, and settings tied with the chosen one on
 the fit windows scored 0.2386-0.2545 later: the data says "coverage, the members' mean as much as the best, a
 shorter half-life, no velocity term" only weakly. Velocity got weight 0 (3-hour windows from 11 outlets show it
-little); the term stays in the formula, ``why`` still reports recent headlines.
+little); the term stays in the formula, ``why`` still reports recent headlines. On UCI coverage (the ten stories
+most publishers carried, ``--uci``) the learned weights find 0.724 of them per hour against 0.740 for the hand-set
+ones: publisher counts are not the outlets' picks the weights were learned on.
 
 So a story carried by one outlet scores about its best headline's i-Score while it is fresh; each doubling of the
 outlets carrying it adds 10 points; a story nobody has added to for an hour counts half.
