@@ -69,7 +69,8 @@ class QueryArgs:
         """Every value of a repeatable text parameter, each at most ``max_chars`` characters."""
         values = self.args.getlist(name)
         if any(len(v) > max_chars for v in values):
-            self._problem(name, f"must be at most {max_chars} characters", next(v for v in values if len(v) > max_chars))
+            too_long = next(v for v in values if len(v) > max_chars)
+            self._problem(name, f"must be at most {max_chars} characters", too_long)
             return []
         return values
 
