@@ -4,8 +4,8 @@ Run: python bench/cluster_eval.py [--data-dir ../shared/data] [--grid | --names-
      [--stories 300] [--big-stories 1500] [--replay-stories 600] [--models models]
 
 ``--names-grid``: the template checks of iscore.stories (names / numbers that differ, the weight of a term missing
-from the model's IDF table) on both DEV streams; ``--names-heldout``: the chosen one and the alternatives on the
-HELD-OUT streams.
+from the model's IDF table) on both DEV streams; ``--names-heldout``: the chosen one and the alternatives (also
+names found by case alone, without the model's lexicon) on the DEV and HELD-OUT streams.
 
 Streams: all headlines of N stories sampled with a fixed seed; DEV = seed 1 (thresholds are chosen there with
 --grid), HELD-OUT = seed 2 with the DEV stories removed (disjoint). Two orders of each stream:
@@ -195,7 +195,7 @@ def main() -> None:
     p.add_argument("--names-grid", action="store_true",
                    help="print the DEV grid of the template checks (name/number penalties, unknown-term IDF) and stop")
     p.add_argument("--names-heldout", action="store_true",
-                   help="print the template-check variants on the HELD-OUT streams and stop")
+                   help="print the template-check variants on the DEV and HELD-OUT streams and stop")
     a = p.parse_args()
     df = load(a.data_dir)
     idf, emb, chosen = model_parts(a.models)
@@ -204,13 +204,17 @@ def main() -> None:
     if a.names_heldout:
         names = names_from_pipeline(registry_pipeline(a.models))
         base = {k: v for k, v in chosen.items() if k not in ("name_penalty", "number_penalty", "names")}
-        helds = [("HELD-OUT s2 shuffled", stream(df, held_ids, "shuffled", seed=2)),
+        helds = [("DEV s1 shuffled", stream(df, dev_ids, "shuffled", seed=1)),
+                 ("DEV replay", replay(df, DEV_REPLAY_START, a.replay_stories, seed=11)),
+                 ("HELD-OUT s2 shuffled", stream(df, held_ids, "shuffled", seed=2)),
                  ("HELD-OUT replay", replay(df, HELD_REPLAY_START, a.replay_stories, seed=12, exclude=set(dev_ids)))]
         variants = [("without template checks", {}), ("numbers 0.5", dict(number_penalty=0.5)),
                     ("names 0.5", dict(names=names, name_penalty=0.5)),
                     ("names veto", dict(names=names, name_penalty=0.0)),
-                    ("names 0.5 + numbers 0.5", dict(names=names, name_penalty=0.5, number_penalty=0.5))]
-        print("HELD-OUT streams: template-check variant  P R F1 headlines/s per stream")
+                    ("names 0.5 + numbers 0.5", dict(names=names, name_penalty=0.5, number_penalty=0.5)),
+                    ("case-only names 0.5 + numbers", dict(name_penalty=0.5, number_penalty=0.5)),
+                    ("case-only names veto + numbers", dict(name_penalty=0.0, number_penalty=0.5))]
+        print("template-check variants: P R F1 headlines/s on " + " | ".join(n for n, _ in helds))
         for label, extra in variants:
             cells = []
             for _, held in helds:
