@@ -1,7 +1,11 @@
 """Story clustering evaluation (#16 item 3) on the UCI News Aggregator data (the aggregator's STORY ids as truth).
 
-Run: python bench/cluster_eval.py [--data-dir ../shared/data] [--grid] [--stories 300] [--big-stories 1500]
-     [--replay-stories 600] [--models models]
+Run: python bench/cluster_eval.py [--data-dir ../shared/data] [--grid | --names-grid | --names-heldout]
+     [--stories 300] [--big-stories 1500] [--replay-stories 600] [--models models]
+
+``--names-grid``: the template checks of iscore.stories (names / numbers that differ, the weight of a term missing
+from the model's IDF table) on both DEV streams; ``--names-heldout``: the chosen one and the alternatives (also
+names found by case alone, without the model's lexicon) on the DEV and HELD-OUT streams.
 
 Streams: all headlines of N stories sampled with a fixed seed; DEV = seed 1 (thresholds are chosen there with
 --grid), HELD-OUT = seed 2 with the DEV stories removed (disjoint). Two orders of each stream:
@@ -22,7 +26,7 @@ Streams: all headlines of N stories sampled with a fixed seed; DEV = seed 1 (thr
   typical hour.
 
 Methods: the issue's naive baseline; StoryIndex v1 (online IDF, join 0.12, merge 0.30: the previous default);
-StoryIndex with the settings ``chosen()`` returns (the model's offline TF-IDF table from models/CURRENT, plural
+StoryIndex with ``iscore.stories.chosen_options(model)`` (the model's offline TF-IDF table from models/CURRENT, plural
 folding, periodic re-merge). The speed stream is bigger (``--big-stories`` stories, shuffled). Baseline (the
 issue's): TF-IDF (sklearn, fitted on the stream) cosine with every earlier headline; a headline joins the story
 of the most similar one at >= 0.2, else starts one. Prints B-cubed precision, recall, F1 and headlines/s (one
@@ -42,7 +46,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from iscore.stories import (  # noqa: E402
-    CHOSEN, MEMBER_JOIN_THRESHOLD, WINDOW_HOURS, StoryIndex, bcubed)
+    CHOSEN, MEMBER_JOIN_THRESHOLD, WINDOW_HOURS, StoryIndex, bcubed, names_from_pipeline)
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE_PER_HOUR = 10_000
@@ -51,18 +55,39 @@ DEV_REPLAY_START, HELD_REPLAY_START = 1000, 4000
 V1 = dict(threshold=0.12, merge_threshold=0.30)  # the previous default (online IDF), for comparison
 
 
-def model_parts(models: Path) -> tuple[dict[str, float], object]:
-    """The shipped model's TF-IDF table (term -> idf) and StaticEmbedder, from models/CURRENT."""
+def model_parts(models: Path) -> tuple[dict[str, float], object, dict]:
+    """The shipped model's TF-IDF table (term -> idf), StaticEmbedder and chosen StoryIndex options."""
     from iscore import registry
-    from iscore.stories import idf_from_pipeline, embedder_from_pipeline
+    from iscore.stories import chosen_options, embedder_from_pipeline, idf_from_pipeline
 
     pipe = registry.load_current(models).pipeline
-    return idf_from_pipeline(pipe), embedder_from_pipeline(pipe)
+    return idf_from_pipeline(pipe), embedder_from_pipeline(pipe), chosen_options(pipe)
 
 
-def chosen(idf: dict[str, float]) -> dict:
-    """The StoryIndex arguments of the chosen method (constants of iscore.stories) with the model's IDF table."""
-    return dict(idf=idf, **CHOSEN)
+def registry_pipeline(models: Path) -> object:
+    """The pipeline of the model models/CURRENT names."""
+    from iscore import registry
+
+    return registry.load_current(models).pipeline
+
+
+def run_live(s: pd.DataFrame, options: dict) -> tuple[list[int], float]:
+    """Cluster a stream through the service's live window (StoryWindow.add, as a worker syncs): labels, rows/s."""
+    from datetime import datetime, timezone
+
+    from iscore.window import StoryWindow
+    from iscore.window_store import StoredHeadline
+
+    w = StoryWindow(WINDOW_HOURS, options)
+    rows = [StoredHeadline(seq=i + 1, item_key=str(h), item_id=str(h), text=text, source=src, section=None,
+                           url=None, published_at=datetime.fromtimestamp(t, timezone.utc),
+                           received_at=datetime.fromtimestamp(t, timezone.utc), i_score=50.0)
+            for i, (h, text, t, src) in enumerate(zip(s["id"], s["text"], s["t"], s["source"]))]
+    t0 = time.process_time()
+    for a in range(0, len(rows), 200):  # a worker adds what arrived since its last sync
+        w.add(rows[a:a + 200])
+    dt = time.process_time() - t0
+    return w.index.labels(r.item_key for r in rows), len(rows) / dt
 
 
 def load(data_dir: Path) -> pd.DataFrame:
@@ -167,11 +192,57 @@ def main() -> None:
     p.add_argument("--big-stories", type=int, default=1500)
     p.add_argument("--replay-stories", type=int, default=600)
     p.add_argument("--grid", action="store_true", help="print the DEV grid (and stop)")
+    p.add_argument("--names-grid", action="store_true",
+                   help="print the DEV grid of the template checks (name/number penalties, unknown-term IDF) and stop")
+    p.add_argument("--names-heldout", action="store_true",
+                   help="print the template-check variants on the DEV and HELD-OUT streams and stop")
     a = p.parse_args()
     df = load(a.data_dir)
-    idf, emb = model_parts(a.models)
+    idf, emb, chosen = model_parts(a.models)
     dev_ids = sample_stories(df, a.stories, seed=1)
     held_ids = sample_stories(df, a.stories, seed=2, exclude=set(dev_ids))
+    if a.names_heldout:
+        names = names_from_pipeline(registry_pipeline(a.models))
+        base = {k: v for k, v in chosen.items() if k not in ("name_penalty", "number_penalty", "names")}
+        helds = [("DEV s1 shuffled", stream(df, dev_ids, "shuffled", seed=1)),
+                 ("DEV replay", replay(df, DEV_REPLAY_START, a.replay_stories, seed=11)),
+                 ("HELD-OUT s2 shuffled", stream(df, held_ids, "shuffled", seed=2)),
+                 ("HELD-OUT replay", replay(df, HELD_REPLAY_START, a.replay_stories, seed=12, exclude=set(dev_ids)))]
+        variants = [("without template checks", {}), ("numbers 0.5", dict(number_penalty=0.5)),
+                    ("names 0.5", dict(names=names, name_penalty=0.5)),
+                    ("names veto", dict(names=names, name_penalty=0.0)),
+                    ("names 0.5 + numbers 0.5", dict(names=names, name_penalty=0.5, number_penalty=0.5)),
+                    ("case-only names 0.5 + numbers", dict(name_penalty=0.5, number_penalty=0.5)),
+                    ("case-only names veto + numbers", dict(name_penalty=0.0, number_penalty=0.5))]
+        print("template-check variants: P R F1 headlines/s on " + " | ".join(n for n, _ in helds))
+        for label, extra in variants:
+            cells = []
+            for _, held in helds:
+                labels, speed = run_index(held, **base, **extra)
+                pr, rc, f1 = bcubed(labels, held["story"].tolist())
+                cells.append(f"{pr:.3f} {rc:.3f} {f1:.3f} {speed:>6,.0f}")
+            print(f"  {label:<26} " + "  |  ".join(cells), flush=True)
+        return
+    if a.names_grid:
+        names = names_from_pipeline(registry_pipeline(a.models))
+        devs = [("DEV s1 shuffled", stream(df, dev_ids, "shuffled", seed=1)),
+                ("DEV replay", replay(df, DEV_REPLAY_START, a.replay_stories, seed=11))]
+        print(f"DEV grid of the template checks (the model's name lexicon: {len(names or ()):,} words): "
+              "settings, then P R F1 headlines/s per DEV stream, then the mean F1")
+        grid = [(u, n, m) for u in ("rarest", "online") for n in (1.0, 0.5, 0.25, 0.0) for m in (1.0, 0.5, 0.0)]
+        grid += [(u, n, m) for u in (0.9, 0.75, 0.5) for n in (1.0, 0.5) for m in (1.0, 0.5)]
+        grid += [("rarest", 1.0, m) for m in (0.75, 0.25)]
+        for unknown, npen, num in grid:
+            kw = dict(chosen, names=names, name_penalty=npen, number_penalty=num, idf_unknown=unknown)
+            cells, f1s = [], []
+            for _, dev in devs:
+                labels, speed = run_index(dev, **kw)
+                pr, rc, f1 = bcubed(labels, dev["story"].tolist())
+                cells.append(f"{pr:.3f} {rc:.3f} {f1:.3f} {speed:>6,.0f}")
+                f1s.append(f1)
+            print(f"  unknown={str(unknown):<6} name_penalty={npen:<4} number_penalty={num:<4}  "
+                  + "  |  ".join(cells) + f"  | mean F1 {sum(f1s) / len(f1s):.3f}", flush=True)
+        return
     if a.grid:
         dev = stream(df, dev_ids, "shuffled", seed=1)
         truth = dev["story"].tolist()
@@ -208,7 +279,7 @@ def main() -> None:
         print(row("baseline tfidf nearest >=0.2", name, lab, truth, sp))
         lab, sp = run_index(s, **V1)
         print(row("StoryIndex v1 online-idf .12/m.30", name, lab, truth, sp))
-        lab, sp = run_index(s, **chosen(idf))
+        lab, sp = run_index(s, **chosen)
         print(row("StoryIndex chosen (model idf)", name, lab, truth, sp))
         if leak:
             print(row("leak check: previous headline", name, previous_headline(s), truth, None))
@@ -220,8 +291,10 @@ def main() -> None:
     print(row("baseline tfidf nearest >=0.2", name, lab, truth, base_sp))
     lab, sp = run_index(big, **V1)
     print(row("StoryIndex v1 online-idf .12/m.30", name, lab, truth, sp) + f"  x{sp / base_sp:.2f}")
-    lab, sp = run_index(big, **chosen(idf))
+    lab, sp = run_index(big, **chosen)
     print(row("StoryIndex chosen (model idf)", name, lab, truth, sp) + f"  x{sp / base_sp:.2f}")
+    lab, sp = run_live(big, chosen)
+    print(row("live window (StoryWindow, chosen)", name, lab, truth, sp) + f"  x{sp / base_sp:.2f}")
     print(f"chosen: {CHOSEN} + the model's IDF table ({len(idf):,} terms); window {WINDOW_HOURS:g} h; "
           f"shuffled streams stamped at {RATE_PER_HOUR:,} headlines/h; replay members Exp({REPLAY_SPREAD_HOURS:g} h) "
           "after the story's first crawl; thresholds chosen on DEV (seed 1, shuffled), HELD-OUT stories are "

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from iscore.redact import redact_url
+from iscore.story_score import HALF_LIFE_MINUTES
 
 PREFIX = "ISCORE_"
 WORKER_CLASSES = ("gevent", "gthread", "sync")
@@ -87,7 +88,7 @@ class Settings:
     # ingest, window store and stories (#16; see README "Ingest, feeds and the live top ten")
     window_retention_hours: float = 48.0  # headlines published longer ago are deleted from the window store
     story_window_hours: float = 6.0  # longest /v1/top window; each worker's stories cover this span
-    story_half_life_minutes: float = 120.0  # freshness: a story's score halves per half-life since its newest member
+    story_half_life_minutes: float = HALF_LIFE_MINUTES  # a story's score halves per half-life (learned)
     story_velocity_minutes: float = 30.0  # members published this recently count as velocity
     top_refresh_seconds: float = 1.0  # a worker catches up with the store at most this often (/v1/top)
     feed_timeout_seconds: float = 10.0  # iscore-ingest: connect and read timeout per feed

@@ -23,7 +23,7 @@ import hashlib
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from iscore.sources import normalize_source
-from iscore.story_score import COVERAGE_WEIGHT, MAX_WEIGHT, VELOCITY_WEIGHT, StoryParams, score_at, why
+from iscore.story_score import StoryParams, score_at, why
 from iscore.stories import StoryIndex
 from iscore.window_store import StoredHeadline, read_since, rows_by_seq
 
@@ -58,10 +58,17 @@ class TopQuery:
 class StoryWindow:
     """Headlines of the recent past and their stories (no database: rows are handed in)."""
 
-    def __init__(self, window_hours: float) -> None:
-        """An empty window keeping headlines published within ``window_hours`` of the newest sync."""
+    def __init__(self, window_hours: float, index_options: Mapping[str, Any] | None = None,
+                 options_key: Hashable = None) -> None:
+        """An empty window keeping headlines published within ``window_hours`` of the newest sync.
+
+        ``index_options`` are the :class:`StoryIndex` keyword arguments (the live window passes the chosen method,
+        :func:`iscore.stories.chosen_options` of the served model); ``options_key`` names them (the model version),
+        so a window built with other options can be told apart.
+        """
         self.window_hours = window_hours
-        self.index = StoryIndex(window_hours=window_hours)
+        self.options_key = options_key
+        self.index = StoryIndex(window_hours=window_hours, **dict(index_options or {}))
         self.rows: dict[str, StoredHeadline] = {}
         self._by_time: list[tuple[float, int, StoredHeadline]] = []  # (published epoch s, seq, row), sorted
         # Columns in the same order, for numpy: seq, i-Score, source code, key.
@@ -229,8 +236,8 @@ def _rank_groups(col: dict[str, np.ndarray], at_ts: float, limit: int, params: S
     recent = np.bincount(inv, weights=(ts >= at_ts - params.velocity_minutes * 60).astype(np.float64), minlength=g)
     pairs = np.unique(inv * n_codes + src)
     coverage = np.bincount(pairs // n_codes, minlength=g)
-    base = MAX_WEIGHT * best + (1 - MAX_WEIGHT) * total / count
-    raw = base + COVERAGE_WEIGHT * np.log2(coverage) + VELOCITY_WEIGHT * np.log2(1 + recent)
+    base = params.max_weight * best + (1 - params.max_weight) * total / count
+    raw = base + params.coverage_weight * np.log2(coverage) + params.velocity_weight * np.log2(1 + recent)
     fresh = 0.5 ** (np.maximum(0.0, at_ts - newest) / 60 / params.half_life_minutes)
     score = np.clip(raw * fresh, 0.0, 100.0)
     order = np.lexsort((first, -newest, -score))[:limit]
@@ -240,9 +247,17 @@ def _rank_groups(col: dict[str, np.ndarray], at_ts: float, limit: int, params: S
 class LiveWindow:
     """A :class:`StoryWindow` kept in step with the store (one per process; thread-safe)."""
 
-    def __init__(self, engine: Callable[[], Any], window_hours: float, refresh_seconds: float = 1.0) -> None:
-        """``engine()`` gives the store's migrated engine; sync at most every ``refresh_seconds``."""
+    def __init__(self, engine: Callable[[], Any], window_hours: float, refresh_seconds: float = 1.0,
+                 index_options: Callable[[], tuple[Hashable, Mapping[str, Any]]] | None = None) -> None:
+        """``engine()`` gives the store's migrated engine; sync at most every ``refresh_seconds``.
+
+        ``index_options()`` gives ``(key, StoryIndex keyword arguments)``: the service passes the served model's
+        version and :func:`iscore.stories.chosen_options` of it (the chosen clustering with the model's IDF table).
+        The window is rebuilt from the store when the key changes (a model reload), so every worker clusters the
+        same rows with the same options. Without it the index uses StoryIndex's defaults.
+        """
         self._engine = engine
+        self._index_options = index_options
         self.window_hours = window_hours
         self.refresh_seconds = refresh_seconds
         self.window: StoryWindow | None = None
@@ -250,12 +265,6 @@ class LiveWindow:
         self._synced_at = -float("inf")
         self._read_at: datetime | None = None
         self._gaps: dict[int, float] = {}  # seq numbers not seen yet -> when first missed (monotonic seconds)
-
-    def _rebuild(self, now: datetime) -> StoryWindow:
-        w = StoryWindow(self.window_hours)
-        since = now - timedelta(hours=self.window_hours)
-        w.add(read_since(self._engine(), 0, published_since=since))
-        return w
 
     def sync(self, now: datetime | None = None, force: bool = False) -> StoryWindow:
         """Catch up with the store (rebuilding on first use), unless synced within ``refresh_seconds``.
@@ -272,10 +281,12 @@ class LiveWindow:
             if w is not None and not force and mono - self._synced_at < self.refresh_seconds:
                 return w
             rebuild = w is None or w.needs_rebuild()
+        key, options = self._index_options() if self._index_options is not None else (None, {})
+        rebuild = rebuild or (w is not None and w.options_key != key)
         engine = self._engine()
         published_since = now - timedelta(hours=self.window_hours)
         if rebuild or w is None:
-            fresh = StoryWindow(self.window_hours)
+            fresh = StoryWindow(self.window_hours, options, key)
             rows = read_since(engine, 0, published_since=published_since)
             fresh.add(rows)
             with self._lock:

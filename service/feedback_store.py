@@ -36,7 +36,16 @@ class FeedbackStore:
         return (st.st_dev, st.st_ino) if st else None
 
     def engine(self) -> Any:
-        """The migrated engine, created once per process (again if its SQLite file was replaced)."""
+        """The migrated engine, created once per process (again if its SQLite file was replaced).
+
+        No lock is held across the connection and migration: the app is built before gunicorn forks its gevent
+        workers, so this lock is a real OS lock, and a greenlet waiting for it while another held it across
+        (cooperative) PostgreSQL I/O froze its whole worker; with a database that never answers, until gunicorn
+        killed the worker (iscore.window.LiveWindow.sync and service.headlines.IngestStore follow the same rule).
+        Concurrent first uses each connect and migrate (the migration serialises itself); the first engine made
+        is kept, the others disposed of.
+        """
+        stale = None
         with self._lock:
             if self._engine is not None and self._path is not None and self._file_id() != self._file:
                 # The file was deleted or replaced under us. Open connections would keep writing to the
@@ -44,13 +53,26 @@ class FeedbackStore:
                 logging.getLogger("iscore.feedback").error(
                     "the feedback database file was deleted or replaced while running; recreating it "
                     "(rows stored before that are only in the old file)")
-                self._engine.dispose()
-                self._engine = None
+                stale, self._engine = self._engine, None
+            current = self._engine
+        if stale is not None:
+            stale.dispose()
+        if current is not None:
+            return current
+        engine = feedback.make_engine(self.url, **self._timeouts)
+        try:
+            feedback.migrate(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        file_id = self._file_id()
+        with self._lock:
             if self._engine is None:
-                engine = feedback.make_engine(self.url, **self._timeouts)
-                feedback.migrate(engine)
-                self._engine, self._file = engine, self._file_id()
-            return self._engine
+                self._engine, self._file = engine, file_id
+                return engine
+            kept = self._engine
+        engine.dispose()
+        return kept
 
     def call(self, fn: Callable[[Any], T]) -> T:
         """Run fn(engine); a database failure is a 503 (nothing was stored), never a 500."""

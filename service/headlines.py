@@ -28,6 +28,7 @@ from iscore.redact import redact_url
 from iscore.scoring import reply_items
 from iscore.settings import Settings
 from iscore.sources import normalize_source
+from iscore.stories import chosen_options
 from iscore.story_score import StoryParams
 from iscore.window import LiveWindow, StoryWindow, TopQuery, filters
 from service.admin import CHALLENGE, INVALID_TOKEN
@@ -35,6 +36,7 @@ from service.body import read_body
 from service.context import require_model, services
 from service.errors import ApiError
 from service.ingest_schema import UNSTORABLE, parse_item, parse_items_body, retention_start
+from service.query import QueryArgs
 from service.schema import decode_json, require_json
 
 bp = Blueprint("headlines", __name__)
@@ -97,11 +99,15 @@ class IngestStore:
 class IngestState:
     """What the headline routes of one app share."""
 
-    def __init__(self, settings: Settings, registry: Any) -> None:
-        """Store, live window, reply cache and metrics for one app."""
+    def __init__(self, settings: Settings, registry: Any, model: Callable[[], Any] = lambda: None) -> None:
+        """Store, live window, reply cache and metrics for one app; ``model()`` gives the served model (or None)."""
         self.settings = settings
         self.store = IngestStore(settings)
-        self.live = LiveWindow(self.store.engine, settings.story_window_hours, settings.top_refresh_seconds)
+        self._model = model
+        self._options: tuple[Any, dict[str, Any]] = (None, {})
+        self._options_lock = threading.Lock()
+        self.live = LiveWindow(self.store.engine, settings.story_window_hours, settings.top_refresh_seconds,
+                               index_options=self.index_options)
         self.params = StoryParams(settings.story_half_life_minutes, settings.story_velocity_minutes)
         self.cache: OrderedDict[Any, tuple[bytes, str]] = OrderedDict()
         self.cache_lock = threading.Lock()
@@ -112,11 +118,28 @@ class IngestState:
                                  registry=registry, multiprocess_mode="max")
 
 
+    def index_options(self) -> tuple[Any, dict[str, Any]]:
+        """(served model version, the chosen clustering with its IDF table): how the live window clusters.
+
+        The model's IDF table is hashed once per version. Before any model is loaded the chosen settings run
+        with an online IDF (key None); the window is rebuilt with the model's table once one serves.
+        """
+        model = self._model()
+        version = getattr(model, "version", None)
+        with self._options_lock:
+            if self._options[0] == version and (version is not None or self._options[1]):
+                return self._options
+        options = chosen_options(model.pipeline if model is not None else None)
+        with self._options_lock:
+            self._options = (version, options)
+            return self._options
+
+
 @bp.record_once
 def _setup(state: Any) -> None:
     app = state.app
     s = app.extensions["iscore"]
-    app.extensions["iscore_ingest"] = IngestState(s.settings, s.metrics.registry)
+    app.extensions["iscore_ingest"] = IngestState(s.settings, s.metrics.registry, s.holder.get)
 
 
 def ingest_state(app: Flask) -> IngestState:
@@ -227,40 +250,16 @@ def _maybe_prune(state: IngestState, now: datetime) -> None:
         log.warning("pruning failed", extra={"fields": {"error": redact_url(str(e))[:300]}})
 
 
-def _query_error(name: str, problem: str, got: str | None = None) -> ApiError:
-    return ApiError(400, "invalid_query", f"query parameter {name!r} {problem}",
-                    {"parameter": name, "got": (got or "")[:50]})
-
-
 def parse_top_query(args: Any, settings: Settings) -> TopQuery:
-    """Validate /v1/top's query string (400 naming the parameter)."""
-    unknown = set(args) - TOP_QUERY_PARAMS
-    if unknown:
-        name = sorted(unknown)[0]
-        raise _query_error(name[:50], f"is not known; use {', '.join(sorted(TOP_QUERY_PARAMS))}")
-    max_minutes = settings.story_window_hours * 60
-    raw = args.get("window_minutes")
-    window = 60.0
-    if raw is not None:
-        try:
-            window = float(raw)
-        except ValueError:
-            window = math.nan
-        if not 0 < window <= max_minutes:
-            raise _query_error("window_minutes", f"must be a number above 0 and at most {max_minutes:g} "
-                               "(ISCORE_STORY_WINDOW_HOURS)", raw)
-    raw = args.get("limit")
-    limit = settings.default_limit
-    if raw is not None:
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_TOP_LIMIT:
-            raise _query_error("limit", f"must be an integer from 1 to {MAX_TOP_LIMIT}", raw)
-        limit = int(raw)
-    for name in ("source", "section"):
-        if any(len(v) > MAX_FILTER_CHARS for v in args.getlist(name)):
-            raise _query_error(name, f"must be at most {MAX_FILTER_CHARS} characters")
-    sources = frozenset(normalize_source(v).key for v in filters(args.getlist("source"))) - {""}
-    sections = filters(args.getlist("section"))
-    return TopQuery(window_minutes=window, limit=min(limit, MAX_TOP_LIMIT), sources=sources, sections=sections)
+    """Validate /v1/top's query string (422 naming each bad parameter: service/query.py)."""
+    q = QueryArgs(args, TOP_QUERY_PARAMS)
+    window = q.number("window_minutes", 60.0, settings.story_window_hours * 60, "minutes",
+                      "the live story window, ISCORE_STORY_WINDOW_HOURS")
+    limit = q.whole("limit", min(settings.default_limit, MAX_TOP_LIMIT), 1, MAX_TOP_LIMIT)
+    source_values, section_values = q.texts("source", MAX_FILTER_CHARS), q.texts("section", MAX_FILTER_CHARS)
+    q.check()
+    sources = frozenset(normalize_source(v).key for v in filters(source_values)) - {""}
+    return TopQuery(window_minutes=window, limit=limit, sources=sources, sections=filters(section_values))
 
 
 def synced(state: IngestState, now: datetime) -> StoryWindow:

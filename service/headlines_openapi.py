@@ -97,6 +97,6 @@ def headline_paths(settings: Settings) -> dict[str, Any]:
                     "window_minutes": {"type": "number"}, "as_of": {"type": "string", "format": "date-time"},
                     "stories": {"type": "array", "items": story}}}, cache),
                 "304": {"description": "not modified since the ETag sent in If-None-Match", "headers": cache},
-                **_errors(400, 429, 503)},
+                **_errors(422, 429, 503)},
         }},
     }

@@ -32,6 +32,7 @@ from iscore.redact import public_value
 from iscore.settings import Settings
 from service.context import services
 from service.errors import ApiError
+from service.query import QueryArgs
 from service.top import LiveTopStories, TopStories
 
 log = logging.getLogger("iscore.pages")
@@ -39,6 +40,8 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_LIMIT = 50
 PAGE_PATHS = ("/sidebar", "/editor", "/model")
 JSON_FEED = "/v1/sidebar.json"
+SIDEBAR_PARAMS = ("limit",)
+FEED_PARAMS = ("window_minutes", "limit")
 # What a link may be: http(s), then no space or control character.
 SAFE_URL = re.compile(r"https?://[^\x00-\x20\x7f]+")
 bp = Blueprint("pages", __name__)
@@ -178,17 +181,6 @@ def max_window_minutes(settings: Settings) -> int:
     return max(1, int(settings.story_window_hours * 60))
 
 
-def int_arg(name: str, default: int, low: int, high: int) -> int:
-    """An integer query argument within [low, high]; 422 (a page: an HTML 422) otherwise."""
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not re.fullmatch(r"[0-9]{1,6}", raw) or not low <= int(raw) <= high:
-        raise ApiError(422, "invalid_request", f"{name} must be a whole number from {low} to {high}",
-                       [{"field": name, "problem": f"must be a whole number from {low} to {high}"}])
-    return int(raw)
-
-
 def top_reply(window_minutes: int, limit: int) -> dict[str, Any]:
     """The feed's body: model version, window and stories (with overrides); 503 when no model serves."""
     s = services()
@@ -228,7 +220,9 @@ def safe_url(url: Any) -> str | None:
 def sidebar() -> Response:
     """The live top ten as an embeddable page: server-rendered, refreshed by polling or meta refresh."""
     settings = pages().settings
-    limit = int_arg("limit", 10, 1, MAX_LIMIT)
+    q = QueryArgs(request.args, SIDEBAR_PARAMS)
+    limit = q.whole("limit", 10, 1, MAX_LIMIT)
+    q.check()  # an HTML 422 naming the parameter
     window = settings.sidebar_window_minutes
     g.page_csp = page_csp(script=True, connect=True, frame_ancestors=settings.cors_origin_list())
     g.page_frame_ok = True
@@ -248,8 +242,10 @@ def sidebar() -> Response:
 def sidebar_feed() -> Response:
     """The sidebar's stories as JSON in the /v1/top shape, with an ETag (304 when unchanged)."""
     settings = pages().settings
-    window = int_arg("window_minutes", settings.sidebar_window_minutes, 1, max_window_minutes(settings))
-    limit = int_arg("limit", 10, 1, MAX_LIMIT)
+    q = QueryArgs(request.args, FEED_PARAMS)
+    window = q.whole("window_minutes", settings.sidebar_window_minutes, 1, max_window_minutes(settings), "minutes")
+    limit = q.whole("limit", 10, 1, MAX_LIMIT)
+    q.check()
     body = top_reply(window, limit)
     tag = etag_of(body)
     if tag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:

@@ -155,6 +155,16 @@ def test_bad_queries_and_seeds_get_the_right_error_shape(pclient):
     assert_error(pclient.get("/v1/sidebar.json?window_minutes=abc"), 422, "invalid_request")
     page = pclient.get("/sidebar?limit=51")
     assert page.status_code == 422 and page.mimetype == "text/html" and "Traceback" not in page.get_data(as_text=True)
+    # one rule with /v1/top: an unknown or invalid parameter is a 422 naming it, in the parameter's units
+    for path, q, name in [("/v1/sidebar.json", "limit=0", "limit"), ("/v1/sidebar.json", "colour=red", "colour"),
+                          ("/v1/sidebar.json", "window_minutes=361", "window_minutes"),
+                          ("/v1/sidebar.json", "window_minutes=1.5", "window_minutes")]:
+        body = assert_error(pclient.get(f"{path}?{q}"), 422, "invalid_request")
+        assert [d["field"] for d in body["details"]] == [name] and name in body["message"]
+    assert "minutes from 1 to 360" in pclient.get("/v1/sidebar.json?window_minutes=0").get_json()["message"]
+    page = pclient.get("/sidebar?colour=red")
+    assert page.status_code == 422 and "colour" in page.get_data(as_text=True)
+    assert pclient.get("/sidebar?limit=5").status_code == 200
     # one headline store: the pages' old seeding route is gone; /v1/headlines wants a key or the admin token
     assert_error(pclient.post("/v1/admin/headlines", json={"headlines": [{"text": "x"}]}, headers=AUTH), 404)
     assert_error(pclient.post("/v1/headlines", json={"items": [one("x", "x")]}), 401)

@@ -70,3 +70,80 @@ def test_deleting_the_sqlite_file_while_running_loses_no_acknowledged_write(make
     # the deletion went with the deleted file; every one acknowledged after it is kept.
     assert acknowledged == 10
     assert stats["items"] == 7, stats
+
+
+def test_no_lock_is_held_while_connecting(monkeypatch, tmp_path):
+    # Regression: FeedbackStore.engine() held its lock (a real OS lock in gevent workers: the app is built before
+    # the fork) across the connection and migration, so a second first use waited for the first one's database
+    # I/O; under gevent that froze the whole worker until gunicorn killed it. Both first uses must reach connect.
+    from iscore import feedback
+    from service.feedback_store import FeedbackStore
+
+    real = feedback.make_engine
+    inside = threading.Barrier(2, timeout=10)  # broken (an error in both threads) unless both connect at once
+
+    def slow_connect(url, **kw):
+        inside.wait()
+        return real(url, **kw)
+
+    monkeypatch.setattr(feedback, "make_engine", slow_connect)
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'fb.db'}")
+    got: list = []
+    errors: list = []
+
+    def first_use() -> None:
+        try:
+            got.append(store.engine())
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=first_use) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert got[0] is got[1] is store.engine()  # one engine kept, the other disposed of
+
+
+@pytest.mark.slow
+def test_a_silent_postgresql_never_hangs_gevent_workers(tmp_path, model_dir, silent_listener):
+    # Under gunicorn with gevent workers: POST /v1/headlines, GET /v1/top and POST /v1/feedback on a database that
+    # accepts and never answers each get a 503 once the connect timeout expires, and the worker keeps serving
+    # (it was frozen by FeedbackStore's lock until gunicorn killed it, dropping every request it held).
+    pytest.importorskip("psycopg", reason="the postgres extra is not installed")
+    from datetime import datetime, timezone
+
+    from tests.conftest import ADMIN_TOKEN, start_server
+
+    url = f"postgresql+psycopg://iscore@127.0.0.1:{silent_listener}/iscore"
+    server = start_server(tmp_path, model_dir, ISCORE_DATABASE_URL=url, ISCORE_ADMIN_TOKEN=ADMIN_TOKEN,
+                          ISCORE_RATE_LIMIT="", ISCORE_RATE_LIMIT_HEADLINES="", ISCORE_TIMEOUT_SECONDS="20",
+                          ISCORE_DATABASE_CONNECT_TIMEOUT_SECONDS="2")
+    now = datetime.now(timezone.utc).isoformat()
+    calls = [("POST", "/v1/headlines", {"items": [{"id": "1", "text": "Floods kill dozens", "source": "a",
+                                                   "published_at": now}]}, "window_store_unavailable"),
+             ("GET", "/v1/top", None, "window_store_unavailable"),
+             ("POST", "/v1/feedback", ITEM, "feedback_store_unavailable")]
+    results: list = []
+
+    def hit(i: int) -> None:
+        method, path, body, _ = calls[i % 3]
+        try:
+            results.append((path, server.request(method, path, body, AUTH, timeout=60)))
+        except OSError as e:  # a worker killed with the request: the hang this test is about
+            results.append((path, (type(e).__name__, {})))
+
+    try:
+        threads = [threading.Thread(target=hit, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        expected = {path: error for _, path, _, error in calls}
+        assert sorted((p, s, b.get("error")) for p, (s, b) in results) == \
+            sorted((p, 503, expected[p]) for p, _ in results), results
+        assert server.request("GET", "/healthz")[0] == 200
+        assert "WORKER TIMEOUT" not in server.log.read_text(errors="replace")
+    finally:
+        server.stop()

@@ -173,14 +173,46 @@ def test_top_groups_a_story_ranks_by_coverage_and_explains(make):
     assert top(c, "section=world") == []
 
 
+def test_top_clusters_with_the_chosen_method_and_the_served_models_idf(make):
+    from iscore.stories import CHOSEN, StoryIndex, chosen_options
+    from service.headlines import ingest_state
+
+    c = make()
+    heads = [(str(i), t, s) for i, (t, s) in enumerate([
+        ("Oscar nominees named", "a"), ("Academy reveals list of nominee films", "b"),
+        ("Government report today on budget", "c"), ("Report today: storm damage", "d"), *zip(QUAKE, "efg")])]
+    assert post(c, [item(h, t, source=s, minutes=30 - int(h)) for h, t, s in heads]).status_code == 200
+    top(c)
+    model = c.application.extensions["iscore"].holder.get()
+    state = ingest_state(c.application)
+    w = state.live.window
+    assert w.options_key == model.version
+    assert (w.index.threshold, w.index.stem, w.index._idf is not None) == (CHOSEN["threshold"], CHOSEN["stem"], True)
+    ix = StoryIndex(window_hours=state.settings.story_window_hours, **chosen_options(model.pipeline))
+    key_of = {r.item_id: k for k, r in w.rows.items()}
+    for h, t, s in heads:
+        ix.add(h, t, w.rows[key_of[h]].published_at, s)
+    groups = {}
+    for h, _, _ in heads:
+        groups.setdefault(ix.story_id(h), []).append(h)
+    assert sorted(sorted(st["members"]) for st in top(c)) == sorted(groups.values())
+
+
 def test_section_filter_and_bad_queries(make):
     c = make()
     post(c, [item(1, QUAKE[0], section="World"), item(2, "Ten easy recipes for dinner", "site_a", section="food")])
     assert [s["members"] for s in top(c, "section=world")] == [["1"]]
     for q, name in [("window_minutes=0", "window_minutes"), ("window_minutes=9999", "window_minutes"),
-                    ("limit=0", "limit"), ("limit=abc", "limit"), ("colour=red", "colour")]:
-        body = assert_error(c.get(f"/v1/top?{q}"), 400, "invalid_query")
-        assert body["details"]["parameter"] == name
+                    ("window_minutes=nan", "window_minutes"), ("limit=0", "limit"), ("limit=abc", "limit"),
+                    ("limit=1.5", "limit"), ("colour=red", "colour"), ("source=" + "x" * 2001, "source")]:
+        body = assert_error(c.get(f"/v1/top?{q}"), 422, "invalid_request")
+        assert [d["field"] for d in body["details"]] == [name] and name in body["message"]
+    # the message speaks in the parameter's units: minutes (the 6-hour story window is 360 of them)
+    body = assert_error(c.get("/v1/top?window_minutes=9999"), 422, "invalid_request")
+    assert "at most 360 minutes" in body["message"] and "hour" not in body["message"].replace("_HOURS", "")
+    assert body["details"][0]["got"] == "9999"
+    body = assert_error(c.get("/v1/top?limit=0&window_minutes=-1&x=1"), 422, "invalid_request")
+    assert sorted(d["field"] for d in body["details"]) == ["limit", "window_minutes", "x"]
 
 
 def test_etag_and_cache_control_give_304_until_something_changes(make):
