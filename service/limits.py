@@ -48,6 +48,10 @@ EXPLAIN_FACTOR = 3
 KEY_PREFIX = "iscore"
 REQUEST_SCOPE = "global"
 HEADLINE_SCOPE = "headlines"
+# Set in the WSGI environ by the thin POST /v1/score path (service/thin.py) when it has counted the request,
+# or charged its headlines, and then hands the request to Flask after all: counted once, not twice.
+REQUEST_COUNTED = "iscore.request_counted"
+HEADLINES_CHARGED = "iscore.headlines_charged"
 # A failed store is checked again after 1, 2, 4, ... seconds (at most 2**MAX_BACKEND_CHECKS), then from 1 again.
 MAX_BACKEND_CHECKS = 5
 # In memory, expired counters are dropped when read, and all of them at most this often (on a hit).
@@ -192,6 +196,8 @@ class RateLimits:
 
     def _check_request(self) -> None:
         """before_request: count the request against its client's budget; 429 when it is spent."""
+        if REQUEST_COUNTED in request.environ:
+            return
         endpoint = request.endpoint
         # No endpoint (404, 405), probes, scrapers and static files are never counted.
         if not endpoint or endpoint in EXEMPT_ENDPOINTS or endpoint.rpartition(".")[2] == "static":
@@ -232,7 +238,7 @@ class RateLimits:
 
     def charge_headlines(self, texts: Sequence[str], with_explain: bool) -> None:
         """Count this request's headline units against the client's budget; 429 when it is spent."""
-        if self.headline_limit is None or not texts:
+        if self.headline_limit is None or not texts or HEADLINES_CHARGED in request.environ:
             return
         self.charge_units(self.client_key(), headline_units(texts, with_explain))
 
