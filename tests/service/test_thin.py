@@ -148,3 +148,21 @@ def test_an_app_with_other_hooks_has_no_thin_path(make_app, monkeypatch):
     app = make_app()
     assert not isinstance(app.wsgi_app, thin.ThinScore)
     assert app.test_client().post("/v1/score", json={"headlines": ["Floods in Kenya"]}).status_code == 200
+
+
+def test_a_fault_in_the_thin_path_is_answered_by_flask_counted_once(make_app, monkeypatch):
+    app = make_app(rate_limit="3/minute")
+    front, path = Client(app.wsgi_app), app.wsgi_app
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a fault of the thin path")
+
+    monkeypatch.setattr(thin, "reply_items", broken)  # Flask's view keeps the real one
+    me = {"REMOTE_ADDR": "thin-fault"}
+    for _ in range(3):
+        r = front.post("/v1/score", json={"headlines": ["Floods kill dozens in Kenya"]}, environ_base=me)
+        assert r.status_code == 200 and r.get_json()["scores"][0]["id"] == "0"
+    assert path.served == 0
+    assert_error(front.post("/v1/score", json={"headlines": ["x"]}, environ_base=me), 429)  # 3 counted, not 6
+    monkeypatch.setattr(thin, "parse_score", broken)
+    assert front.post("/v1/score", json={"headlines": ["x"]}, environ_base={"REMOTE_ADDR": "thin-other"}).status_code == 200
