@@ -1,6 +1,6 @@
 """What one POST /v1/score costs in process, and which part of the request handling costs what.
 
-Run: python bench/request_costs.py [--requests 3000]
+Run: python bench/request_costs.py [--requests 2000] [--rounds 5]
 Calls the WSGI app directly (no sockets) with one headline, with the compiled scorer and with the
 pipeline (ISCORE_COMPILED_SCORER=0), beside bench/bare_app.py, and prints CPU microseconds per
 request; then the same with the rate limits off and with the access log off too, so each cost is a
@@ -42,24 +42,33 @@ def call(app, env: dict) -> bytes:
     return out
 
 
-def cpu_us(app, n: int) -> float:
-    """CPU microseconds per request (best of 3 rounds of n)."""
+def cpu_us_all(apps: dict, n: int, rounds: int = 5, before=None) -> dict[str, float]:
+    """CPU microseconds per request of each app: the best of ``rounds`` rounds of n, the apps taking turns
+    in every round (so a change of load on a shared machine reaches them all alike). ``before(name)``
+    runs before each app's turn (to switch the access log)."""
     envs = [environ() for _ in range(n)]
-    for e in envs[:50]:
-        call(app, dict(e))
-    best = float("inf")
-    for _ in range(3):
-        fresh = [dict(e, **{"wsgi.input": io.BytesIO(BODY)}) for e in envs]
-        t0 = time.process_time()
-        for e in fresh:
-            call(app, e)
-        best = min(best, (time.process_time() - t0) / n * 1e6)
+    best = {name: float("inf") for name in apps}
+    for name, app in apps.items():
+        if before:
+            before(name)
+        for e in envs[:50]:
+            call(app, dict(e, **{"wsgi.input": io.BytesIO(BODY)}))
+    for _ in range(rounds):
+        for name, app in apps.items():
+            if before:
+                before(name)
+            fresh = [dict(e, **{"wsgi.input": io.BytesIO(BODY)}) for e in envs]
+            t0 = time.process_time()
+            for e in fresh:
+                call(app, e)
+            best[name] = min(best[name], (time.process_time() - t0) / n * 1e6)
     return best
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=3000)
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     os.environ.setdefault("ISCORE_STATE_DIR", tempfile.mkdtemp(prefix="iscore-costs-"))
     os.environ["ISCORE_RELOAD_POLL_SECONDS"] = "0"
@@ -78,15 +87,15 @@ def main() -> None:
             h.setStream(devnull)
     access = logging.getLogger("iscore.access")
     n = args.requests
-    print(f"# one POST /v1/score (one headline), WSGI call in process, CPU us per request (best of 3 x {n}); "
-          f"{machine()}; load {os.getloadavg()}")
-    bare = cpu_us(bare_app(), n)
-    rows = [("bare Flask (bench/bare_app.py)", bare)]
-    for name, app in apps.items():
-        rows.append((name, cpu_us(app, n)))
-    access.setLevel(logging.WARNING)
-    rows.append(("compiled, no rate limits, no access log", cpu_us(apps["compiled, no rate limits"], n)))
+    print(f"# one POST /v1/score (one headline), WSGI call in process, CPU us per request (best of "
+          f"{args.rounds} x {n}, the apps taking turns); {machine()}; load {os.getloadavg()}")
+    quiet = "compiled, no rate limits, no access log"
+    turns = {"bare Flask (bench/bare_app.py)": bare_app(), **apps, quiet: apps["compiled, no rate limits"]}
+    got = cpu_us_all(turns, n, args.rounds,
+                     before=lambda name: access.setLevel(logging.WARNING if name == quiet else logging.NOTSET))
     access.setLevel(logging.NOTSET)
+    rows = list(got.items())
+    bare = got["bare Flask (bench/bare_app.py)"]
     got = dict(rows)
     for name, us in rows:
         print(f"  {name:<42} {us:7.0f} us   bare/this {bare / us:.2f}")

@@ -8,7 +8,9 @@ look-ups and a few numpy operations per *batch*, instead of scikit-learn's per-c
 Text handling is never re-implemented here: every part is asked through its own per-record methods
 (``ColumnPicker.one``, the vectorizer's ``build_analyzer()``, ``HeadlineStats.row``,
 ``StaticEmbedder.token_ids``, ``SourceEncoder._key``), so a change to how a part reads a headline
-reaches the compiled form by itself. The arithmetic copies the pipeline's rounding (TF-IDF and the
+reaches the compiled form by itself. Those methods run on shallow copies of the parts that share one
+stand-in for their equal fitted cleaners (:class:`_SharedClean`), so a headline is cleaned once per
+batch, not once per part. The arithmetic copies the pipeline's rounding (TF-IDF and the
 vector sum in float32, in the same order), so both give the same scores to about 1e-12, and
 :func:`verify` checks that on sample records before a version serves.
 
@@ -73,6 +75,52 @@ def _texts(records: Sequence[Any], field: str, cache: dict[str, list[str]]) -> l
     return got
 
 
+# Cleaned texts a shared cleaner remembers at most (a batch's worth; scoring forgets them after each batch).
+MEMO_LIMIT = 50_000
+
+
+class _SharedClean:
+    """Stands in for the equal fitted cleaners of several parts: each text is cleaned once per batch.
+
+    Every text part of a #14 model holds its own fitted copy of one HeadlineCleaner, and each part's own
+    per-record method cleans the headline again (three times per headline on the shipped model, about
+    12 us each). The compiled parts call those same methods on shallow copies of the parts whose
+    ``cleaner_`` is this object: ``clean`` answers from what another part already asked in this batch,
+    else asks the real cleaner. Only cleaners equal in every fitted attribute share one.
+    """
+
+    def __init__(self, cleaner: Any):
+        self.cleaner = cleaner
+        self.memo: dict[str, str] = {}
+
+    def clean(self, text: str) -> str:
+        got = self.memo.get(text)
+        if got is None:
+            if len(self.memo) >= MEMO_LIMIT:
+                self.memo.clear()
+            got = self.memo[text] = self.cleaner.clean(text)
+        return got
+
+    def __getattr__(self, name: str) -> Any:  # anything else a part reads of its cleaner
+        return getattr(self.cleaner, name)
+
+
+def _with_cleaner(estimator: Any, shared: dict[int, _SharedClean]) -> Any:
+    """``estimator`` itself without a fitted cleaner, else a shallow copy whose ``cleaner_`` is the shared
+    stand-in of every cleaner equal to its own (the fitted pipeline is never changed)."""
+    cleaner = getattr(estimator, "cleaner_", None)
+    if cleaner is None:
+        return estimator
+    stand_in = next((c for c in shared.values()
+                     if type(c.cleaner) is type(cleaner) and vars(c.cleaner) == vars(cleaner)), None)
+    if stand_in is None:
+        stand_in = shared[id(cleaner)] = _SharedClean(cleaner)
+    twin = object.__new__(type(estimator))
+    twin.__dict__.update(vars(estimator))
+    twin.cleaner_ = stand_in
+    return twin
+
+
 @dataclass(frozen=True)
 class _Block:
     """One part's values for a batch: sparse triplets (rows, part columns, values) or a dense array."""
@@ -100,13 +148,13 @@ class _Block:
 class _TextTerms:
     """A ``Pipeline([ColumnPicker, TfidfVectorizer])`` part (word or character n-grams)."""
 
-    def __init__(self, part: Pipeline):
+    def __init__(self, part: Pipeline, shared: dict[int, _SharedClean]):
         (_, picker), (_, vec) = part.steps
         if (type(picker) is not ColumnPicker or type(vec) is not TfidfVectorizer or vec.input != "content"
                 or vec.norm not in ("l2", None) or np.dtype(vec.dtype) not in (np.float32, np.float64)):
             raise NotCompilable(f"text part {type(picker).__name__} -> {type(vec).__name__} is not "
                                 "ColumnPicker -> TfidfVectorizer (l2 or no norm)")
-        self.picker = picker
+        self.picker = _with_cleaner(picker, shared)
         self.analyzer: Callable[[str], list[str]] = vec.build_analyzer()
         # Plain ints: a fitted vocabulary holds numpy integers, slower to look up and to turn into arrays.
         self.vocabulary: Mapping[str, int] = {str(g): int(j) for g, j in vec.vocabulary_.items()}
@@ -172,14 +220,14 @@ class _TextTerms:
 class _Stats:
     """A ``Pipeline([HeadlineStats(, StandardScaler)])`` part: a few numbers per headline."""
 
-    def __init__(self, part: Any):
+    def __init__(self, part: Any, shared: dict[int, _SharedClean]):
         steps = part.steps if type(part) is Pipeline else [("stats", part)]
         stats, scaler = steps[0][1], (steps[1][1] if len(steps) > 1 else None)
         if (type(stats) is not HeadlineStats or len(steps) > 2
                 or (scaler is not None and type(scaler) is not StandardScaler)):
             names = " -> ".join(type(t).__name__ for _, t in steps)
             raise NotCompilable(f"statistics part {names} is not HeadlineStats -> StandardScaler")
-        self.stats = stats
+        self.stats = _with_cleaner(stats, shared)
         self.mean = None if scaler is None or not scaler.with_mean else np.asarray(scaler.mean_, dtype=np.float64)
         self.scale = None if scaler is None or not scaler.with_std else np.asarray(scaler.scale_, dtype=np.float64)
         self.width = len(stats.get_feature_names_out())
@@ -198,7 +246,7 @@ class _Stats:
 class _Source:
     """A ``SourceEncoder`` part: one column per trained source key."""
 
-    def __init__(self, part: SourceEncoder):
+    def __init__(self, part: SourceEncoder, shared: dict[int, _SharedClean]):
         self.encoder = part
         self.index: Mapping[str, int] = part.index_
         self.width = len(part.categories_)
@@ -225,10 +273,10 @@ class _Source:
 class _Semantic:
     """A ``StaticEmbedder`` part: ``weight * s / |s|``, ``s`` the float32 sum of the token vectors."""
 
-    def __init__(self, part: StaticEmbedder):
-        self.embedder = part
+    def __init__(self, part: StaticEmbedder, shared: dict[int, _SharedClean]):
         # What transform multiplies with: the embedder's own float32 copy, shared rather than made twice.
         self.vectors = part._vectors32()
+        self.embedder = _with_cleaner(part, shared)
         self.weight = np.float32(part.weight)
         self.width = int(self.vectors.shape[1])
         self.dtype = np.dtype(np.float32)
@@ -274,16 +322,64 @@ class _Semantic:
         return _Block(None, None, self.rows(_texts(records, "text", cache)), self.width)
 
 
-def _compile_part(name: str, part: Any) -> Any:
+class _Scale:
+    """One blend's raw prediction -> 0-100 score, from the calibrated model's tables read out once.
+
+    PercentileCalibratedRegressor.score_of_raw computes ``curve(clip(nan_to_num(interp(raw, quantiles,
+    levels), nan=50), 0, 100))``; this does the same arithmetic on the same tables without its per-call
+    checks. :func:`_scale` uses it only where it gives score_of_raw's values bit for bit on probe values
+    spanning the whole scale, else score_of_raw itself.
+    """
+
+    def __init__(self, quantiles: np.ndarray, levels: np.ndarray, curve: Any):
+        self.quantiles = np.asarray(quantiles, dtype=np.float64)
+        self.levels = np.asarray(levels, dtype=np.float64)
+        xs, ys = zip(*curve) if curve else ((), ())
+        self.xs, self.ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        if self.quantiles.size == 1:
+            pct = np.full(raw.shape, 50.0)
+        else:
+            pct = np.interp(raw, self.quantiles, self.levels)  # finite tables: only a NaN raw gives a NaN
+            pct[np.isnan(pct)] = 50.0
+            np.clip(pct, 0.0, 100.0, out=pct)
+        return np.interp(pct, self.xs, self.ys) if self.xs.size else pct
+
+
+def _scale(calibrated: PercentileCalibratedRegressor, blend: str, default: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """The raw -> score mapping of ``blend``: a :class:`_Scale` when it equals score_of_raw exactly, else
+    score_of_raw."""
+    def own(raw: np.ndarray) -> np.ndarray:
+        return calibrated.score_of_raw(raw, blend)
+
+    try:
+        quantiles, levels = ((calibrated.quantiles_, calibrated.levels_) if default
+                             else calibrated.blend_references_[blend])
+        fast = _Scale(quantiles, levels, getattr(calibrated, "curve", None))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return own
+    q = fast.quantiles
+    span = float(q[-1] - q[0]) if q.size else 1.0
+    probes = np.concatenate([q, (q[:-1] + q[1:]) / 2, q[:1] - span - 1.0, q[-1:] + span + 1.0,
+                             [np.nan, np.inf, -np.inf, 0.0]])
+    try:
+        same = np.array_equal(fast(probes.copy()), np.asarray(own(probes.copy()), dtype=np.float64), equal_nan=True)
+    except Exception:  # noqa: BLE001 - whatever it is, the model's own mapping is the one to use
+        same = False
+    return fast if same else own
+
+
+def _compile_part(name: str, part: Any, shared: dict[int, _SharedClean]) -> Any:
     if type(part) is Pipeline and len(part.steps) == 2 and type(part.steps[0][1]) is ColumnPicker:
-        return _TextTerms(part)
+        return _TextTerms(part, shared)
     if (type(part) is Pipeline and part.steps and type(part.steps[0][1]) is HeadlineStats) \
             or type(part) is HeadlineStats:
-        return _Stats(part)
+        return _Stats(part, shared)
     if type(part) is SourceEncoder:
-        return _Source(part)
+        return _Source(part, shared)
     if type(part) is StaticEmbedder:
-        return _Semantic(part)
+        return _Semantic(part, shared)
     raise NotCompilable(f"feature part {name!r} ({type(part).__name__}) is not one the compiled scorer knows")
 
 
@@ -299,8 +395,10 @@ class CompiledScorer:
     """Scores records like ``iscore.scoring.score(pipeline, records)``, from tables read out of it once."""
 
     def __init__(self, pipeline: Any, parts: list[_Part], intercepts: dict[str, float],
-                 calibrated: PercentileCalibratedRegressor, terms: dict[str, tuple[np.ndarray, float]]):
+                 calibrated: PercentileCalibratedRegressor, terms: dict[str, tuple[np.ndarray, float]],
+                 cleaners: tuple[_SharedClean, ...] = ()):
         self.pipeline = pipeline
+        self.cleaners = cleaners  # the parts' shared cleaners: their memory of a batch is dropped after it
         self.parts = parts
         self.intercepts = intercepts  # per blend
         self.calibrated = calibrated
@@ -309,6 +407,8 @@ class CompiledScorer:
         # The union's matrix is float64 when any part is (the headline statistics are): then the pipeline
         # computes the raw prediction in float64, and the parts' shares can be summed separately.
         self.float64 = np.result_type(*[p.compiled.dtype for p in parts] or [np.float64]) == np.float64
+        # Per blend, raw prediction -> 0-100 score (iscore.model's score_of_raw, or the same from its tables).
+        self.scales = {b: _scale(calibrated, b, i == 0) for i, b in enumerate(self.blends)}
 
     def part(self, name: str) -> Any:
         """A compiled part by its union name ("words", "semantic", ...), or None (stories reuse these)."""
@@ -334,20 +434,28 @@ class CompiledScorer:
         n = len(records)
         cache: dict[str, list[str]] = {}
         out = np.full(n, self.intercepts[blend], dtype=np.float64)
-        for p in self.parts:
-            part, coef = p.compiled, p.coef[blend]
-            if hasattr(part, "raw"):  # a part with a shortcut to its share
-                out += part.raw(records, cache, coef)
-            else:
-                out += part.block(records, cache).raw(coef, n)
+        try:
+            for p in self.parts:
+                part, coef = p.compiled, p.coef[blend]
+                if hasattr(part, "raw"):  # a part with a shortcut to its share
+                    out += part.raw(records, cache, coef)
+                else:
+                    out += part.block(records, cache).raw(coef, n)
+        finally:
+            self._forget()
         return out
+
+    def _forget(self) -> None:
+        """Drop the cleaned texts of the batch just scored (the next batch is other headlines)."""
+        for cleaner in self.cleaners:
+            cleaner.memo.clear()
 
     def score(self, records: Sequence[Any], blend: str | None = None) -> np.ndarray:
         """i-Scores (0-100, finite) of ``records`` in order, as iscore.scoring.score computes them."""
         blend = self._blend(blend)
         if len(records) == 0:
             return np.zeros(0, dtype=np.float64)
-        out = np.asarray(self.calibrated.score_of_raw(self.raw(records, blend), blend), dtype=np.float64)
+        out = np.asarray(self.scales[blend](self.raw(records, blend)), dtype=np.float64)
         # iscore.scoring.score's nan_to_num(nan=0, posinf=100, neginf=0) then clip to 0..100, in fewer steps.
         out[np.isnan(out)] = 0.0
         return np.clip(out, 0.0, 100.0, out=out)
@@ -356,7 +464,10 @@ class CompiledScorer:
         """The feature union's matrix for ``records`` (same columns and values as its transform)."""
         n = len(records)
         cache: dict[str, list[str]] = {}
-        blocks = [p.compiled.block(records, cache).matrix(n) for p in self.parts]
+        try:
+            blocks = [p.compiled.block(records, cache).matrix(n) for p in self.parts]
+        finally:
+            self._forget()
         # Stacked as FastFeatureUnion.transform stacks them: CSR when any part is sparse, else dense.
         return hstack_csr(blocks) if any(sp.issparse(b) for b in blocks) else np.hstack(blocks)
 
@@ -382,16 +493,18 @@ def compile_pipeline(pipeline: Any) -> CompiledScorer:
         terms[blend] = (np.ravel(coef_b), float(intercept_b))
     coefs = {b: np.asarray(c, dtype=np.float64) for b, (c, _) in terms.items()}
     parts, start = [], 0
+    shared: dict[int, _SharedClean] = {}  # one stand-in per distinct fitted cleaner
     for name, part in union.transformer_list:
         if part in ("drop", None):
             continue
-        compiled = _compile_part(name, part)
+        compiled = _compile_part(name, part, shared)
         parts.append(_Part(name, start, compiled, {b: c[start:start + compiled.width] for b, c in coefs.items()}))
         start += compiled.width
     for b, c in coefs.items():
         if start != c.shape[0]:
             raise NotCompilable(f"the parts have {start} columns, the {b} blend {c.shape[0]} coefficients")
-    return CompiledScorer(pipeline, parts, {b: i for b, (_, i) in terms.items()}, calibrated, terms)
+    return CompiledScorer(pipeline, parts, {b: i for b, (_, i) in terms.items()}, calibrated, terms,
+                          tuple(shared.values()))
 
 
 def verification_records(texts: Sequence[str] = ()) -> list[dict[str, str]]:

@@ -8,7 +8,7 @@ from flask import Flask
 
 from iscore.settings import Settings
 from iscore.triage import load_language_model
-from service import admin, feedback, headlines, meta, pages, scoring
+from service import admin, feedback, headlines, meta, pages, scoring, thin
 from service.context import Services, registry_names, request_limits
 from service.errors import register_error_handlers
 from service.feedback_store import FeedbackStore
@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     load_language_model()  # 0.5 s once per process; under gunicorn in the master, shared by every worker
     register_error_handlers(app)
     logging.getLogger("iscore.app").info("app created", extra={"fields": {"settings": settings.public()}})
-    install_hooks(app, metrics, holder)
+    replies = install_hooks(app, metrics, holder)
     # After the hooks, so a request refused by a rate limit still has its request id and timing.
     rate_limits = RateLimits(app, settings)
     store = FeedbackStore(settings.database_url, connect_timeout=settings.database_connect_timeout_seconds,
@@ -44,4 +44,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in (scoring.bp, meta.bp, admin.bp, feedback.bp, headlines.bp):
         app.register_blueprint(blueprint)
     pages.install(app, settings)  # the sidebar, editor's desk and model page (issue #17)
+    # Last, once every hook is in place: ordinary POST /v1/score requests answered in front of Flask.
+    thin.install(app, replies)
     return app

@@ -18,6 +18,8 @@ from typing import Any
 from service.errors import ApiError
 
 READ_STEP = 64 * 1024
+# The ApiError of a body that service/thin.py failed to read, kept in the environ for the view to raise.
+BODY_ERROR = "iscore.body_error"
 
 
 class _BodyTimeout(Exception):

@@ -11,7 +11,7 @@ from flask import current_app, g, request
 from iscore.redact import public_text
 from iscore.registry import LoadedModel
 from iscore.settings import Settings
-from service.body import read_body
+from service.body import BODY_ERROR, read_body
 from service.errors import ApiError
 from service.feedback_store import FeedbackStore
 from service.holder import ModelHolder
@@ -81,5 +81,8 @@ def json_body() -> Any:
     settings = services().settings
     content_type = request.headers.get("Content-Type")
     require_json(content_type)  # before reading a body that would be refused anyway
+    failed = request.environ.get(BODY_ERROR)
+    if failed is not None:  # the thin /v1/score path read the body and failed: the same error, raised here
+        raise failed
     raw = read_body(request.environ, settings.max_body_bytes, settings.body_timeout_seconds)
     return parse_json_body(raw, content_type)

@@ -137,3 +137,17 @@ def post_worker_init(worker):  # noqa: ANN001 - gunicorn hook signature
     if services is not None:
         services["holder"].start_polling(_s.reload_poll_seconds)
     mark_ready(worker.age)
+
+
+def worker_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature
+    """In the exiting worker, before the interpreter tears its modules down: flush the log handlers now.
+
+    A handler freed during that teardown reports its removal through logging's lock, which gevent has
+    patched; once gevent's own module is cleared that prints "Exception ignored in: <function
+    _removeHandlerRef>" and a traceback to stderr (whether it happens depends on the order in which
+    modules are torn down). Flushed here, the handlers need no bookkeeping at teardown.
+    """
+    import logging
+
+    logging.shutdown()  # what atexit would do later: flush and close every handler
+    del logging._handlerList[:]  # type: ignore[attr-defined] # so _removeHandlerRef has nothing to do

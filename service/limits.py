@@ -1,10 +1,17 @@
-"""Per-client rate limits: requests per client (Flask-Limiter) and headline units per client.
+"""Per-client rate limits: requests per client and headline units per client.
 
 A client is its admin token when it sends the right one, else its address (X-Forwarded-For only
 behind ISCORE_TRUSTED_PROXIES proxies: anyone can write that header). Counts live in memory per
 worker process by default, or in Redis (ISCORE_RATE_LIMIT_STORAGE_URL) to be shared by all
-workers and servers. A rate-limit store that fails lets requests through (and logs), rather than
-turning a Redis outage into a service outage.
+workers and servers. A rate-limit store that fails is replaced by counting in memory in that worker
+(retried with a growing pause), and a failure there too lets requests through (and logs), rather
+than turning a Redis outage into a service outage.
+
+The counting is the ``limits`` library's sliding-window counter on its storage, called directly
+from one ``before_request`` hook: the same strategy, storage, keys and fallback Flask-Limiter gave
+(its keys are kept, so servers of either kind share one Redis's counts), without its per-request
+machinery (limit resolution, a request context, an after_request and a teardown hook: about
+0.2 ms of the 0.25 ms the limits cost per request, bench/request_costs.py).
 """
 
 from __future__ import annotations
@@ -13,18 +20,19 @@ import hashlib
 import hmac
 import logging
 import math
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from flask import Flask, Response, request
-from flask_limiter import Limiter
-from flask_limiter.errors import RateLimitExceeded
+from flask import Flask, request
 from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.strategies import RateLimiter, SlidingWindowCounterRateLimiter
 
 from iscore.redact import redact_url
 from iscore.settings import Settings
-from service.errors import ApiError, error_response
+from service.errors import ApiError
 
 log = logging.getLogger("iscore.limits")
 
@@ -35,6 +43,71 @@ EXEMPT_ENDPOINTS = frozenset({"meta.healthz", "meta.readyz", "meta.metrics_route
 # model). explain=true triples the cost (explain took 1.3x-3.9x the scoring time, short to long).
 UNIT_CHARS = 200
 EXPLAIN_FACTOR = 3
+# Storage keys as Flask-Limiter named them (prefix, client, scope): "LIMITER/iscore/<client>/global/..."
+# for requests, "LIMITER/headlines/<client>/..." for headline units.
+KEY_PREFIX = "iscore"
+REQUEST_SCOPE = "global"
+HEADLINE_SCOPE = "headlines"
+# Set in the WSGI environ by the thin POST /v1/score path (service/thin.py) when it has counted the request,
+# or charged its headlines, and then hands the request to Flask after all: counted once, not twice.
+REQUEST_COUNTED = "iscore.request_counted"
+HEADLINES_CHARGED = "iscore.headlines_charged"
+# A failed store is checked again after 1, 2, 4, ... seconds (at most 2**MAX_BACKEND_CHECKS), then from 1 again.
+MAX_BACKEND_CHECKS = 5
+# In memory, expired counters are dropped when read, and all of them at most this often (on a hit).
+SWEEP_SECONDS = 10.0
+
+
+class _AlwaysAlive:
+    """Stands in for MemoryStorage's expiry timer, which therefore never starts again."""
+
+    @staticmethod
+    def is_alive() -> bool:
+        return True
+
+    @staticmethod
+    def cancel() -> None:
+        pass
+
+
+class SweptMemoryStorage(MemoryStorage):
+    """limits' MemoryStorage without its expiry thread.
+
+    MemoryStorage starts a ``threading.Timer`` of 10 ms on a hit whenever the last one has fired: while
+    requests keep coming, a new thread every 10 ms, the larger part of what counting cost per request
+    (bench/request_costs.py). Here expired counters are dropped as MemoryStorage.get drops them (when
+    read), and every expired counter by :meth:`sweep`, at most every SWEEP_SECONDS, on a hit: the same
+    counts, memory bounded by the clients of the last few windows, and no thread.
+    """
+
+    def __init__(self, uri: str | None = None, **options: Any):
+        super().__init__(uri, **options)
+        self.timer.cancel()  # the one MemoryStorage started
+        self.timer = _AlwaysAlive()  # type: ignore[assignment]
+        self._next_sweep = time.time() + SWEEP_SECONDS
+
+    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        now = time.time()
+        if now >= self._next_sweep:
+            self._next_sweep = now + SWEEP_SECONDS
+            self.sweep(now)
+        return super().incr(key, expiry, amount)
+
+    def sweep(self, now: float) -> int:
+        """Drop every counter expired at ``now``; how many were dropped."""
+        dropped = 0
+        for key, at in list(self.expirations.items()):
+            if at <= now:
+                self.storage.pop(key, None)
+                self.expirations.pop(key, None)
+                self.locks.pop(key, None)
+                dropped += 1
+        return dropped
+
+
+def _storage(url: str, **options: Any) -> Storage:
+    """The counters' storage for ISCORE_RATE_LIMIT_STORAGE_URL."""
+    return SweptMemoryStorage() if url.startswith("memory://") else storage_from_string(url, **options)
 
 
 def client_address(remote_addr: str | None, forwarded_for: str | None, trusted_proxies: int) -> str:
@@ -53,52 +126,128 @@ def headline_units(texts: Sequence[str], with_explain: bool) -> int:
 
 
 class RateLimits:
-    """The two per-client limits of one app."""
+    """The two per-client limits of one app, counted on one storage (in memory when it fails)."""
 
     def __init__(self, app: Flask, settings: Settings):
         self.settings = settings
+        self.request_limit: RateLimitItem | None = parse(settings.rate_limit) if settings.rate_limit else None
         self.headline_limit: RateLimitItem | None = (
             parse(settings.rate_limit_headlines) if settings.rate_limit_headlines else None)
-        self.limiter: Limiter | None = None
-        if not settings.rate_limit and self.headline_limit is None:
-            return  # both limits off: no Flask-Limiter hooks on every request (about 0.15 ms each)
+        self.enabled = self.request_limit is not None or self.headline_limit is not None
+        if not self.enabled:
+            return  # both limits off: no hook on any request
         redis = settings.rate_limit_storage_url.startswith(("redis", "rediss"))
-        self.limiter = Limiter(
-            key_func=self.client_key,
-            app=app,
-            # One budget per client over all routes (default_limits would count each route apart).
-            application_limits=[settings.rate_limit] if settings.rate_limit else [],
-            strategy="sliding-window-counter",  # O(1) per key and cost, unlike a moving window
-            storage_uri=settings.rate_limit_storage_url,
-            # A hung Redis must not hang requests: fail fast, then count in memory until it is back.
-            storage_options={"socket_timeout": 0.5, "socket_connect_timeout": 0.5} if redis else {},
-            in_memory_fallback_enabled=True,
-            swallow_errors=True,
-            headers_enabled=False,  # Retry-After goes on the 429 only, set below
-            key_prefix="iscore",
-        )
-        self.limiter.request_filter(lambda: request.endpoint in EXEMPT_ENDPOINTS)
-        app.register_error_handler(RateLimitExceeded, self._too_many_requests)
+        # A hung Redis must not hang requests: fail fast, then count in memory until it is back.
+        options = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5} if redis else {}
+        self.storage: Storage = _storage(settings.rate_limit_storage_url, **options)
+        self._strategy: RateLimiter = SlidingWindowCounterRateLimiter(self.storage)
+        self._fallback: RateLimiter = SlidingWindowCounterRateLimiter(SweptMemoryStorage())
+        self._storage_dead = False
+        self._lock = threading.Lock()
+        self._last_check = 0.0
+        self._checks = 0
+        if self.request_limit is not None:
+            # After install_hooks' before_request, so a refused request still has its request id and timing.
+            app.before_request(self._check_request)
+
+    @property
+    def strategy(self) -> RateLimiter:
+        """The counting in use: the configured storage's, or the in-memory one while that storage is down."""
+        if self._storage_dead:
+            self._maybe_recovered()
+        return self._fallback if self._storage_dead else self._strategy
+
+    def _maybe_recovered(self) -> None:
+        """While the store is down, ask it again after a pause that doubles each time (1, 2, 4 ... 32 s)."""
+        now = time.time()
+        with self._lock:
+            if self._checks > MAX_BACKEND_CHECKS:
+                self._checks = 0
+            if now - self._last_check <= 2 ** self._checks:
+                return
+            self._last_check = now
+            self._checks += 1
+        try:
+            ok = self.storage.check()
+        except Exception:  # noqa: BLE001 - still down
+            ok = False
+        if ok:
+            log.info("rate-limit store recovered")
+            self._storage_dead = False
+            self._checks = 0
+
+    def _hit(self, item: RateLimitItem, identifiers: tuple[str, ...], cost: int) -> tuple[bool, float | None]:
+        """Count ``cost`` against ``item``; (allowed, reset time when refused). A failing store falls back
+        to memory once, and a failure there raises."""
+        strategy = self.strategy
+        try:
+            allowed = strategy.hit(item, *identifiers, cost=cost)
+            return allowed, None if allowed else strategy.get_window_stats(item, *identifiers).reset_time
+        except Exception as e:
+            if strategy is self._fallback:
+                raise
+            log.warning("rate-limit store unreachable; counting in memory in this worker",
+                        extra={"fields": {"error": redact_url(str(e))[:300]}})
+            with self._lock:
+                self._storage_dead = True
+                self._last_check = time.time()
+            allowed = self._fallback.hit(item, *identifiers, cost=cost)
+            return allowed, None if allowed else self._fallback.get_window_stats(item, *identifiers).reset_time
+
+    def _check_request(self) -> None:
+        """before_request: count the request against its client's budget; 429 when it is spent."""
+        if REQUEST_COUNTED in request.environ:
+            return
+        endpoint = request.endpoint
+        # No endpoint (404, 405), probes, scrapers and static files are never counted.
+        if not endpoint or endpoint in EXEMPT_ENDPOINTS or endpoint.rpartition(".")[2] == "static":
+            return
+        self.check_request(self.client_key())
+
+    def check_request(self, key: str) -> None:
+        """Count one request of client ``key``; ApiError 429 (with Retry-After) when its budget is spent."""
+        if self.request_limit is None:
+            return
+        try:
+            allowed, reset_at = self._hit(self.request_limit, (KEY_PREFIX, key, REQUEST_SCOPE), 1)
+        except Exception as e:  # noqa: BLE001 - the store and the memory fallback failed: serve rather than fail
+            log.warning("rate-limit store failed; request limit not applied",
+                        extra={"fields": {"error": redact_url(str(e))[:300]}})
+            return
+        if not allowed:
+            retry = _retry_after(reset_at)
+            raise ApiError(429, "rate_limited",
+                           f"more than {self.settings.rate_limit} requests from this client; retry after {retry} s",
+                           {"limit": self.settings.rate_limit, "retry_after_seconds": retry},
+                           headers={"Retry-After": str(retry)})
 
     def client_key(self) -> str:
         """The admin token (hashed) when the request carries the right one, else the client address."""
+        return self.client_key_of(request.environ)
+
+    def client_key_of(self, environ: dict[str, Any]) -> str:
+        """:meth:`client_key` of a WSGI environ."""
         token = self.settings.admin_token
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if token and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
-            return "token:" + hashlib.sha256(token.encode()).hexdigest()[:16]
-        return "addr:" + client_address(request.remote_addr, request.headers.get("X-Forwarded-For"),
+        auth = environ.get("HTTP_AUTHORIZATION")
+        if token and auth:
+            scheme, _, given = auth.partition(" ")
+            if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+                return "token:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        return "addr:" + client_address(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"),
                                         self.settings.trusted_proxies)
 
     def charge_headlines(self, texts: Sequence[str], with_explain: bool) -> None:
         """Count this request's headline units against the client's budget; 429 when it is spent."""
-        if self.headline_limit is None or self.limiter is None or not texts:
+        if self.headline_limit is None or not texts or HEADLINES_CHARGED in request.environ:
             return
-        units = headline_units(texts, with_explain)
-        key = self.client_key()
+        self.charge_units(self.client_key(), headline_units(texts, with_explain))
+
+    def charge_units(self, key: str, units: int) -> None:
+        """Count ``units`` headline units of client ``key``; ApiError 429 when its budget is spent."""
+        if self.headline_limit is None:
+            return
         try:
-            strategy = self.limiter.limiter
-            allowed = strategy.hit(self.headline_limit, "headlines", key, cost=units)
-            reset_at = None if allowed else strategy.get_window_stats(self.headline_limit, "headlines", key).reset_time
+            allowed, reset_at = self._hit(self.headline_limit, (HEADLINE_SCOPE, key), units)
         except Exception as e:  # noqa: BLE001 - the store is down: serve rather than fail
             log.warning("rate-limit store failed; headline budget not applied",
                         extra={"fields": {"error": redact_url(str(e))[:300]}})
@@ -111,17 +260,6 @@ class RateLimits:
                            {"limit": self.settings.rate_limit_headlines, "request_units": units,
                             "retry_after_seconds": retry},
                            headers={"Retry-After": str(retry)})
-
-    def _too_many_requests(self, e: RateLimitExceeded) -> tuple[Response, int]:
-        current = self.limiter.current_limit if self.limiter is not None else None
-        reset_at = current.reset_at if current is not None else None
-        retry = _retry_after(reset_at)
-        resp, status = error_response(429, "rate_limited",
-                                      f"more than {self.settings.rate_limit} requests from this client; "
-                                      f"retry after {retry} s",
-                                      {"limit": self.settings.rate_limit, "retry_after_seconds": retry})
-        resp.headers["Retry-After"] = str(retry)
-        return resp, status
 
 
 def _retry_after(reset_at: Any) -> int:

@@ -143,19 +143,54 @@ def configure_logging(level: str) -> None:
         py_warnings.propagate = False
 
 
-def install_hooks(app: Flask, metrics: Metrics, holder: ModelHolder) -> None:
+class Replies:
+    """What every reply gets besides its body: request id, model version and security headers, a metric
+    sample and an access-log line. The Flask hooks (:func:`install_hooks`) and the thin ``POST /v1/score``
+    path (service/thin.py) both use these, so both say the same."""
+
+    def __init__(self, metrics: Metrics, holder: ModelHolder):
+        self.metrics = metrics
+        self.holder = holder
+        self._log_enabled = access_log.isEnabledFor
+        self.hooks: tuple[Any, ...] = ()  # the before/after_request hooks install_hooks registered
+
+    @staticmethod
+    def request_id(given: str) -> str:
+        """The client's X-Request-ID when it has the accepted form, else a fresh id."""
+        return given if REQUEST_ID.match(given) else uuid.uuid4().hex
+
+    def served(self, model_version: str | None) -> str | None:
+        """The X-Model-Version of a reply: the version the request used, else the one loaded now."""
+        if model_version:
+            return model_version
+        current = self.holder.get()
+        return current.version if current else None
+
+    def record(self, route: str, method: str, path: str, status: int, elapsed: float, request_id: str,
+               model_version: str | None, headlines: int | None) -> None:
+        """Count the request, record its latency and write its access-log line (at INFO)."""
+        self.metrics.observe_request(route, method, status, elapsed)
+        if self._log_enabled(logging.INFO):
+            access_log.info("request", extra={"fields": {
+                "request_id": request_id or None, "method": method, "path": path,
+                "route": route, "status": status, "ms": round(elapsed * 1000, 2),
+                "model_version": model_version, "headlines": headlines,
+            }})
+
+
+def install_hooks(app: Flask, metrics: Metrics, holder: ModelHolder) -> Replies:
     """Give every request an id and timing, and every reply its headers, metrics and access-log line."""
 
     # Each request-, g- and header-proxy access resolves a context variable; the hooks below resolve each
     # once (bench/request_costs.py measures the whole request).
-    log_requests = access_log.isEnabledFor
+    replies = Replies(metrics, holder)
+    request_id_of, served_of, record = replies.request_id, replies.served, replies.record
 
     @app.before_request
     def _start() -> None:
         ctx = g._get_current_object()
         ctx.t0 = time.perf_counter()
-        rid = request.headers.get("X-Request-ID", "")
-        ctx.request_id = rid if REQUEST_ID.match(rid) else uuid.uuid4().hex
+        ctx.request_id = request_id_of(request.headers.get("X-Request-ID", ""))
         ctx.model_version = None
         ctx.n_headlines = None
 
@@ -166,24 +201,17 @@ def install_hooks(app: Flask, metrics: Metrics, holder: ModelHolder) -> None:
         route = rule.rule if rule else "(unmatched)"
         elapsed = time.perf_counter() - ctx.get("t0", time.perf_counter())
         status = resp.status_code
-        metrics.observe_request(route, req.method, status, elapsed)
         headers = resp.headers
         request_id, model_version = ctx.get("request_id", ""), ctx.get("model_version")
         headers["X-Request-ID"] = request_id
-        if model_version:
-            served = model_version
-        else:
-            current = holder.get()
-            served = current.version if current else None
+        served = served_of(model_version)
         if served:
             headers["X-Model-Version"] = served  # on every reply, errors included
         for k, v in SECURITY_HEADERS.items():
             if k not in headers:
                 headers[k] = v
-        if log_requests(logging.INFO):
-            access_log.info("request", extra={"fields": {
-                "request_id": request_id or None, "method": req.method, "path": req.path,
-                "route": route, "status": status, "ms": round(elapsed * 1000, 2),
-                "model_version": model_version, "headlines": ctx.get("n_headlines"),
-            }})
+        record(route, req.method, req.path, status, elapsed, request_id, model_version, ctx.get("n_headlines"))
         return resp
+
+    replies.hooks = (_start, _finish)  # the thin path checks that these are the app's only hooks
+    return replies

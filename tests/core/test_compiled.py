@@ -60,6 +60,7 @@ CONFIGS = {
     "semantic only, blend": dict(use_words=False, use_stats=False, use_source=False, use_embeddings=True,
                                  desk_weight=1.0, embedding_weight=3.0),
     "char n-grams too": dict(char_ngrams=True),
+    "no cleaner (before #14)": dict(clean_text=False, use_embeddings=True),
 }
 
 
@@ -194,3 +195,65 @@ def test_a_compiled_form_that_disagrees_is_reported():
     compiled.intercepts[compiled.blends[0]] += 10 * TOLERANCE * 1000  # a wrong read-out: every raw prediction moves
     with pytest.raises(CompiledMismatch, match="differs from the pipeline"):
         verify(compiled, verification_records())
+
+
+def test_each_headline_is_cleaned_once_per_batch(monkeypatch):
+    from iscore.features import HeadlineCleaner
+
+    pipe = toy("char n-grams too")  # words, chars and stats: three parts that clean the text
+    pipe_cleaners = {id(t.cleaner_) for t in _cleaning_steps(pipe)}
+    assert len(pipe_cleaners) == 3  # each part holds its own fitted copy
+    compiled = compile_pipeline(pipe)
+    assert len(compiled.cleaners) == 1  # equal copies: one shared stand-in
+    calls: list[str] = []
+    real = HeadlineCleaner.clean
+    monkeypatch.setattr(HeadlineCleaner, "clean", lambda self, text: calls.append(text) or real(self, text))
+    recs = verification_records()
+    texts = [r["text"] for r in recs]
+    compiled.score(recs)
+    assert sorted(calls) == sorted(set(texts))  # once per distinct headline
+    calls.clear()
+    compiled.score(recs)  # a new batch: the last one's texts are forgotten, not kept
+    assert sorted(calls) == sorted(set(texts)) and all(not c.memo for c in compiled.cleaners)
+    monkeypatch.undo()
+    assert np.abs(compiled.score(recs) - score(pipe, recs)).max() <= EXACT
+    assert {id(t.cleaner_) for t in _cleaning_steps(pipe)} == pipe_cleaners  # the pipeline is untouched
+
+
+def test_cleaners_that_differ_are_not_shared():
+    import copy
+
+    pipe = copy.deepcopy(toy("all parts, ridge"))
+    stats = next(t for t in _cleaning_steps(pipe) if type(t).__name__ == "HeadlineStats")
+    stats.cleaner_.common_ = frozenset()  # for this part alone every capitalised word is now a name
+    compiled = compile_pipeline(pipe)
+    assert len(compiled.cleaners) == 2
+    recs = [{"text": "Trump meets Obama's team in the city", "source": "bbc"}, *verification_records()]
+    assert np.abs(compiled.score(recs) - score(pipe, recs)).max() <= EXACT
+    assert np.abs(np.concatenate([compiled.score([r]) for r in recs]) - score(pipe, recs)).max() <= EXACT
+
+
+def _cleaning_steps(pipe):
+    """The fitted steps of a pipeline's union that hold a cleaner."""
+    out = []
+    for _, part in pipe.steps[0][1].transformer_list:
+        for step in ([s for _, s in part.steps] if hasattr(part, "steps") else [part]):
+            if getattr(step, "cleaner_", None) is not None:
+                out.append(step)
+    return out
+
+
+def test_the_calibration_shortcut_is_used_only_where_it_equals_score_of_raw():
+    import copy
+
+    pipe = copy.deepcopy(toy("all parts, editorial blend"))
+    assert all(type(f).__name__ == "_Scale" for f in compile_pipeline(pipe).scales.values())
+    calibrated = pipe.steps[1][1]
+    real = calibrated.score_of_raw
+    calibrated.score_of_raw = lambda raw, blend=None: real(raw, blend) * 0.5  # a calibration the tables do not give
+    compiled = compile_pipeline(pipe)
+    assert not any(type(f).__name__ == "_Scale" for f in compiled.scales.values())
+    recs = verification_records()
+    for blend in compiled.blends:
+        expected = np.clip(real(compiled.raw(recs, blend), blend) * 0.5, 0.0, 100.0)
+        assert np.abs(compiled.score(recs, blend) - expected).max() <= EXACT

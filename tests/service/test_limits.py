@@ -185,6 +185,27 @@ def test_an_unreachable_rate_limit_store_lets_requests_through(make_client):
         assert c.post("/v1/score", json={"headlines": ["x"]}, environ_base=_addr()).status_code == 200
 
 
+def test_an_unreachable_store_falls_back_to_counting_in_memory(make_client):
+    # The store fails on the first request: from then on the worker counts in memory, so the limit still holds.
+    c = make_client(rate_limit="2/minute", rate_limit_storage_url="redis://127.0.0.1:1/0")
+    me = _addr()
+    for _ in range(2):
+        assert c.post("/v1/score", json={"headlines": ["x"]}, environ_base=me).status_code == 200
+    r = c.post("/v1/score", json={"headlines": ["x"]}, environ_base=me)
+    assert_error(r, 429, "rate_limited") and int(r.headers["Retry-After"]) >= 1
+    assert c.post("/v1/score", json={"headlines": ["x"]}, environ_base=_addr()).status_code == 200
+
+
+def test_routes_without_an_endpoint_are_not_counted(make_client):
+    c = make_client(rate_limit="2/minute")
+    me = _addr()
+    for _ in range(3):
+        assert_error(c.get("/no-such-route", environ_base=me), 404)
+    assert c.get("/v1/model", environ_base=me).status_code == 200
+    assert c.get("/v1/model", environ_base=me).status_code == 200
+    assert_error(c.get("/v1/model", environ_base=me), 429)
+
+
 # --- item 6: metrics labels ----------------------------------------------------------------------
 
 def test_made_up_methods_do_not_grow_metrics(client):
@@ -205,3 +226,41 @@ def test_the_request_budget_spans_all_routes(make_client):
     assert c.get("/v1/model", environ_base=me).status_code == 200
     assert c.post("/v1/score", json={"headlines": ["x"]}, environ_base=me).status_code == 200
     assert_error(c.post("/v1/rank", json={"headlines": ["x"]}, environ_base=me), 429)
+
+
+def test_counting_in_memory_starts_no_thread(monkeypatch):
+    # limits' MemoryStorage started a timer thread every 10 ms while hits kept coming.
+    import threading
+
+    from limits import parse
+    from limits.strategies import SlidingWindowCounterRateLimiter
+
+    from service.limits import SweptMemoryStorage
+
+    strategy = SlidingWindowCounterRateLimiter(SweptMemoryStorage())
+    started = []
+    monkeypatch.setattr(threading.Thread, "start", lambda self: started.append(self))
+    item = parse("5/second")
+    results = []
+    for _ in range(3):
+        results.append([strategy.hit(item, "client") for _ in range(6)])
+        threading.Event().wait(0.02)  # past MemoryStorage's 10 ms timer
+    assert started == []
+    assert results[0] == [True] * 5 + [False]  # the same sliding-window counts
+
+
+def test_expired_memory_counters_are_swept():
+    import time
+
+    from limits import parse
+    from limits.strategies import SlidingWindowCounterRateLimiter
+
+    from service.limits import SweptMemoryStorage
+
+    storage = SweptMemoryStorage()
+    strategy = SlidingWindowCounterRateLimiter(storage)
+    for i in range(50):
+        assert strategy.hit(parse("1/second"), f"client-{i}")
+    assert len(storage.storage) == 50
+    assert storage.sweep(time.time()) == 0  # nothing expired yet
+    assert storage.sweep(time.time() + 3) == 50 and not storage.storage and not storage.expirations

@@ -1,0 +1,175 @@
+"""A thin WSGI path for ``POST /v1/score``, in front of Flask.
+
+An ordinary scoring request (no query string, a JSON body with a Content-Length within the limit,
+headlines that validate, a loaded model, budget left) is answered here, without Flask's request
+context, routing, hooks and response object: the same functions read, validate, count and score it
+(service.body.read_body, service.schema.parse_json_body and parse_score, service.limits.RateLimits,
+iscore.scoring.reply_items) and the same :class:`service.observability.Replies` give it its headers,
+metric sample and access-log line, so the reply is byte for byte the one Flask would give
+(tests/service/test_thin.py checks that on generated bodies).
+
+Anything else goes to Flask untouched, and so does every request the thin path would refuse: an
+error reply is always Flask's. A body read here is handed on in the environ (a failure to read it as
+the error the view raises where it would have read it); a request or headline budget counted here is
+marked so that Flask does not count it twice. The path switches itself off, with a log line, when
+the app has request hooks or a JSON setting it does not reproduce.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask
+
+from iscore.model import blends
+from iscore.registry import LoadedModel
+from iscore.scoring import reply_items
+from service.body import BODY_ERROR, read_body
+from service.errors import SECURITY_HEADERS, ApiError
+from service.limits import HEADLINES_CHARGED, REQUEST_COUNTED, headline_units
+from service.observability import Replies
+from service.schema import parse_blend, parse_json_body, parse_score
+
+log = logging.getLogger("iscore.app")
+
+PATH = "/v1/score"
+ENDPOINT = "scoring.score_route"
+Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _json_type(content_type: str | None) -> bool:
+    """service.schema.require_json's test: the media type is application/json or ends in +json."""
+    mimetype = (content_type or "").split(";", 1)[0].strip().lower()
+    return mimetype == "application/json" or mimetype.endswith("+json")
+
+
+def unsupported(app: Flask, replies: Replies) -> str | None:
+    """Why the thin path cannot stand in for Flask on this app, or None when it can."""
+    before, after = app.before_request_funcs, app.after_request_funcs
+    services = app.extensions.get("iscore")
+    known_before = [replies.hooks[0]]
+    if services is not None and services.rate_limits.request_limit is not None:
+        known_before.append(services.rate_limits._check_request)
+    if services is None:
+        return "the app has no i-Score services"
+    if dict(before) != {None: known_before} or ENDPOINT.split(".")[0] in before:
+        return "the app has before_request hooks the thin path does not run"
+    # pages' hook only touches its own paths, the JSON feed and static files (service/pages.py _page_headers).
+    from service.pages import _page_headers
+
+    if dict(after) not in ({None: [replies.hooks[1]]}, {None: [replies.hooks[1], _page_headers]}):
+        return "the app has after_request hooks the thin path does not run"
+    if any(app.teardown_request_funcs.values()) or any(app.url_value_preprocessors.values()):
+        return "the app has teardown or URL hooks the thin path does not run"
+    rules = [r for r in app.url_map.iter_rules() if r.rule == PATH]
+    if [r.endpoint for r in rules] != [ENDPOINT]:
+        return f"{PATH} is not served by {ENDPOINT} alone"
+    return None
+
+
+class ThinScore:
+    """WSGI middleware answering ordinary ``POST /v1/score`` requests; Flask answers everything else."""
+
+    def __init__(self, app: Flask, replies: Replies):
+        self.app = app
+        self.flask: Wsgi = app.wsgi_app
+        self.replies = replies
+        self.served = 0  # requests answered here (tests check the path is taken)
+        self._blend: tuple[LoadedModel | None, str] = (None, "")
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if (environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST"
+                or environ.get("QUERY_STRING")):
+            return self.flask(environ, start_response)
+        t0 = time.perf_counter()
+        try:
+            reply = self._answer(environ, t0)
+        except Exception:  # noqa: BLE001 - a fault of this path is never the client's reply: Flask answers
+            log.exception("thin path failed; Flask answers the request")
+            reply = None
+        if reply is None:
+            return self.flask(environ, start_response)
+        headers, body = reply
+        start_response("200 OK", headers)
+        self.served += 1
+        return [body]
+
+    def _default_blend(self, model: LoadedModel) -> str:
+        """parse_blend's answer without a ?blend= (the configured default, if the model has it), per model."""
+        known, blend = self._blend
+        if known is not model:
+            blend = parse_blend(None, blends(model.pipeline), self.app.extensions["iscore"].settings.blend)
+            self._blend = (model, blend)
+        return blend
+
+    def _answer(self, environ: dict[str, Any], t0: float) -> tuple[list[tuple[str, str]], bytes] | None:
+        """The reply's headers and body, or None to let Flask answer (the environ then says what was done)."""
+        s = self.app.extensions["iscore"]
+        settings = s.settings
+        content_type = environ.get("CONTENT_TYPE")
+        length = environ.get("CONTENT_LENGTH") or ""
+        if not _json_type(content_type) or not (length.isascii() and length.isdigit()):
+            return None  # Flask's 415, or a body without a plain Content-Length
+        if not 0 < int(length) <= settings.max_body_bytes:
+            return None  # Flask's 413 or 422, before reading
+        try:
+            raw = read_body(environ, settings.max_body_bytes, settings.body_timeout_seconds)
+        except Exception as e:  # noqa: BLE001 - an ApiError, or whatever the view would meet reading it
+            environ[BODY_ERROR] = e  # the view raises it where it would have read the body
+            return None
+        environ["wsgi.input"] = io.BytesIO(raw)  # the same body for Flask, if it answers after all
+        try:
+            heads = parse_score(parse_json_body(raw, content_type), s.limits, False)
+        except Exception:  # noqa: BLE001 - a refusal (or a fault) is Flask's to answer
+            return None
+        model = s.holder.get()
+        if model is None:
+            return None  # Flask's 503
+        blend = self._default_blend(model)
+        limits = s.rate_limits
+        if limits.enabled:
+            key = limits.client_key_of(environ)
+            try:
+                limits.check_request(key)
+            except ApiError:
+                return None  # Flask counts again (a refused hit counts nothing) and answers 429
+            environ[REQUEST_COUNTED] = True
+            if limits.headline_limit is not None and heads:
+                try:
+                    limits.charge_units(key, headline_units([h.text for h in heads], False))
+                except ApiError:
+                    return None
+                environ[HEADLINES_CHARGED] = True
+        try:
+            items = reply_items(model.pipeline, [(h.id, h.text, h.source) for h in heads],
+                                red_threshold=settings.red_threshold, explain_top=settings.explain_top,
+                                with_explain=False, blend=blend, scorer=model.scorer)
+        except Exception:  # noqa: BLE001 - Flask scores again and answers (and logs) whatever it is
+            return None
+        s.metrics.headlines.inc(len(heads))
+        app = self.app
+        dump: dict[str, Any] = ({"indent": 2} if (app.json.compact is None and app.debug) or app.json.compact is False
+                                else {"separators": (",", ":")})
+        body = (app.json.dumps({"model_version": model.version, "blend": blend, "scores": items}, **dump)
+                + "\n").encode()
+        replies = self.replies
+        request_id = replies.request_id(environ.get("HTTP_X_REQUEST_ID", ""))
+        headers = [("Content-Type", app.json.mimetype), ("Content-Length", str(len(body))),
+                   ("X-Request-ID", request_id), ("X-Model-Version", model.version), *SECURITY_HEADERS.items()]
+        replies.record(PATH, "POST", PATH, 200, time.perf_counter() - t0, request_id, model.version, len(heads))
+        return headers, body
+
+
+def install(app: Flask, replies: Replies) -> ThinScore | None:
+    """Put the thin path in front of ``app`` (last, once every hook is registered); None when it cannot."""
+    reason = unsupported(app, replies)
+    if reason is not None:
+        log.warning("POST /v1/score through Flask only: no thin path", extra={"fields": {"reason": reason}})
+        return None
+    thin = ThinScore(app, replies)
+    app.wsgi_app = thin  # type: ignore[method-assign]
+    return thin
