@@ -356,11 +356,14 @@ def filters(values: Iterable[str] | None) -> frozenset[str]:
 
 
 def group_stories(headlines: list[tuple[str, str, str, datetime | None, float]], now: datetime, limit: int, *,
-                  red_threshold: float = 60.0, params: StoryParams = StoryParams()) -> list[dict[str, Any]]:
+                  red_threshold: float = 60.0, params: StoryParams = StoryParams(),
+                  index_options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Cluster one request's scored headlines ``(id, text, source, published_at, i_score)`` into ranked stories.
 
     For stateless callers (``/v1/rank`` with ``group_stories``): the same stories and story score as
-    :func:`top_stories`, over these headlines only; an undated or future headline counts as published at ``now``.
+    :func:`top_stories`, over these headlines only, clustered with ``index_options`` (the service passes the
+    live window's, the chosen method with the served model's IDF table); an undated or future headline counts
+    as published at ``now``.
     """
     if not headlines:
         return []
@@ -372,7 +375,7 @@ def group_stories(headlines: list[tuple[str, str, str, datetime | None, float]],
                                    section=None, url=None, published_at=t, received_at=now, i_score=i_score))
     oldest = min(r.published_at for r in rows)
     span_hours = max(1.0, (now - oldest).total_seconds() / 3600 + 1)
-    w = StoryWindow(span_hours)
+    w = StoryWindow(span_hours, index_options)
     w.add(rows)
     query = TopQuery(window_minutes=span_hours * 60, limit=limit)
     # Freshness and velocity are measured at the request's own time, not rounded to TIME_STEP_SECONDS.

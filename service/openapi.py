@@ -24,7 +24,7 @@ from service.schema import (
 )
 
 ERROR_MEANINGS = {
-    400: "malformed JSON, body framing, query flag or header",
+    400: "malformed JSON, body framing or header",
     401: "missing or wrong bearer token",
     403: "admin routes are off (no ISCORE_ADMIN_TOKEN)",
     408: "the request body did not arrive within ISCORE_BODY_TIMEOUT_SECONDS; the connection is closed",
@@ -32,7 +32,7 @@ ERROR_MEANINGS = {
          "the served model lacks the requested blend)",
     413: "body over ISCORE_MAX_BODY_BYTES (the message gives the limit in bytes)",
     415: "not JSON",
-    422: "invalid fields, each listed; or a per-request limit (headlines, characters, explain)",
+    422: "invalid fields or query parameters, each listed; or a per-request limit (headlines, characters, explain)",
     429: "rate limit of this client spent (ISCORE_RATE_LIMIT, ISCORE_RATE_LIMIT_HEADLINES)",
     503: "no model loaded / feedback database unavailable (nothing stored; retry)",
 }

@@ -4,7 +4,8 @@ An unknown parameter or an invalid value is a 422 ``invalid_request`` in the err
 ``details`` list each problem as ``{"field": <parameter>, "problem": ..., "got": <value, cut to 50 characters>}``
 (the same ``field``/``problem`` entries as a body's 422), and whose message names the parameter and its bounds in
 the parameter's own units. Every problem of the query is listed, not only the first. (``/v1/score`` and
-``/v1/rank`` keep their own flags: service/schema.py.)
+``/v1/rank`` read their two parameters, ``explain`` and ``blend``, in service/schema.py, with the same 422 and
+``details`` entries; other parameters there are ignored, as they were.)
 """
 
 from __future__ import annotations

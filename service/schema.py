@@ -360,12 +360,17 @@ def parse_blend(value: str | None, offered: tuple[str, ...], default: str) -> st
         return default if default in offered else offered[0]
     blend = value.lower()
     if blend not in BLEND_NAMES:
-        raise ApiError(422, "invalid_request", f"query parameter 'blend' must be one of {', '.join(BLEND_NAMES)}",
-                       {"got": value[:50]})
+        problem = f"must be one of {', '.join(BLEND_NAMES)}"
+        raise ApiError(422, "invalid_request", f"query parameter 'blend' {problem}", query_problem("blend", problem, value))
     if blend not in offered:
         raise ApiError(409, "blend_unavailable", f"the served model has no {blend!r} blend (it was trained without "
                        f"that head); it offers {', '.join(offered)}", {"got": blend, "offered": list(offered)})
     return blend
+
+
+def query_problem(name: str, problem: str, got: str) -> list[dict[str, str]]:
+    """A bad query parameter as a 422's details, as every route lists them (service/query.py)."""
+    return [{"field": name, "problem": problem, "got": got[:50]}]
 
 
 def parse_flag(value: str | None, name: str) -> bool:
@@ -377,8 +382,8 @@ def parse_flag(value: str | None, name: str) -> bool:
         return True
     if v in FLAG_FALSE:
         return False
-    raise ApiError(400, "invalid_query", f"query parameter {name!r} must be one of "
-                   f"{'/'.join(FLAG_TRUE + FLAG_FALSE)} (any case)", {"got": value[:50]})
+    problem = f"must be one of {'/'.join(FLAG_TRUE + FLAG_FALSE)} (any case)"
+    raise ApiError(422, "invalid_request", f"query parameter {name!r} {problem}", query_problem(name, problem, value))
 
 
 def parse_idempotency_key(value: str | None) -> str | None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
 from iscore.model import blends
 from iscore.registry import LoadedModel
@@ -14,6 +14,7 @@ from iscore.scoring import rank_order, reply_items
 from iscore.story_score import StoryParams
 from iscore.window import group_stories
 from service.context import json_body, require_model, services
+from service.headlines import ingest_state
 from service.schema import Headline, Limits, in_window, parse_blend, parse_flag, parse_rank, parse_score
 
 bp = Blueprint("scoring", __name__)
@@ -70,5 +71,6 @@ def rank_route() -> Any:
         reply["stories"] = group_stories(
             [(h.id, h.text, h.source or "", h.published_at, it["i_score"]) for h, it in zip(heads, items)], now,
             req.limit, red_threshold=s.red_threshold,
-            params=StoryParams(s.story_half_life_minutes, s.story_velocity_minutes))
+            params=StoryParams(s.story_half_life_minutes, s.story_velocity_minutes),
+            index_options=ingest_state(current_app).index_options()[1])
     return jsonify(reply)

@@ -55,7 +55,7 @@ def test_explain_lists_up_and_down_features(client):
     assert all(e["contribution"] < 0 for e in ex["down"])
     r = client.post("/v1/score", json={"headlines": ["x"]})
     assert "explain" not in r.get_json()["scores"][0]
-    assert_error(client.post("/v1/score?explain=maybe", json={"headlines": ["x"]}), 400, "invalid_query")
+    assert_error(client.post("/v1/score?explain=maybe", json={"headlines": ["x"]}), 422, "invalid_request")
 
 
 def test_rank_orders_limits_and_breaks_ties_by_id(client):
@@ -240,9 +240,11 @@ def test_rank_window_at_the_edge_of_time(client):
 
 
 @pytest.mark.parametrize("flag", [" true", "", "maybe", "tru", "2", "yes!"])
-def test_explain_flag_outside_the_documented_words_is_400(client, flag):
-    b = assert_error(client.post(f"/v1/score?explain={flag}", json={"headlines": ["x"]}), 400, "invalid_query")
-    assert "true/1/yes/on/false/0/no/off" in b["message"]
+def test_explain_flag_outside_the_documented_words_is_422_naming_the_parameter(client, flag):
+    for route in ("/v1/score", "/v1/rank"):
+        b = assert_error(client.post(f"{route}?explain={flag}", json={"headlines": ["x"]}), 422, "invalid_request")
+        assert "true/1/yes/on/false/0/no/off" in b["message"]
+        assert b["details"] == [{"field": "explain", "problem": b["details"][0]["problem"], "got": flag}]
 
 
 @pytest.mark.parametrize("flag,on", [("True", True), ("TRUE", True), ("tRuE", True), ("Yes", True), ("ON", True),

@@ -67,7 +67,8 @@ def test_the_setting_picks_the_default_blend(make_app, tmp_path, two_heads):
 
 def test_unknown_blends_are_422_and_unoffered_ones_409_with_what_is_offered(make_app, tmp_path, two_head_app):
     r = _scores(two_head_app.test_client(), "popular")
-    assert r.status_code == 422 and r.get_json()["details"] == {"got": "popular"}
+    assert r.status_code == 422 and r.get_json()["details"] == [
+        {"field": "blend", "problem": "must be one of editorial, engagement", "got": "popular"}]
     # A one-head model (no desk labels) offers only engagement; the editorial default quietly uses it.
     reg = tmp_path / "one"
     publish_tiny(reg, fit_tiny()[0])

@@ -269,6 +269,19 @@ def test_rank_group_stories_clusters_within_the_request(make):
     assert_error(c.post("/v1/rank", json={"group_stories": "yes", "headlines": ["x"]}), 422)
 
 
+def test_rank_group_stories_clusters_as_the_live_window_does(make):
+    """Stateless grouping uses the live window's clustering (chosen method, served model's IDF), not defaults."""
+    c = make()
+    heads = [("Oscar nominees named", "a"), ("Academy reveals list of nominee films", "b"),
+             ("Government report today on budget", "c"), ("Report today: storm damage", "d"), *zip(QUAKE, "efg")]
+    items = [item(i, t, source=s, minutes=30 - i) for i, (t, s) in enumerate(heads)]
+    assert post(c, items).status_code == 200
+    live = {tuple(sorted(s["members"])) for s in top(c, "limit=50")}
+    r = c.post("/v1/rank", json={"group_stories": True, "limit": 50, "now": NOW.isoformat(), "headlines": [
+        {k: it[k] for k in ("id", "text", "source", "published_at")} for it in items]})
+    assert {tuple(sorted(s["members"])) for s in r.get_json()["stories"]} == live
+
+
 @pytest.mark.slow
 def test_an_acknowledged_headline_survives_a_crash_and_shows_after_restart(tmp_path, model_dir):
     db = f"sqlite:///{tmp_path / 'window.db'}"
