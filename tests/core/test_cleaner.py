@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from iscore.features import (CONTENT_STAT_NAMES, NAME_TOKEN, STAT_NAMES, ColumnPicker, HeadlineCleaner,
                              HeadlineStats, StaticEmbedder, content_stats, largest_quantity)
+from iscore import features
 from iscore.model import ModelConfig, build_pipeline, feature_parts
 from iscore.scoring import explain, score
 
@@ -87,6 +89,8 @@ def test_clean_never_fails_and_is_stable(cleaner, text):
     ("Earthquake toll climbs to 2,000", 2000.0), ("Fraud of $3 billion uncovered", 3e9), ("Two fishermen drown", 2.0),
     ("Hundreds flee fires", 200.0), ("House prices dip 0.2 percent", 0.2), ("Storm hits town", 0.0),
     ("Floods of 2019 cost 40m", 40e6), ("In 2019 the river rose", 0.0), ("25,000 staff laid off", 25000.0),
+    # A multiplier belongs to its number: "0.5 million" is half a million, not "a million".
+    ("0.5 million people", 5e5), ("0.5 hundred and one", 50.0), ("Half a million", 1e6),
 ])
 def test_largest_quantity(text, expected):
     assert largest_quantity(text) == pytest.approx(expected)
@@ -134,3 +138,34 @@ def test_embedder_reads_cleaned_tokens_and_unpickled_old_parts_still_work():
     restored = pickle.loads(pickle.dumps(old)).fit(["x"])
     assert restored.one("Zorblax  storm") == "Zorblax storm"
     assert HeadlineStats().fit(None).row("Storm!") == HeadlineStats().fit(None).transform(["Storm!"])[0].tolist()
+
+
+# The reference: the one-regex form largest_quantity had before number words were looked up word by word.
+_REFERENCE = re.compile(
+    r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?:\s*(hundred|thousand|million|billion|trillion|bn|mn|tn|k|m)\b)?"
+    r"|\b(" + "|".join(features._NUMBER_WORDS) + r")\b", re.IGNORECASE)
+
+
+def _reference_quantity(text: str) -> float:
+    best = 0.0
+    for m in _REFERENCE.finditer(text):
+        digits, mult, word = m.group(1), m.group(2), m.group(3)
+        if word:
+            value = float(features._NUMBER_WORDS[word.lower()])
+        elif "," not in digits and "." not in digits and len(digits) == 4 and 1900 <= int(digits) <= 2099 and not mult:
+            continue
+        else:
+            value = float(digits.replace(",", "")) * (features._MULTIPLIERS[mult.lower()] if mult else 1.0)
+        best = max(best, value)
+    return best
+
+
+_PIECES = st.sampled_from(["one", "Two", "HUNDREDS", "hundred", "million", "bn", "k", "m", "dozen", "scores", "0.5",
+                           "3", "2,000", "1999", "2024", "12.5", "x", "-", ",", ".", "'", "$", "é", "_", "2one"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(_PIECES, st.sampled_from(["", " ", "  ", "-", "/"])), max_size=10))
+def test_largest_quantity_equals_the_one_regex_reference(parts):
+    text = "".join(p + sep for p, sep in parts)
+    assert largest_quantity(text) == _reference_quantity(text)
