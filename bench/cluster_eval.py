@@ -131,6 +131,25 @@ def replay(df: pd.DataFrame, start: int, n: int, seed: int, exclude: set[str] = 
     return s.sort_values(["t", "id"]).reset_index(drop=True)
 
 
+def hour(df: pd.DataFrame, seed: int, exclude: set[str] = frozenset(), n: int = RATE_PER_HOUR) -> pd.DataFrame:
+    """A live hour as bench/ingest_bench.py --uci posts it: n headlines at RATE_PER_HOUR, each drawn story carrying
+    1-15 of its titles (the ingest bench's mix), stories drawn from the whole data (minus exclude), members
+    Exp(20 min) after a start uniform in the hour."""
+    rng = np.random.default_rng(seed)
+    groups = {sid: g for sid, g in df[~df["story"].isin(set(exclude))].groupby("story")}
+    ids = sorted(groups)
+    parts, total = [], 0
+    while total < n:
+        g = groups[ids[int(rng.integers(len(ids)))]]
+        take = min(int(rng.choice([1, 1, 1, 2, 2, 3, 4, 6, 9, 15])), len(g), n - total)
+        m = g.sample(n=take, random_state=int(rng.integers(2**31))).copy()
+        m["t"] = 1.4e9 + rng.uniform(0, 3600) + rng.exponential(1200.0, size=take)
+        parts.append(m)
+        total += take
+    out = pd.concat(parts).drop_duplicates("id")
+    return out.sort_values(["t", "id"]).reset_index(drop=True)
+
+
 def run_index(s: pd.DataFrame, **kw) -> tuple[list[int], float]:
     """Cluster a stream with StoryIndex: labels and headlines per second."""
     idx = StoryIndex(**kw)
@@ -194,6 +213,9 @@ def main() -> None:
     p.add_argument("--grid", action="store_true", help="print the DEV grid (and stop)")
     p.add_argument("--names-grid", action="store_true",
                    help="print the DEV grid of the template checks (name/number penalties, unknown-term IDF) and stop")
+    p.add_argument("--hour-grid", action="store_true",
+                   help="choose IDF and thresholds on three DEV streams (shuffled, replay, a live hour) and print the "
+                        "HELD-OUT ones for every setting (and stop)")
     p.add_argument("--names-heldout", action="store_true",
                    help="print the template-check variants on the DEV and HELD-OUT streams and stop")
     a = p.parse_args()
@@ -201,6 +223,33 @@ def main() -> None:
     idf, emb, chosen = model_parts(a.models)
     dev_ids = sample_stories(df, a.stories, seed=1)
     held_ids = sample_stories(df, a.stories, seed=2, exclude=set(dev_ids))
+    if a.hour_grid:
+        sets = {"DEV": [stream(df, dev_ids, "shuffled", seed=1), replay(df, DEV_REPLAY_START, a.replay_stories, seed=11),
+                        hour(df, seed=21, exclude=set(held_ids))],
+                "HELD-OUT": [stream(df, held_ids, "shuffled", seed=2),
+                             replay(df, HELD_REPLAY_START, a.replay_stories, seed=12, exclude=set(dev_ids)),
+                             hour(df, seed=22, exclude=set(dev_ids))]}
+        print("settings | DEV F1 shuffled / replay / hour, mean | HELD-OUT F1 shuffled / replay / hour, mean "
+              "| largest story of the HELD-OUT hour (true stories in it)")
+        online = {k: v for k, v in chosen.items() if k != "idf"}
+        for name, base in (("model idf", chosen), ("online idf", online)):
+            for th in (0.12, 0.16, 0.2):
+                for rt in (0.2, None):
+                    kw = dict(base, threshold=th, merge_threshold=max(0.3, th + 0.1),
+                              remerge_threshold=None if rt is None else round(max(rt, th + 0.05), 3))
+                    cells = []
+                    for which, streams in sets.items():
+                        f1s = []
+                        for st in streams:
+                            labels, _ = run_index(st, **kw)
+                            f1s.append(bcubed(labels, st["story"].tolist())[2])
+                        cells.append(" / ".join(f"{f:.3f}" for f in f1s) + f", {sum(f1s) / len(f1s):.3f}")
+                    truth = sets["HELD-OUT"][2]["story"].tolist()
+                    big = pd.Series(labels).value_counts().index[0]
+                    inside = len({t for t, lab in zip(truth, labels) if lab == big})
+                    print(f"  {name}, join {th}, re-merge {kw['remerge_threshold']} | {cells[0]} | {cells[1]} | "
+                          f"{inside}", flush=True)
+        return
     if a.names_heldout:
         names = names_from_pipeline(registry_pipeline(a.models))
         base = {k: v for k, v in chosen.items() if k not in ("name_penalty", "number_penalty", "names")}

@@ -141,7 +141,7 @@ CORPUS = ["markets rally as oil prices fall", "oil prices rise on supply fears",
           "storm hits coast leaving thousands without power", "government report today",
           "report says government today"] * 3
 # Default StoryIndex: [0, 1, 2, 2] (no plural folding); the chosen method: [0, 0, 1, 1] ("nominees" = "nominee").
-SMALL_STREAM = [("Oscar nominees named", "a"), ("Academy reveals list of nominee films", "b"),
+SMALL_STREAM = [("Oscar nominees named", "a"), ("Academy reveals Oscar nominee films", "b"),
                 ("Government report today on budget", "c"), ("Report today: storm damage", "d")]
 
 
