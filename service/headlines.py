@@ -284,7 +284,7 @@ def top_route() -> Any:
     now = datetime.now(timezone.utc)
     w = synced(state, now)
     step = int(now.timestamp() // 60)
-    key = (query, w.version, step)
+    key = (query, w.options_key, w.version, step)
     with state.cache_lock:
         hit = state.cache.get(key)
         if hit is not None:
@@ -292,7 +292,10 @@ def top_route() -> Any:
     if hit is None:
         stories = state.live.ranked(query, now, red_threshold=state.settings.red_threshold, params=state.params)
         at = datetime.fromtimestamp(step * 60, timezone.utc).isoformat().replace("+00:00", "Z")
-        body = json.dumps({"window_minutes": _number(query.window_minutes), "as_of": at, "stories": stories}).encode()
+        # model_version: the served model this window was clustered with (each headline keeps the i-Score it got
+        # at ingest); a reload rebuilds the window with the new version as its options_key (part of the cache key).
+        body = json.dumps({"model_version": w.options_key, "window_minutes": _number(query.window_minutes),
+                           "as_of": at, "stories": stories}).encode()
         hit = (body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
         with state.cache_lock:
             state.cache[key] = hit

@@ -3,9 +3,8 @@
 An unknown parameter or an invalid value is a 422 ``invalid_request`` in the error shape of every route, whose
 ``details`` list each problem as ``{"field": <parameter>, "problem": ..., "got": <value, cut to 50 characters>}``
 (the same ``field``/``problem`` entries as a body's 422), and whose message names the parameter and its bounds in
-the parameter's own units. Every problem of the query is listed, not only the first. (``/v1/score`` and
-``/v1/rank`` read their two parameters, ``explain`` and ``blend``, in service/schema.py, with the same 422 and
-``details`` entries; other parameters there are ignored, as they were.)
+the parameter's own units. Every problem of the query is listed, not only the first. ``/v1/score`` and
+``/v1/rank`` follow the same rule for their two parameters, ``explain`` and ``blend`` (service/scoring.py).
 """
 
 from __future__ import annotations
@@ -65,6 +64,16 @@ class QueryArgs:
             self._problem(name, f"must be a number of {unit} above 0 and {bound}", raw)
             return default
         return value
+
+    def choice(self, name: str, read: Any) -> Any:
+        """``read(raw)`` of a parameter (None when absent); an ApiError it raises becomes this query's problem."""
+        raw = self.args.get(name)
+        try:
+            return read(raw)
+        except ApiError as e:
+            self.problems.extend(e.details if isinstance(e.details, list) else
+                                 [{"field": name, "problem": e.message, "got": (raw or "")[:MAX_GOT]}])
+            return None
 
     def texts(self, name: str, max_chars: int) -> list[str]:
         """Every value of a repeatable text parameter, each at most ``max_chars`` characters."""

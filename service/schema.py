@@ -128,6 +128,8 @@ def decode_json(raw: bytes) -> tuple[Any, str]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ApiError(400, "malformed_json", "the body is not valid UTF-8", {"position": e.start}) from None
+    if not text.strip():
+        raise ApiError(400, "malformed_json", "the body is empty: send a JSON object", {"line": 1, "column": 1})
     try:
         value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:

@@ -11,10 +11,12 @@ from flask import Blueprint, current_app, g, jsonify, request
 from iscore.model import blends
 from iscore.registry import LoadedModel
 from iscore.scoring import rank_order, reply_items
+from iscore.settings import BLEND_NAMES
 from iscore.story_score import StoryParams
 from iscore.window import group_stories
 from service.context import json_body, require_model, services
 from service.headlines import ingest_state
+from service.query import QueryArgs
 from service.schema import Headline, Limits, in_window, parse_blend, parse_flag, parse_rank, parse_score
 
 bp = Blueprint("scoring", __name__)
@@ -26,7 +28,11 @@ def _admit(parse: Callable[[Any, Limits, bool], T],
     """The parsed request, the served model, the explain flag and the blend, once the headline budget is charged."""
     # This order: a bad request is refused before a missing model (503), and a 503 costs no budget.
     s = services()
-    with_explain = parse_flag(request.args.get("explain"), "explain")
+    # One 422 for every bad query parameter (an unknown one too: "?limit=" belongs in the body of /v1/rank).
+    query = QueryArgs(request.args, ("blend", "explain"))
+    with_explain = bool(query.choice("explain", lambda raw: parse_flag(raw, "explain")))
+    query.choice("blend", lambda raw: raw is None or parse_blend(raw, BLEND_NAMES, s.settings.blend))
+    query.check()
     req = parse(json_body(), s.limits, with_explain)
     model = require_model()
     blend = parse_blend(request.args.get("blend"), blends(model.pipeline), s.settings.blend)

@@ -293,3 +293,20 @@ def test_million_character_headline_and_long_words_with_default_limits(make_app)
     r = c.post("/v1/score", json={"headlines": ["Supercalifragilistic" * 45]})  # one 900-char word
     assert r.status_code == 200 and 0 <= r.get_json()["scores"][0]["i_score"] <= 100
     assert_error(c.post("/v1/score", json={"headlines": ["x"] * 2001}), 422, "too_many_headlines")
+
+
+def test_every_bad_query_parameter_of_score_and_rank_is_listed_in_one_422(client):
+    for route in ("/v1/score", "/v1/rank"):
+        b = assert_error(client.post(f"{route}?blend=x&explain=maybe&limit=1", json={"headlines": ["x"]}),
+                         422, "invalid_request")
+        assert sorted(p["field"] for p in b["details"]) == ["blend", "explain", "limit"]
+        assert {p["got"] for p in b["details"]} == {"x", "maybe", "1"}
+        assert "3 problems in the query" in b["message"]
+    # Known parameters with good values still pass.
+    assert client.post("/v1/score?explain=false", json={"headlines": ["x"]}).status_code == 200
+
+
+def test_an_empty_body_is_named_as_such(client):
+    for body in (b"", b"   \n"):
+        b = assert_error(client.post("/v1/score", data=body, content_type="application/json"), 400, "malformed_json")
+        assert b["message"] == "the body is empty: send a JSON object"

@@ -277,6 +277,8 @@ def test_rank_group_stories_clusters_as_the_live_window_does(make):
     items = [item(i, t, source=s, minutes=30 - i) for i, (t, s) in enumerate(heads)]
     assert post(c, items).status_code == 200
     live = {tuple(sorted(s["members"])) for s in top(c, "limit=50")}
+    served = c.application.extensions["iscore"].holder.get().version
+    assert c.get("/v1/top").get_json()["model_version"] == served
     r = c.post("/v1/rank", json={"group_stories": True, "limit": 50, "now": NOW.isoformat(), "headlines": [
         {k: it[k] for k in ("id", "text", "source", "published_at")} for it in items]})
     assert {tuple(sorted(s["members"])) for s in r.get_json()["stories"]} == live
