@@ -222,12 +222,23 @@ class Settings:
         return cls(**values)
 
     def public(self) -> dict[str, Any]:
-        """The settings without secrets, for logs and docs."""
-        d = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+        """The settings without secrets or absolute paths, for logs and docs."""
+        d = {k: (public_path(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
         d["admin_token"] = "set" if self.admin_token else ""
-        d["database_url"] = redact_url(self.database_url)
+        url = redact_url(self.database_url)
+        if url.startswith("sqlite:///"):
+            url = "sqlite:///" + public_path(Path(url[len("sqlite:///"):]))
+        d["database_url"] = url
         d["rate_limit_storage_url"] = redact_url(self.rate_limit_storage_url)
         return d
+
+
+def public_path(path: Path) -> str:
+    """A path as a log may show it: relative to the working directory when inside it, else ".../<name>"."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return f".../{Path(path).name}"
 
 
 def _parse(type_name: Any, raw: str) -> Any:

@@ -109,7 +109,7 @@ class StoryWindow:
 
     def evict(self, now: datetime) -> int:
         """Forget rows published before the window (the index keeps their ids); how many."""
-        cutoff = (now - timedelta(hours=self.window_hours)).timestamp()
+        cutoff = _minus(now, timedelta(hours=self.window_hours)).timestamp()
         cut = bisect.bisect_left(self._by_time, (cutoff, -1))
         for _, _, row in self._by_time[:cut]:
             del self.rows[row.item_key]
@@ -184,7 +184,7 @@ def top_stories(window: StoryWindow, query: TopQuery, now: datetime, *, red_thre
     """
     at = (datetime.fromtimestamp(now.timestamp() // step_seconds * step_seconds, timezone.utc) if step_seconds
           else now)
-    start = at - timedelta(minutes=query.window_minutes)
+    start = _minus(at, timedelta(minutes=query.window_minutes))
     lo, hi = window.bounds(start, now)
     positions: range | list[int] = range(lo, hi)
     if query.sources or query.sections:
@@ -355,6 +355,14 @@ def filters(values: Iterable[str] | None) -> frozenset[str]:
     return frozenset(out)
 
 
+def _minus(t: datetime, span: timedelta) -> datetime:
+    """``t - span``, or the earliest datetime when that would fall before year 1 (a client's "now" may be early)."""
+    try:
+        return t - span
+    except OverflowError:
+        return datetime.min.replace(tzinfo=t.tzinfo)
+
+
 def group_stories(headlines: list[tuple[str, str, str, datetime | None, float]], now: datetime, limit: int, *,
                   red_threshold: float = 60.0, params: StoryParams = StoryParams(),
                   index_options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -369,7 +377,7 @@ def group_stories(headlines: list[tuple[str, str, str, datetime | None, float]],
         return []
     rows = []
     for i, (hid, text, source, published, i_score) in enumerate(headlines):
-        t = now if published is None or published > now else max(published, now - timedelta(days=3660))
+        t = now if published is None or published > now else max(published, _minus(now, timedelta(days=3660)))
         rows.append(StoredHeadline(seq=i + 1, item_key=f"{i}\x1f{hid}", item_id=hid, text=text,
                                    source=normalize_source(source).key if source else "",
                                    section=None, url=None, published_at=t, received_at=now, i_score=i_score))

@@ -22,6 +22,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
     app = Flask(__name__)
+    # "//" in a path is a 404 like any unknown path, not a redirect built from the Host header (cache poisoning).
+    app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # keep reply fields in a readable order
     metrics = Metrics()

@@ -36,12 +36,20 @@ class QueryArgs:
             self._problem(name[:MAX_GOT], f"is not a parameter of this route; use {', '.join(self.known)}",
                           args.get(name))
 
+    def _single(self, name: str) -> str | None:
+        """The one value of a single-valued parameter (None when absent); given twice is a problem, not a guess."""
+        values = self.args.getlist(name)
+        if len(values) > 1:
+            self._problem(name, f"is given {len(values)} times; give it once", ", ".join(values))
+            return None
+        return values[0] if values else None
+
     def _problem(self, name: str, problem: str, got: str | None) -> None:
         self.problems.append({"field": name, "problem": problem, "got": (got or "")[:MAX_GOT]})
 
     def whole(self, name: str, default: int, low: int, high: int, unit: str = "") -> int:
         """A whole number within [low, high] ("5" or "05"; no sign, point or exponent); ``default`` if absent."""
-        raw = self.args.get(name)
+        raw = self._single(name)
         if raw is None:
             return default
         if not _WHOLE.fullmatch(raw) or not low <= int(raw) <= high:
@@ -52,7 +60,7 @@ class QueryArgs:
 
     def number(self, name: str, default: float, high: float, unit: str, why_high: str = "") -> float:
         """A number above 0 and at most ``high`` (in ``unit``); ``default`` if absent."""
-        raw = self.args.get(name)
+        raw = self._single(name)
         if raw is None:
             return default
         try:
@@ -67,7 +75,7 @@ class QueryArgs:
 
     def choice(self, name: str, read: Any) -> Any:
         """``read(raw)`` of a parameter (None when absent); an ApiError it raises becomes this query's problem."""
-        raw = self.args.get(name)
+        raw = self._single(name)
         try:
             return read(raw)
         except ApiError as e:

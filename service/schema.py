@@ -135,8 +135,12 @@ def decode_json(raw: bytes) -> tuple[Any, str]:
     except json.JSONDecodeError as e:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {e.msg}",
                        {"line": e.lineno, "column": e.colno}) from None
-    except (ValueError, RecursionError) as e:
-        raise ApiError(400, "malformed_json", f"the body is not acceptable JSON: {str(e)[:200]}") from None
+    except RecursionError:
+        raise ApiError(400, "malformed_json", f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as e:
+        # Python's own wording (e.g. about sys.set_int_max_str_digits) is not for clients.
+        what = "a number with too many digits" if "digits" in str(e) else str(e)[:200]
+        raise ApiError(400, "malformed_json", f"the body is not acceptable JSON: {what}") from None
     if _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise ApiError(400, "malformed_json", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return value, text
@@ -220,8 +224,9 @@ def _opt_str(value: Any, field: str, max_chars: int, problems: list[dict[str, st
     return value
 
 
-def _headline(item: Any, i: int, limits: Limits, problems: list[dict[str, str]]) -> Headline | None:
-    field = f"headlines[{i}]"
+def _headline(item: Any, i: int, limits: Limits, problems: list[dict[str, str]],
+              array: str = "headlines") -> Headline | None:
+    field = f"{array}[{i}]"
     if isinstance(item, str):
         item = {"text": item}
     if not isinstance(item, dict):
@@ -435,7 +440,7 @@ def parse_feedback(body: Any, limits: Limits) -> list[Any]:
         if set(item) - allowed:
             problems.append(_unknown_fields(f, set(item) - allowed))
         h = _headline({"text": item.get("text"), "id": item.get("id"), "source": item.get("source"),
-                       "published_at": item.get("published_at")}, i, limits, problems)
+                       "published_at": item.get("published_at")}, i, limits, problems, array="items")
         kind = item.get("label_kind", "score")
         if not isinstance(kind, str) or not _LABEL_KIND.match(kind):
             problems.append(_problem(f"{f}.label_kind", f"must match {LABEL_KIND_PATTERN}, e.g. score, shares, clicks"))

@@ -106,3 +106,13 @@ def test_a_database_driver_that_is_not_installed_stops_start_up(monkeypatch):
 @pytest.mark.parametrize("bind", ["127.0.0.1:8000", "0.0.0.0:80", "localhost:8000", "[::1]:8000", "unix:/run/iscore.sock"])
 def test_good_binds_are_accepted(bind):
     assert Settings(bind=bind).bind == bind
+
+
+def test_public_settings_carry_no_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = Settings(model_dir=tmp_path / "models", state_dir=Path("/srv/secret-place/state"),
+                 database_url=f"sqlite:///{tmp_path / 'state' / 'feedback.db'}")
+    pub = s.public()
+    assert pub["model_dir"] == "models" and pub["state_dir"] == ".../state"
+    assert pub["database_url"] == "sqlite:///state/feedback.db"
+    assert str(tmp_path) not in json.dumps(pub) and "/srv/secret-place" not in json.dumps(pub)

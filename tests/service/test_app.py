@@ -310,3 +310,19 @@ def test_an_empty_body_is_named_as_such(client):
     for body in (b"", b"   \n"):
         b = assert_error(client.post("/v1/score", data=body, content_type="application/json"), 400, "malformed_json")
         assert b["message"] == "the body is empty: send a JSON object"
+
+
+def test_double_slashes_are_a_404_not_a_redirect_from_the_host_header(client):
+    for path in ("/static//x", "/v1//model", "//healthz"):
+        r = client.get(path, headers={"Host": "evil.example"})
+        assert r.status_code == 404 and "Location" not in r.headers
+        assert_error(r, 404)
+
+
+def test_json_errors_do_not_speak_python(client):
+    deep = b"[" * 5000 + b"]" * 5000
+    b = assert_error(client.post("/v1/score", data=deep, content_type="application/json"), 400, "malformed_json")
+    assert "recursion" not in b["message"] and "nested deeper than" in b["message"]
+    big = b'{"headlines": [' + b"9" * 5000 + b"]}"
+    b = assert_error(client.post("/v1/score", data=big, content_type="application/json"), 400, "malformed_json")
+    assert "sys." not in b["message"] and "too many digits" in b["message"]

@@ -50,10 +50,13 @@ def test_restart_between_write_and_read(make_app, db_url):
     ({"text": "x", "label": 5, "label_kind": "Shares!"}, "label_kind"),
     ({"text": "x", "label": 5, "observed_at": "soon"}, "observed_at"),
     ({"text": "x", "label": 5, "color": "red"}, "items[0]"),
+    ({"text": "a" * 1100, "label": 5}, "items[0].text"),
+    ({"text": "x", "id": "i" * 300, "label": 5}, "items[0].id"),
 ])
 def test_feedback_validation(client, item, field):
     body = assert_error(client.post("/v1/feedback", json={"items": [item]}, headers=AUTH), 422, "invalid_request")
     assert any(field in p["field"] for p in body["details"])
+    assert not any(p["field"].startswith("headlines") for p in body["details"])  # the body has items, not headlines
 
 
 def test_feedback_engagement_labels_may_exceed_100(client):

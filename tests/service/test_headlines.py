@@ -382,3 +382,28 @@ def test_pages_get_the_same_top_stories_without_a_request(make):
     over_http = top(c)
     direct = live_window(c.application).top(TopQuery(window_minutes=60, limit=10))  # no Flask request context
     assert direct == over_http and len(direct) == 2
+
+
+@pytest.mark.parametrize("body", [
+    {"headlines": ["Quake hits city"], "group_stories": True, "now": "0001-01-01T00:00:00Z"},
+    {"headlines": [{"text": "Quake hits city", "published_at": "0001-01-01T00:00:00Z"},
+                   {"text": "City hit by quake", "published_at": "0001-01-01T00:30:00Z"}],
+     "group_stories": True, "now": "0001-01-01T01:00:00Z", "window_minutes": 600},
+    {"headlines": ["Quake hits city"], "group_stories": True, "now": "9999-12-31T23:59:59Z"},
+])
+def test_rank_group_stories_at_the_ends_of_the_calendar(make, body):
+    """An early or late "now" groups as any other (was a 500: date arithmetic before year 1)."""
+    r = make().post("/v1/rank", json=body)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert sum(len(s["members"]) for s in r.get_json()["stories"]) == len(r.get_json()["ranked"])
+
+
+def test_a_single_valued_query_parameter_given_twice_is_a_422(make):
+    c = make()
+    for path in ("/v1/top?limit=1&limit=abc", "/v1/top?limit=1&limit=2", "/v1/sidebar.json?limit=1&limit=2"):
+        b = assert_error(c.get(path), 422, "invalid_request")
+        assert b["details"][0]["field"] == "limit" and "given 2 times" in b["details"][0]["problem"]
+    b = assert_error(c.post("/v1/score?explain=true&explain=false", json={"headlines": ["x"]}), 422)
+    assert b["details"][0]["field"] == "explain"
+    # Filters are repeatable, as documented.
+    assert c.get("/v1/top?source=reuters&source=bbc").status_code == 200
