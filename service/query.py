@@ -1,4 +1,4 @@
-"""One rule for the query strings of the story routes (/v1/top, /v1/sidebar.json, /sidebar).
+"""One rule for query strings: the story routes (/v1/top, /v1/sidebar.json, /sidebar), /v1/score and /v1/rank.
 
 An unknown parameter or an invalid value is a 422 ``invalid_request`` in the error shape of every route, whose
 ``details`` list each problem as ``{"field": <parameter>, "problem": ..., "got": <value, cut to 50 characters>}``
