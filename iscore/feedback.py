@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 
 from iscore.features import normalize_text
 
@@ -92,6 +95,74 @@ def sqlite_file(url: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
+class StoreTimeout(sa_exc.OperationalError):
+    """A store call that outlived its deadline (the server, or something in front of it, stopped answering)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"store call over {seconds:g} s", None, TimeoutError(f"no answer within {seconds:g} s"))
+
+
+# Engine -> seconds a whole store call may take (see connect()); set by make_engine.
+_DEADLINES: "weakref.WeakKeyDictionary[sa.Engine, float]" = weakref.WeakKeyDictionary()
+
+
+def _green() -> bool:
+    """Whether sockets are gevent's (gunicorn's gevent workers): only then can a wait be interrupted from here."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    return bool(monkey.is_module_patched("socket"))
+
+
+@contextmanager
+def connect(engine: sa.Engine, *, begin: bool = False) -> Iterator[sa.Connection]:
+    """A connection (in a transaction committed at the end when ``begin``) whose whole use is bounded in time.
+
+    ``statement_timeout`` is enforced by the server, and TCP keepalives only notice a peer that stops
+    acknowledging; a proxy or pooler that hangs while its kernel still acknowledges would hold the call
+    forever. Under gevent the call gets the engine's deadline; when it passes, the connection is
+    invalidated (closed without another word to the server, so no rollback waits on the dead socket) and
+    :class:`StoreTimeout`, an OperationalError, is raised: callers answer it as any unavailable store.
+    """
+    seconds = _DEADLINES.get(engine)
+    timer = None
+    if seconds and _green():
+        from gevent import Timeout
+
+        timer = Timeout(seconds, StoreTimeout(seconds))
+        timer.start()
+    conn = None
+    timed_out = False
+    try:
+        conn = engine.connect()
+        trans = conn.begin() if begin else None
+        try:
+            yield conn
+            if trans is not None:
+                trans.commit()
+        except StoreTimeout:
+            timed_out = True
+            raise
+        except BaseException:
+            if trans is not None and trans.is_active:
+                try:
+                    trans.rollback()
+                except StoreTimeout:
+                    timed_out = True
+            raise
+    except StoreTimeout:
+        timed_out = True
+        raise
+    finally:
+        if timer is not None:
+            timer.close()
+        if conn is not None:
+            if timed_out:
+                conn.invalidate()
+            conn.close()
+
+
 def make_engine(url: str, *, connect_timeout: float = 5.0, statement_timeout: float = 10.0) -> sa.Engine:
     """An engine with durable settings and bounded waits.
 
@@ -125,7 +196,10 @@ def make_engine(url: str, *, connect_timeout: float = 5.0, statement_timeout: fl
             "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
             "tcp_user_timeout": statement_ms,
         }
-    return sa.create_engine(url, pool_pre_ping=True, pool_timeout=connect_timeout, connect_args=connect_args)
+    engine = sa.create_engine(url, pool_pre_ping=True, pool_timeout=connect_timeout, connect_args=connect_args)
+    # A whole store call (checkout, ping, statements, commit) gets both bounds and a second to spare.
+    _DEADLINES[engine] = connect_timeout + statement_timeout + 1.0
+    return engine
 
 
 def migrate(engine: sa.Engine) -> int:
@@ -137,7 +211,7 @@ def run_migrations(engine: sa.Engine, version_table: sa.Table, migrations: list[
                    advisory_key: int) -> int:
     """Apply the steps of ``migrations`` newer than ``version_table`` records, once, under a lock; the latest version."""
     lock = _sqlite_migrate_lock(engine)
-    with lock, engine.begin() as conn:
+    with lock, connect(engine, begin=True) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({int(advisory_key)})"))
         version_table.create(conn, checkfirst=True)
@@ -175,7 +249,7 @@ def _utc(t: datetime | None, default: datetime) -> datetime:
 
 def store(engine: sa.Engine, batch: Sequence[FeedbackItem], now: datetime | None = None) -> dict[str, int]:
     """Insert or update a batch in one transaction; returns counts of new and updated items."""
-    with engine.begin() as conn:
+    with connect(engine, begin=True) as conn:
         return _store_rows(conn, batch, now or datetime.now(timezone.utc))
 
 
@@ -194,7 +268,7 @@ def store_once(engine: sa.Engine, batch: Sequence[FeedbackItem], key: str, finge
     now = now or datetime.now(timezone.utc)
     for attempt in (1, 2):
         try:
-            with engine.begin() as conn:
+            with connect(engine, begin=True) as conn:
                 row = conn.execute(sa.select(idempotency.c.request_sha256, idempotency.c.reply)
                                    .where(idempotency.c.key == key)).first()
                 if row is not None:
@@ -255,7 +329,7 @@ def _insert(conn: sa.Connection) -> Any:
 
 def stats(engine: sa.Engine) -> dict[str, Any]:
     """Item counts by observation day and label kind, plus totals."""
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         rows = conn.execute(
             sa.select(items.c.observed_day, items.c.label_kind, sa.func.count())
             .group_by(items.c.observed_day, items.c.label_kind)

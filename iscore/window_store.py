@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from iscore.feedback import run_migrations
+from iscore.feedback import connect, run_migrations
 
 metadata = sa.MetaData()
 
@@ -137,7 +137,7 @@ def store_headlines(engine: sa.Engine, batch: Sequence[NewHeadline], now: dateti
         rows.setdefault(k, {"item_key": k, "item_id": h.id, "client": h.client, "text": h.text, "source": h.source,
                             "section": h.section, "url": h.url, "published_at": _utc(h.published_at),
                             "received_at": now, "i_score": float(h.i_score), "model_version": h.model_version})
-    with engine.begin() as conn:
+    with connect(engine, begin=True) as conn:
         ins = _insert(conn)(headlines).values(list(rows.values()))
         ins = ins.on_conflict_do_nothing(index_elements=[headlines.c.item_key]).returning(headlines.c.item_key)
         inserted = set(conn.execute(ins).scalars())
@@ -171,7 +171,7 @@ def read_since(engine: sa.Engine, after_seq: int, *, received_since: datetime | 
     q = q.order_by(headlines.c.seq)
     if limit is not None:
         q = q.limit(limit)
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         return [_row(r) for r in conn.execute(q)]
 
 
@@ -179,28 +179,28 @@ def rows_by_seq(engine: sa.Engine, seqs: Sequence[int]) -> list[StoredHeadline]:
     """The stored rows with these seq numbers (those that exist), by seq."""
     if not seqs:
         return []
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         return [_row(r) for r in conn.execute(sa.select(*_COLUMNS).where(headlines.c.seq.in_(list(seqs)))
                                               .order_by(headlines.c.seq))]
 
 
 def get_headline(engine: sa.Engine, item_key: str) -> StoredHeadline | None:
     """One stored headline by its key, or None."""
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         r = conn.execute(sa.select(*_COLUMNS).where(headlines.c.item_key == item_key)).first()
     return _row(r) if r is not None else None
 
 
 def count_headlines(engine: sa.Engine) -> int:
     """How many headlines the store holds."""
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(headlines)).scalar() or 0)
 
 
 def prune(engine: sa.Engine, retention: timedelta, now: datetime | None = None) -> int:
     """Delete headlines published before ``now - retention``; how many were deleted."""
     cutoff = (now or datetime.now(timezone.utc)) - retention
-    with engine.begin() as conn:
+    with connect(engine, begin=True) as conn:
         return int(conn.execute(sa.delete(headlines).where(headlines.c.published_at < cutoff)).rowcount or 0)
 
 
@@ -215,7 +215,7 @@ def create_key(engine: sa.Engine, client: str, now: datetime | None = None) -> s
     """A new API key for ``client`` (replacing any earlier one); shown once, only its hash is stored."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     now = now or datetime.now(timezone.utc)
-    with engine.begin() as conn:
+    with connect(engine, begin=True) as conn:
         ins = _insert(conn)(api_keys).values(client=client, key_sha256=hash_key(key), created_at=now, revoked_at=None)
         ins = ins.on_conflict_do_update(index_elements=[api_keys.c.client],
                                         set_={"key_sha256": ins.excluded.key_sha256,
@@ -226,7 +226,7 @@ def create_key(engine: sa.Engine, client: str, now: datetime | None = None) -> s
 
 def revoke_key(engine: sa.Engine, client: str, now: datetime | None = None) -> bool:
     """Revoke a client's key; False when the client has no active key."""
-    with engine.begin() as conn:
+    with connect(engine, begin=True) as conn:
         n = conn.execute(sa.update(api_keys).where(api_keys.c.client == client, api_keys.c.revoked_at.is_(None))
                          .values(revoked_at=now or datetime.now(timezone.utc))).rowcount
     return bool(n)
@@ -234,7 +234,7 @@ def revoke_key(engine: sa.Engine, client: str, now: datetime | None = None) -> b
 
 def list_keys(engine: sa.Engine) -> list[dict[str, Any]]:
     """Clients with their key's creation and revocation times (never the key or its hash)."""
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         rows = conn.execute(sa.select(api_keys.c.client, api_keys.c.created_at, api_keys.c.revoked_at)
                             .order_by(api_keys.c.client)).all()
     return [{"client": c, "created_at": _utc(a).isoformat(), "revoked_at": _utc(r).isoformat() if r else None}
@@ -246,7 +246,7 @@ def client_of_key(engine: sa.Engine, key: str) -> str | None:
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
     digest = hash_key(key)
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         row = conn.execute(sa.select(api_keys.c.client, api_keys.c.key_sha256)
                            .where(api_keys.c.key_sha256 == digest, api_keys.c.revoked_at.is_(None))).first()
     if row is None or not hmac.compare_digest(row.key_sha256, digest):
@@ -258,7 +258,7 @@ def client_of_key(engine: sa.Engine, key: str) -> str | None:
 
 def feed_state(engine: sa.Engine, url: str) -> tuple[str | None, str | None]:
     """(ETag, Last-Modified) stored for a feed URL from its last successful poll."""
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         row = conn.execute(sa.select(feeds.c.etag, feeds.c.last_modified).where(feeds.c.url == url)).first()
     return (row.etag, row.last_modified) if row else (None, None)
 
@@ -271,7 +271,7 @@ def save_feed_state(engine: sa.Engine, url: str, status: str, etag: str | None =
     values: dict[str, Any] = {"url": url, "last_status": status[:200], "last_polled_at": now}
     if not keep_validators:
         values.update(etag=etag[:500] if etag else None, last_modified=last_modified[:200] if last_modified else None)
-    with engine.begin() as conn:
+    with connect(engine, begin=True) as conn:
         ins = _insert(conn)(feeds).values(**values)
         conn.execute(ins.on_conflict_do_update(index_elements=[feeds.c.url],
                                                set_={k: ins.excluded[k] for k in values if k != "url"}))

@@ -147,3 +147,92 @@ def test_a_silent_postgresql_never_hangs_gevent_workers(tmp_path, model_dir, sil
         assert "WORKER TIMEOUT" not in server.log.read_text(errors="replace")
     finally:
         server.stop()
+
+
+class FreezingProxy:
+    """A TCP proxy to ``target`` that, once frozen, keeps reading (so the kernel keeps acknowledging) and forwards
+    nothing: a pooler or proxy that hangs with its connections open."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        import socket
+
+        self.target, self.frozen = target, threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src, dst) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if not self.frozen.is_set():
+                    dst.sendall(data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.closed = True
+        self.listener.close()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_store_that_hangs_on_open_connections_gets_503_in_bounded_time(tmp_path, model_dir, pg_url):
+    # The server (or a pooler in front of it) stops answering on connections already in the pool: the server's
+    # statement_timeout cannot fire and TCP keeps acknowledging. Each store call has a client-side deadline
+    # (connect + statement timeouts + 1 s): a 503, the connection thrown away, and service again once it answers.
+    import time
+    from datetime import datetime, timezone
+
+    import sqlalchemy as sa
+
+    from tests.conftest import ADMIN_TOKEN, start_server
+    from tests.service.test_headlines import empty_ingest_tables
+
+    target = sa.engine.make_url(empty_ingest_tables(pg_url))
+    proxy = FreezingProxy((target.host or "127.0.0.1", target.port or 5432))
+    url = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    server = start_server(tmp_path, model_dir, ISCORE_DATABASE_URL=url, ISCORE_ADMIN_TOKEN=ADMIN_TOKEN,
+                          ISCORE_RATE_LIMIT="", ISCORE_RATE_LIMIT_HEADLINES="", ISCORE_TIMEOUT_SECONDS="60",
+                          ISCORE_DATABASE_CONNECT_TIMEOUT_SECONDS="2", ISCORE_DATABASE_STATEMENT_TIMEOUT_SECONDS="2")
+
+    def ingest(i: int) -> tuple[int, dict, float]:
+        body = {"items": [{"id": str(i), "text": f"Floods kill dozens in region {i}", "source": "a",
+                           "published_at": datetime.now(timezone.utc).isoformat()}]}
+        t0 = time.monotonic()
+        status, reply = server.request("POST", "/v1/headlines", body, AUTH, timeout=60)
+        return status, reply, time.monotonic() - t0
+
+    try:
+        for i in range(4):  # warm both workers' pools
+            assert ingest(i)[0] == 200
+        proxy.frozen.set()
+        for i in range(4, 8):
+            status, reply, took = ingest(i)
+            assert (status, reply.get("error")) == (503, "window_store_unavailable") and took < 10, (status, took)
+        t0 = time.monotonic()
+        status, reply = server.request("POST", "/v1/feedback", ITEM, AUTH, timeout=60)
+        assert (status, reply.get("error")) == (503, "feedback_store_unavailable") and time.monotonic() - t0 < 10
+        assert server.request("GET", "/healthz")[0] == 200
+        proxy.frozen.clear()
+        time.sleep(0.5)
+        assert [ingest(i)[0] for i in range(8, 12)] == [200] * 4  # broken connections were thrown away
+        assert "WORKER TIMEOUT" not in server.log.read_text(errors="replace")
+    finally:
+        server.stop()
+        proxy.close()
