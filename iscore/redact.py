@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 REDACTED = "***"
@@ -23,6 +24,22 @@ _KEY_VALUE = re.compile(r"(?i)\b(?P<key>password|passwd|pwd|secret|token|api[_-]
 # An absolute POSIX path: "/" not preceded by a word character, ":", "/", "." or "~" (so the path
 # part of a URL, "a/b" and "x/y" ratios are left alone), then at least one path segment.
 _ABS_PATH = re.compile(r"(?<![\w:/.~\-])(?:~)?/(?:[^\s/'\"(),;:<>=]+/)*[^\s/'\"(),;:<>=]+/?")
+
+
+def public_path(path: os.PathLike[str] | str, base: os.PathLike[str] | str | None = None, *,
+                elided: str = "") -> str:
+    """``path`` relative to ``base`` when inside it, else its last component (after ``elided``): never absolute.
+
+    Manifests (served by /v1/model) name data files relative to the data directory, or by file name; logs
+    name the service's directories relative to the working directory, or as ``.../name``.
+    """
+    path = Path(path)
+    if base is not None:
+        try:
+            return str(path.resolve().relative_to(Path(base).resolve()))
+        except (ValueError, OSError):
+            pass
+    return elided + path.name
 
 
 def redact_url(text: str) -> str:

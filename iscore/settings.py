@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from iscore.redact import redact_url
+from iscore.redact import public_path, redact_url
 from iscore.story_score import HALF_LIFE_MINUTES
 
 PREFIX = "ISCORE_"
@@ -223,22 +223,19 @@ class Settings:
 
     def public(self) -> dict[str, Any]:
         """The settings without secrets or absolute paths, for logs and docs."""
-        d = {k: (public_path(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+        d = {k: (logged_path(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
         d["admin_token"] = "set" if self.admin_token else ""
         url = redact_url(self.database_url)
         if url.startswith("sqlite:///"):
-            url = "sqlite:///" + public_path(Path(url[len("sqlite:///"):]))
+            url = "sqlite:///" + logged_path(Path(url[len("sqlite:///"):]))
         d["database_url"] = url
         d["rate_limit_storage_url"] = redact_url(self.rate_limit_storage_url)
         return d
 
 
-def public_path(path: Path) -> str:
-    """A path as a log may show it: relative to the working directory when inside it, else ".../<name>"."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError):
-        return f".../{Path(path).name}"
+def logged_path(path: Path) -> str:
+    """A path as logs show it: relative to the working directory when inside it, else ``.../name``."""
+    return public_path(path, Path.cwd(), elided=".../")
 
 
 def _parse(type_name: Any, raw: str) -> Any:

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from iscore.settings import Settings, SettingsError, public_path
+from iscore.settings import Settings, SettingsError, logged_path
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
                  "set ISCORE_MODEL_DIR to a registry directory, or run from the repository root")
     conf = Path(__file__).with_name("gunicorn_conf.py")
     args = ["gunicorn", "-c", str(conf), *sys.argv[1:], "service.app:create_app()"]
-    print(f"iscore-serve: gunicorn on {s.bind}, models from {public_path(s.model_dir)}, state in {public_path(s.state_dir)}",
+    print(f"iscore-serve: gunicorn on {s.bind}, models from {logged_path(s.model_dir)}, state in {logged_path(s.state_dir)}",
           file=sys.stderr)
     os.execvp(sys.executable, [sys.executable, "-m", *args])
 

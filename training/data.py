@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from iscore.features import normalize_text
+from iscore.redact import public_path
 
 DEFAULT_DATA_DIR = Path("../shared/data")
 
@@ -54,20 +55,6 @@ class DatasetSpec:
         d["mapping"]["label"] = list(self.mapping.label)
         d["label_blend"] = dict(self.label_blend) if self.label_blend else None
         return d
-
-
-def public_path(path: Path, base: Path | None = None) -> str:
-    """``path`` relative to ``base`` when inside it, else its file name: never an absolute path.
-
-    Manifests are served by the public /v1/model route; a home directory has no business there.
-    """
-    path = Path(path)
-    if base is not None:
-        try:
-            return str(path.resolve().relative_to(Path(base).resolve()))
-        except (ValueError, OSError):
-            pass
-    return path.name
 
 
 PRESETS: dict[str, DatasetSpec] = {
