@@ -464,7 +464,8 @@ class HeadlineStats(TransformerMixin, BaseEstimator):
         cleaner = getattr(self, "cleaner_", None)
         if cleaner is None:
             return headline_stats(text)
-        return content_stats(cleaner.clean(text)) if self.scale is None else magnitude_stats(cleaner.clean(text), self.scale)
+        clean = cleaner.clean(text)
+        return content_stats(clean) if self.scale is None else magnitude_stats(clean, self.scale)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(self.names_out(), dtype=object)

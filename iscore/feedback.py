@@ -132,27 +132,23 @@ def connect(engine: sa.Engine, *, begin: bool = False) -> Iterator[sa.Connection
 
         timer = Timeout(seconds, StoreTimeout(seconds))
         timer.start()
-    conn = None
+    conn = trans = None
     timed_out = False
     try:
         conn = engine.connect()
         trans = conn.begin() if begin else None
-        try:
-            yield conn
-            if trans is not None:
-                trans.commit()
-        except StoreTimeout:
-            timed_out = True
-            raise
-        except BaseException:
-            if trans is not None and trans.is_active:
-                try:
-                    trans.rollback()
-                except StoreTimeout:
-                    timed_out = True
-            raise
+        yield conn
+        if trans is not None:
+            trans.commit()
     except StoreTimeout:
         timed_out = True
+        raise
+    except BaseException:
+        if trans is not None and trans.is_active:
+            try:
+                trans.rollback()
+            except StoreTimeout:
+                timed_out = True
         raise
     finally:
         if timer is not None:
