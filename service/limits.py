@@ -194,6 +194,17 @@ class RateLimits:
             allowed = self._fallback.hit(item, *identifiers, cost=cost)
             return allowed, None if allowed else self._fallback.get_window_stats(item, *identifiers).reset_time
 
+    def _spend(self, item: RateLimitItem, identifiers: tuple[str, ...], cost: int, what: str) -> int | None:
+        """Seconds to wait when ``cost`` does not fit the budget, else None (also when both the store and the
+        memory fallback fail: logged, and the request is served rather than failed)."""
+        try:
+            allowed, reset_at = self._hit(item, identifiers, cost)
+        except Exception as e:  # noqa: BLE001 - serve rather than fail
+            log.warning(f"rate-limit store failed; {what} not applied",
+                        extra={"fields": {"error": redact_url(str(e))[:300]}})
+            return None
+        return None if allowed else _retry_after(reset_at)
+
     def _check_request(self) -> None:
         """before_request: count the request against its client's budget; 429 when it is spent."""
         if REQUEST_COUNTED in request.environ:
@@ -208,14 +219,8 @@ class RateLimits:
         """Count one request of client ``key``; ApiError 429 (with Retry-After) when its budget is spent."""
         if self.request_limit is None:
             return
-        try:
-            allowed, reset_at = self._hit(self.request_limit, (KEY_PREFIX, key, REQUEST_SCOPE), 1)
-        except Exception as e:  # noqa: BLE001 - the store and the memory fallback failed: serve rather than fail
-            log.warning("rate-limit store failed; request limit not applied",
-                        extra={"fields": {"error": redact_url(str(e))[:300]}})
-            return
-        if not allowed:
-            retry = _retry_after(reset_at)
+        retry = self._spend(self.request_limit, (KEY_PREFIX, key, REQUEST_SCOPE), 1, "request limit")
+        if retry is not None:
             raise ApiError(429, "rate_limited",
                            f"more than {self.settings.rate_limit} requests from this client; retry after {retry} s",
                            {"limit": self.settings.rate_limit, "retry_after_seconds": retry},
@@ -246,14 +251,8 @@ class RateLimits:
         """Count ``units`` headline units of client ``key``; ApiError 429 when its budget is spent."""
         if self.headline_limit is None:
             return
-        try:
-            allowed, reset_at = self._hit(self.headline_limit, (HEADLINE_SCOPE, key), units)
-        except Exception as e:  # noqa: BLE001 - the store is down: serve rather than fail
-            log.warning("rate-limit store failed; headline budget not applied",
-                        extra={"fields": {"error": redact_url(str(e))[:300]}})
-            return
-        if not allowed:
-            retry = _retry_after(reset_at)
+        retry = self._spend(self.headline_limit, (HEADLINE_SCOPE, key), units, "headline budget")
+        if retry is not None:
             raise ApiError(429, "rate_limited",
                            f"headline budget of {self.settings.rate_limit_headlines} units per client spent "
                            f"(this request: {units} units); retry after {retry} s",
