@@ -45,6 +45,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import STORY_SIZES  # noqa: E402
 from iscore.stories import (  # noqa: E402
     CHOSEN, MEMBER_JOIN_THRESHOLD, WINDOW_HOURS, StoryIndex, bcubed, names_from_pipeline)
 
@@ -141,7 +142,7 @@ def hour(df: pd.DataFrame, seed: int, exclude: set[str] = frozenset(), n: int = 
     parts, total = [], 0
     while total < n:
         g = groups[ids[int(rng.integers(len(ids)))]]
-        take = min(int(rng.choice([1, 1, 1, 2, 2, 3, 4, 6, 9, 15])), len(g), n - total)
+        take = min(int(rng.choice(STORY_SIZES)), len(g), n - total)
         m = g.sample(n=take, random_state=int(rng.integers(2**31))).copy()
         m["t"] = 1.4e9 + rng.uniform(0, 3600) + rng.exponential(1200.0, size=take)
         parts.append(m)

@@ -14,6 +14,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
+# How many headlines (outlets) one story of a simulated hour carries, drawn uniformly from this list: most stories
+# alone, a few carried widely (bench/ingest_bench.py and the live-hour stream of bench/cluster_eval.py).
+STORY_SIZES = (1, 1, 1, 2, 2, 3, 4, 6, 9, 15)
 
 
 def model_data_parser(doc: str | None) -> "argparse.ArgumentParser":

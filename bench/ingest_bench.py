@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine, start_gunicorn, stop  # noqa: E402
+from bench.common import STORY_SIZES, machine, start_gunicorn, stop  # noqa: E402
 
 TOKEN = "bench-token-0123456789"
 AUTH = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
@@ -61,7 +61,7 @@ def synth(per_hour: int, hours: float, sources: int, seed: int, start: datetime)
         verb, obj = rng.choice(VERBS), rng.choice(OBJECTS)
         extra = f"{rng.choice(['second day', 'new', 'major', 'deadly', 'surprise'])} {rng.randint(2, 999)}"
         t0 = start + timedelta(seconds=rng.uniform(0, hours * 3600))
-        for k in range(min(rng.choice([1, 1, 1, 2, 2, 3, 4, 6, 9, 15]), n - len(out))):
+        for k in range(min(rng.choice(STORY_SIZES), n - len(out))):
             words = [rng.choice(FILLER), place, subj, rng.choice(verb), obj, extra] if rng.random() < 0.5 else \
                 [rng.choice(FILLER), subj.capitalize(), "in", place, rng.choice(verb), obj, extra]
             when = t0 + timedelta(minutes=rng.expovariate(1 / 20))
@@ -95,7 +95,7 @@ def synth_uci(per_hour: int, hours: float, seed: int, start: datetime) -> list[d
     while len(out) < n:
         k = rng.randrange(len(_UCI))
         titles = _UCI[k]
-        take = min(rng.choice([1, 1, 1, 2, 2, 3, 4, 6, 9, 15]), len(titles), n - len(out))
+        take = min(rng.choice(STORY_SIZES), len(titles), n - len(out))
         t0 = start + timedelta(seconds=rng.uniform(0, hours * 3600))
         for j, title in enumerate(rng.sample(titles, take)):
             out.append({"id": f"u{k}-{j}-{seed}-{len(out)}", "text": title[:300], "source": rng.choice(_UCI_SOURCES),
