@@ -59,6 +59,10 @@ PROMINENT_TOKEN = "xprominent"
 _NAME_TOKENS = re.compile(rf"\b(?:{NAME_TOKEN}|{PROMINENT_TOKEN})\b")
 
 
+# Above this share of capitalised words a headline is Title Case or ALL CAPS: its casing says nothing.
+SENTENCE_CASE_SHARE = 0.6
+
+
 def _cased_share(texts: Any) -> tuple[dict[str, int], dict[str, int]]:
     """Capitalised and lower-case counts of every word after a headline's first word, in sentence-case headlines."""
     cap: dict[str, int] = {}
@@ -66,7 +70,7 @@ def _cased_share(texts: Any) -> tuple[dict[str, int], dict[str, int]]:
     for text in texts:
         words = _CASED_WORD.findall(text)
         # Title Case and ALL CAPS headlines capitalise every word: their casing says nothing.
-        if len(words) < 4 or sum(1 for w in words if w[0].isupper()) > 0.6 * len(words):
+        if len(words) < 4 or sum(1 for w in words if w[0].isupper()) > SENTENCE_CASE_SHARE * len(words):
             continue
         for w in words[1:]:
             key = w.lower()
@@ -130,11 +134,16 @@ class HeadlineCleaner(TransformerMixin, BaseEstimator):
         out: list[str] = []
         pos = 0
         named = False  # the previous word was a name: a run of names becomes one token
-        for m in _CASED_WORD.finditer(text):
+        matches = list(_CASED_WORD.finditer(text))
+        # In a sentence-case headline a capitalised word right after a name continues it ("Marine Le Pen",
+        # whose "Pen" is also a common word); Title Case and ALL CAPS capitalise every word, so there it says nothing.
+        sentence_case = sum(1 for m in matches if m.group(0)[0].isupper()) <= SENTENCE_CASE_SHARE * len(matches)
+        for m in matches:
             w = m.group(0)
             key = w.lower()
-            is_name = key in proper or (w[0].isupper() and key not in common)
             gap = text[pos:m.start()]
+            is_name = (key in proper or (w[0].isupper() and key not in common)
+                       or (named and sentence_case and w[0].isupper() and not gap.strip()))
             if is_name:
                 if not (named and not gap.strip()):
                     out.append(gap)
@@ -332,7 +341,22 @@ SCALE_SMALL = ("trivial", "slight", "modest", "ordinary", "mundane", "usual", "l
 # With a size table the statistics put the two magnitude columns last (a fixed prior weighs them;
 # see iscore.model.EditorialBlendRegressor); the versions before keep CONTENT_STAT_NAMES.
 MAGNITUDE_STAT_NAMES = ("log_chars", "words", "has_number", "leading_number", "question", "second_person",
-                        "names", "quantity", "scale")
+                        "names", "quantity", "harm_quantity", "scale")
+# The harm axis: from generic words of commerce to generic words of human harm, on the same vectors (none
+# a word of any behaviour suite; a test checks). A quantity is a toll only where a headline speaks of harm:
+# on real streams most numbers are prices, budgets, scores and list counts, and outlets pick those *less*
+# often (README, "Magnitude"), so a quantity prior that ignores its context ranks a box office above a war.
+HARM_WORDS = ("fatalities", "casualties", "victims", "perished", "massacre", "carnage", "bloodshed", "slain",
+              "fatal", "survivors", "wreckage", "murdered", "slaughter", "deadliest", "died", "injuries",
+              "mourners", "refugees", "evacuees")
+COMMERCE_WORDS = ("profits", "revenue", "sales", "valuation", "earnings", "points", "miles", "revenues",
+                  "profit", "stocks", "dividends", "fares", "subscribers", "viewers", "downloads", "salary", "bonus")
+# A harmed count of about a hundred (log10 2) is neutral; fewer reads as small, more as large, and beyond
+# ten thousand (log10 4) more is not more. The gate opens over HARM_WIDTH of the axis around the training
+# headlines' median harm (HeadlineStats.harm_centre_). Chosen on the development suite (README, "Magnitude").
+QUANTITY_CENTRE = 2.0
+QUANTITY_CAP = 4.0
+HARM_WIDTH = 0.03
 
 
 def scale_table(vocab: Mapping[str, int], vectors: np.ndarray, large: Sequence[str] = SCALE_LARGE,
@@ -358,10 +382,23 @@ def scale_of(clean: str, table: Mapping[str, float]) -> float:
     return float(sum(values) / len(values)) if values else 0.0
 
 
-def magnitude_stats(clean: str, table: Mapping[str, float]) -> list[float]:
+def harm_of(clean: str, table: Mapping[str, float]) -> float:
+    """The harm-axis position of a cleaned headline's most harmful known word (0 when none is known)."""
+    return max((x for w in WORD_TOKEN.findall(clean) if (x := table.get(w)) is not None), default=0.0)
+
+
+def harm_quantity(quantity_log: float, harm: float, centre: float) -> float:
+    """A headline's quantity (log10) as a toll: centred and capped, weighed by how much it speaks of harm."""
+    if quantity_log <= 0.0:
+        return 0.0
+    gate = 1.0 / (1.0 + math.exp(-max(min((harm - centre) / HARM_WIDTH, 50.0), -50.0)))
+    return gate * (min(quantity_log, QUANTITY_CAP) - QUANTITY_CENTRE)
+
+
+def magnitude_stats(clean: str, scale: Mapping[str, float], harm: Mapping[str, float], centre: float) -> list[float]:
     """:data:`MAGNITUDE_STAT_NAMES` of a cleaned headline: the content statistics, magnitude columns last."""
     c = content_stats(clean)
-    return [*c[:6], c[7], c[6], scale_of(clean, table)]
+    return [*c[:6], c[7], c[6], harm_quantity(c[6], harm_of(clean, harm), centre), scale_of(clean, scale)]
 
 
 def content_labels(clean: str) -> list[str]:
@@ -419,19 +456,30 @@ class HeadlineStats(TransformerMixin, BaseEstimator):
     """Dense matrix of headline statistics for every record.
 
     Without a cleaner, :func:`headline_stats` of the raw text (:data:`STAT_NAMES`, the versions before
-    #14); with one, :func:`content_stats` of the cleaned text (:data:`CONTENT_STAT_NAMES`).
+    #14); with one, :func:`content_stats` of the cleaned text (:data:`CONTENT_STAT_NAMES`); with the size
+    and harm tables too, :func:`magnitude_stats` (:data:`MAGNITUDE_STAT_NAMES`), whose harm gate is
+    centred on the training headlines' median harm (``harm_centre_``).
     """
 
     scale = None  # versions pickled before the size axis existed have no such attribute
+    harm = None
 
-    def __init__(self, cleaner: HeadlineCleaner | None = None, scale: Mapping[str, float] | None = None):
+    def __init__(self, cleaner: HeadlineCleaner | None = None, scale: Mapping[str, float] | None = None,
+                 harm: Mapping[str, float] | None = None):
         self.cleaner = cleaner
         self.scale = scale
+        self.harm = harm
 
     def fit(self, X: Any, y: Any = None) -> "HeadlineStats":
+        if (self.scale is None) != (self.harm is None):
+            raise ValueError("the magnitude columns need both tables: the size axis (scale) and the harm axis (harm)")
         if self.scale is not None and self.cleaner is None:
-            raise ValueError("the size axis (scale) reads cleaned text: give HeadlineStats a cleaner too")
+            raise ValueError("the size and harm axes read cleaned text: give HeadlineStats a cleaner too")
         self.cleaner_ = fitted_cleaner(self.cleaner, X)
+        if self.harm is not None:
+            clean = self.cleaner_.clean
+            harms = [harm_of(clean(t), self.harm) for t in column(X, "text")]
+            self.harm_centre_ = float(np.median(harms)) if harms else 0.0
         self.n_features_out_ = len(self.names_out())
         return self
 
@@ -451,7 +499,12 @@ class HeadlineStats(TransformerMixin, BaseEstimator):
         if self.scale is None:
             return said
         size = scale_of(clean, self.scale)
-        return [*said[:6], said[7], said[6], f"words of {'large' if size >= 0 else 'small'} scale ({size:+.2f})"]
+        toll = magnitude_stats(clean, self.scale, self.harm, self.harm_centre_)[-2]
+        q = largest_quantity(clean)
+        return [*said[:6], said[7], said[6],
+                f"toll: {q:,.0f} in a context of harm ({'large' if toll > 0 else 'small'})" if toll
+                else "no toll (no quantity in a context of harm)",
+                f"words of {'large' if size >= 0 else 'small'} scale ({size:+.2f})"]
 
     def transform(self, X: Any) -> np.ndarray:
         texts = column(X, "text")
@@ -465,7 +518,9 @@ class HeadlineStats(TransformerMixin, BaseEstimator):
         if cleaner is None:
             return headline_stats(text)
         clean = cleaner.clean(text)
-        return content_stats(clean) if self.scale is None else magnitude_stats(clean, self.scale)
+        if self.scale is None:
+            return content_stats(clean)
+        return magnitude_stats(clean, self.scale, self.harm, self.harm_centre_)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(self.names_out(), dtype=object)

@@ -14,7 +14,8 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from iscore.features import ColumnPicker, HeadlineCleaner, HeadlineStats, SourceEncoder, StaticEmbedder, scale_table
+from iscore.features import (COMMERCE_WORDS, HARM_WORDS, ColumnPicker, HeadlineCleaner, HeadlineStats, SourceEncoder,
+                             StaticEmbedder, scale_table)
 from iscore.settings import BLEND_NAMES
 
 # Names of the two steps of every i-Score pipeline. Pickled versions carry them: never rename.
@@ -114,7 +115,7 @@ class EditorialBlendRegressor(RegressorMixin, BaseEstimator):
 
     def _prior_terms(self, X: Any) -> np.ndarray:
         """The fixed magnitude prior as coefficients: ``prior[j]`` blend spreads per training spread of
-        the j-th of the last ``len(prior)`` columns (the statistics put quantity and scale there).
+        the j-th of the last ``len(prior)`` columns (the statistics put the toll and the scale there).
 
         No label in the data rewards size (bench/magnitude_labels.py), so the heads cannot learn it; the
         editorial blend adds it as a prior whose weights are chosen on the dev behaviour suite.
@@ -335,10 +336,10 @@ class ModelConfig:
     # With clean_text: names the training headlines capitalise this often or more read as one
     # "prominent name" class, the rest as "a name" (0: one class for all names).
     min_prominent: int = 100
-    # With clean_text and the desk head: fixed weights of (quantity, size axis) in the editorial blend,
-    # in blend spreads per feature spread (#14 item 4). Off by default: on the real stream the quantity
-    # prior costs more than it buys (README, "Magnitude"); (0, 0) keeps the statistics without the axis.
-    magnitude_prior: tuple[float, float] = (0.0, 0.0)
+    # With clean_text and the desk head: fixed weights of (toll, size axis) in the editorial blend, in
+    # blend spreads per feature spread (#14 item 4), chosen on the development suite
+    # (bench/magnitude_grid.py; README, "Magnitude"); (0, 0) keeps the statistics without the axes.
+    magnitude_prior: tuple[float, float] = (0.25, 0.4)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form for the manifest."""
@@ -385,12 +386,14 @@ def build_features(config: ModelConfig, embedder: StaticEmbedder | None = None) 
         )
         parts.append(("chars", Pipeline([("pick", ColumnPicker("text", cleaner)), ("vec", chars)])))
     if config.use_stats:
-        # With the magnitude prior the statistics gain the size axis and go last: the prior weighs the
-        # union's last columns (quantity, scale).
-        scale = None
+        # With the magnitude prior the statistics gain the toll and the size axis and go last: the prior
+        # weighs the union's last columns (harm_quantity, scale).
+        scale = harm = None
         if config.uses_prior:
             scale = scale_table(embedder.vocab, embedder.vectors) if embedder is not None else {}
-        steps: list[tuple[str, Any]] = [("stats", HeadlineStats(cleaner, scale=scale))]
+            harm = (scale_table(embedder.vocab, embedder.vectors, HARM_WORDS, COMMERCE_WORDS)
+                    if embedder is not None else {})
+        steps: list[tuple[str, Any]] = [("stats", HeadlineStats(cleaner, scale=scale, harm=harm))]
         if not config.out_of_core:
             steps.append(("scale", StandardScaler()))
         parts.append(("stats", Pipeline(steps)))

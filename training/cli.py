@@ -109,9 +109,9 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                         "0 = engagement only; off automatically when the data has no desk labels)")
     m.add_argument("--desk-alpha", type=float, default=ModelConfig.desk_alpha, help="desk head regularisation")
     m.add_argument("--magnitude-prior", default=",".join(f"{w:g}" for w in ModelConfig.magnitude_prior),
-                   metavar="QUANTITY,SCALE",
-                   help="fixed weights of the largest quantity and the size axis in the editorial blend (default "
-                        "%(default)s; 0,0 = off; README, 'Magnitude')")
+                   metavar="TOLL,SCALE",
+                   help="fixed weights of the toll (a quantity where a headline speaks of harm) and the size axis "
+                        "in the editorial blend (default %(default)s; 0,0 = off; README, 'Magnitude')")
     m.add_argument("--embeddings", help="static word vectors (.npz from `iscore-train embed`) to add as features")
     m.add_argument("--no-embeddings", action="store_true",
                    help="do not reuse the champion's word vectors (by default a champion's vectors are reused)")

@@ -57,6 +57,16 @@ def test_famous_unknown_and_differently_cased_names_read_the_same(cleaner):
     assert cleaner.clean("Storm floods town") == "storm floods town"  # a capitalised first word is not a name
 
 
+def test_a_capitalised_common_word_after_a_name_continues_it_in_sentence_case_only(cleaner):
+    # "Bridge" is a common word here, as "Pen" is in English: after a name, in sentence case, it is the name's.
+    assert cleaner.clean("Orrin Bridge visits town after talks") == cleaner.clean("Vesk visits town after talks")
+    assert cleaner.clean("Orrin Bridge visits town after talks").split()[0] == NAME_TOKEN
+    # Not after a gap (a comma ends the run), and not in Title Case, where every word is capitalised.
+    assert "bridge" in cleaner.clean("Vesk, Bridge opens after talks").split()
+    assert cleaner.clean("Vesk Visits Town After Talks") == f"{NAME_TOKEN} visits town after talks"
+    assert cleaner.clean("Vesk Bridge Opens") == f"{NAME_TOKEN} bridge opens"
+
+
 def test_presentation_is_dropped(cleaner):
     base = cleaner.clean("Storm floods town after talks")
     for variant in ("BREAKING: Storm floods town after talks", "Storm floods town after talks!",

@@ -1,4 +1,4 @@
-"""The magnitude prior (#14 item 4): the size axis, the statistics' layout and the editorial blend's fixed weights."""
+"""The magnitude prior (#14 item 4): the size and harm axes, the toll, the statistics' layout and the blend's fixed weights."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iscore.compiled import compile_pipeline
-from iscore.features import (CONTENT_STAT_NAMES, MAGNITUDE_STAT_NAMES, SCALE_LARGE, SCALE_SMALL, HeadlineCleaner,
-                             HeadlineStats, StaticEmbedder, scale_of, scale_table)
+from iscore.features import (COMMERCE_WORDS, CONTENT_STAT_NAMES, HARM_WIDTH, HARM_WORDS, MAGNITUDE_STAT_NAMES,
+                             QUANTITY_CAP, QUANTITY_CENTRE, SCALE_LARGE, SCALE_SMALL, HeadlineCleaner, HeadlineStats,
+                             StaticEmbedder, harm_of, harm_quantity, scale_of, scale_table)
 from iscore.model import EditorialBlendRegressor, ModelConfig, build_pipeline, feature_union
 from iscore.scoring import contributions, score
-from training.behaviour import ROBUST_DEV_SUITE_PATH, ROBUST_SUITE_PATH, SUITE_PATH, load_suite
+from training.behaviour import DEV_SUITE_PATH, ROBUST_DEV_SUITE_PATH, ROBUST_SUITE_PATH, SUITE_PATH, load_suite
 
 WORD = re.compile(r"[a-z]+")
 
@@ -26,14 +27,17 @@ def _suite_words(path) -> set[str]:
     return set(WORD.findall(json.dumps(load_suite(path)).lower()))
 
 
-@pytest.mark.parametrize("path", [ROBUST_SUITE_PATH, ROBUST_DEV_SUITE_PATH, SUITE_PATH])
-def test_size_seeds_are_none_of_the_suites_words(path):
-    # The axis may reach a suite's words only through the word vectors, never by listing them.
-    assert not (set(SCALE_LARGE) | set(SCALE_SMALL)) & _suite_words(path)
+@pytest.mark.parametrize("path", [ROBUST_SUITE_PATH, ROBUST_DEV_SUITE_PATH, SUITE_PATH, DEV_SUITE_PATH])
+def test_axis_seeds_are_none_of_the_suites_words(path):
+    # The axes may reach a suite's words only through the word vectors, never by listing them.
+    seeds = set(SCALE_LARGE) | set(SCALE_SMALL) | set(HARM_WORDS) | set(COMMERCE_WORDS)
+    assert not seeds & _suite_words(path)
+    assert not (set(SCALE_LARGE) | set(SCALE_SMALL)) & (set(HARM_WORDS) | set(COMMERCE_WORDS))
 
 
 def _vectors(words: list[str], seed: int = 0) -> tuple[dict[str, int], np.ndarray]:
-    """Toy vectors: seeds of size along +e0, of smallness along -e0, other words random."""
+    """Toy vectors: seeds of size along +e0, of smallness along -e0, of harm along +e1 (with the toy
+    disasters), of commerce along -e1 (with the toy bank); other words random."""
     rng = np.random.default_rng(seed)
     vocab = {w: i for i, w in enumerate(words)}
     v = rng.normal(size=(len(words), 8))
@@ -42,7 +46,14 @@ def _vectors(words: list[str], seed: int = 0) -> tuple[dict[str, int], np.ndarra
             v[i, 0] = 5.0
         elif w in SCALE_SMALL:
             v[i, 0] = -5.0
+        if w in HARM_WORDS or w in DISASTERS:
+            v[i, 1] = 5.0
+        elif w in COMMERCE_WORDS or w == "bank":
+            v[i, 1] = -5.0
     return vocab, v.astype(np.float16)
+
+
+DISASTERS = ("storm", "flood", "fire", "crash")
 
 
 def test_scale_table_orders_seed_directions():
@@ -75,23 +86,56 @@ def _texts() -> list[str]:
     return [b.format(n=n) for b in base for n in (1, 30, "2,000", "hundreds")]
 
 
-def test_stats_with_a_size_table_put_quantity_and_scale_last():
+HARM = {"storm": 0.5, "kills": 0.4, "flood": 0.3, "bank": -0.4, "dollars": -0.5, "recipes": 0.0}
+
+
+def test_stats_with_the_axes_put_quantity_toll_and_scale_last():
     texts = _texts()
     plain = HeadlineStats(HeadlineCleaner()).fit(texts)
-    sized = HeadlineStats(HeadlineCleaner(), scale={"massive": 1.0, "tiny": -1.0}).fit(texts)
+    sized = HeadlineStats(HeadlineCleaner(), scale={"massive": 1.0, "tiny": -1.0}, harm=HARM).fit(texts)
     assert plain.names_out() == CONTENT_STAT_NAMES
-    assert sized.names_out() == MAGNITUDE_STAT_NAMES and MAGNITUDE_STAT_NAMES[-2:] == ("quantity", "scale")
+    assert sized.names_out() == MAGNITUDE_STAT_NAMES
+    assert MAGNITUDE_STAT_NAMES[-3:] == ("quantity", "harm_quantity", "scale")
     for t in texts:
         a, b = plain.row(t), sized.row(t)
-        assert sorted(a) == sorted(b[:-1])  # the same statistics, reordered, plus the size axis
-        assert b[-2] == a[CONTENT_STAT_NAMES.index("quantity")]
+        assert sorted(a) == sorted(b[:-2])  # the same statistics, reordered, plus the toll and the size axis
+        assert b[-3] == a[CONTENT_STAT_NAMES.index("quantity")]
         assert len(sized.labels(t)) == len(MAGNITUDE_STAT_NAMES)
     assert sized.row("A massive flood hits the city")[-1] > sized.row("A tiny flood in one street")[-1]
+    # The gate is centred on the training headlines' median harm.
+    cleaner = sized.cleaner_
+    assert sized.harm_centre_ == pytest.approx(float(np.median([harm_of(cleaner.clean(t), HARM) for t in texts])))
+    # The same count is a toll where the headline speaks of harm, nearly nothing where it speaks of money.
+    assert sized.row("Storm kills 2,000 in coastal towns")[-2] > 0.5
+    assert abs(sized.row("Bank fined 2,000 dollars")[-2]) < 0.05
 
 
-def test_a_size_table_needs_cleaned_text():
-    with pytest.raises(ValueError, match="cleaner"):
-        HeadlineStats(None, scale={"massive": 1.0}).fit(["a headline"])
+@pytest.mark.parametrize("scale, harm, cleaner", [({"massive": 1.0}, None, HeadlineCleaner()),
+                                                  (None, HARM, HeadlineCleaner()),
+                                                  ({"massive": 1.0}, HARM, None)])
+def test_the_axes_need_each_other_and_cleaned_text(scale, harm, cleaner):
+    with pytest.raises(ValueError, match="both tables|cleaner"):
+        HeadlineStats(cleaner, scale=scale, harm=harm).fit(["a headline"])
+
+
+def test_harm_of_is_the_most_harmful_known_word():
+    assert harm_of("storm kills 3 near the bank", HARM) == 0.5
+    assert harm_of("bank fined dollars", HARM) == -0.4
+    assert harm_of("zyx qwv", HARM) == 0.0
+
+
+@given(q=st.floats(0.0, 14.0), h=st.floats(-1.0, 1.0), centre=st.floats(-0.5, 0.5))
+def test_toll_is_centred_capped_and_gated(q, h, centre):
+    toll = harm_quantity(q, h, centre)
+    if q == 0.0:
+        assert toll == 0.0  # no quantity, no toll
+        return
+    gate = 1.0 / (1.0 + math.exp(-max(min((h - centre) / HARM_WIDTH, 50.0), -50.0)))
+    assert toll == pytest.approx(gate * (min(q, QUANTITY_CAP) - QUANTITY_CENTRE))
+    # More harm never shrinks a large toll; a larger count never lowers it; beyond the cap more is not more.
+    assert harm_quantity(max(q, QUANTITY_CENTRE + 0.5), h + 0.1, centre) >= harm_quantity(max(q, QUANTITY_CENTRE + 0.5), h, centre)
+    assert harm_quantity(q + 1.0, h, centre) >= toll
+    assert harm_quantity(QUANTITY_CAP + 3.0, h, centre) == harm_quantity(QUANTITY_CAP, h, centre)
 
 
 def test_prior_adds_fixed_weights_to_the_last_columns_only():
@@ -131,7 +175,8 @@ def _frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
 
 
 def _embedder() -> StaticEmbedder:
-    words = sorted({w for t in _frame()["text"] for w in t.split()} | {"huge", "slight"} | {"immense", "trivial"})
+    words = sorted({w for t in _frame()["text"] for w in t.split()} | {"huge", "slight", "immense", "trivial"}
+                   | set(HARM_WORDS[:3]) | set(COMMERCE_WORDS[:3]))
     vocab, v = _vectors(words, seed=1)
     return StaticEmbedder(vocab=vocab, vectors=v)
 
@@ -150,7 +195,8 @@ def test_pipeline_layout_follows_the_prior():
     assert ModelConfig(desk_weight=1.0, magnitude_prior=on).uses_prior
     assert not ModelConfig(desk_weight=0.0, magnitude_prior=on).uses_prior
     assert not ModelConfig(desk_weight=1.0, magnitude_prior=on, clean_text=False).uses_prior
-    assert not ModelConfig(desk_weight=1.0).uses_prior  # off by default
+    assert ModelConfig(desk_weight=1.0).uses_prior  # on by default wherever the desk head is
+    assert not ModelConfig(desk_weight=1.0, magnitude_prior=(0.0, 0.0)).uses_prior
 
 
 def test_prior_orders_bigger_stories_first_where_the_label_ignores_size():
