@@ -96,11 +96,17 @@ class HeadlineCleaner(TransformerMixin, BaseEstimator):
     unknown name read the same, and case, quotes and "!" cannot matter to what follows.
     """
 
-    def __init__(self, proper_share: float = 0.8, min_proper: int = 3, min_kicker: int = 30, min_prominent: int = 0):
+    # Versions pickled before the rule existed read every capitalised common word after a name as a word;
+    # the class default keeps their scores what their metrics recorded.
+    join_runs = False
+
+    def __init__(self, proper_share: float = 0.8, min_proper: int = 3, min_kicker: int = 30, min_prominent: int = 0,
+                 join_runs: bool = True):
         self.proper_share = proper_share
         self.min_proper = min_proper
         self.min_kicker = min_kicker
         self.min_prominent = min_prominent
+        self.join_runs = join_runs
 
     def fit(self, X: Any, y: Any = None) -> "HeadlineCleaner":
         texts = [normalize_text(t) for t in column(X, "text")]
@@ -137,7 +143,8 @@ class HeadlineCleaner(TransformerMixin, BaseEstimator):
         matches = list(_CASED_WORD.finditer(text))
         # In a sentence-case headline a capitalised word right after a name continues it ("Marine Le Pen",
         # whose "Pen" is also a common word); Title Case and ALL CAPS capitalise every word, so there it says nothing.
-        sentence_case = sum(1 for m in matches if m.group(0)[0].isupper()) <= SENTENCE_CASE_SHARE * len(matches)
+        sentence_case = (self.join_runs
+                         and sum(1 for m in matches if m.group(0)[0].isupper()) <= SENTENCE_CASE_SHARE * len(matches))
         for m in matches:
             w = m.group(0)
             key = w.lower()

@@ -65,6 +65,10 @@ def test_a_capitalised_common_word_after_a_name_continues_it_in_sentence_case_on
     assert "bridge" in cleaner.clean("Vesk, Bridge opens after talks").split()
     assert cleaner.clean("Vesk Visits Town After Talks") == f"{NAME_TOKEN} visits town after talks"
     assert cleaner.clean("Vesk Bridge Opens") == f"{NAME_TOKEN} bridge opens"
+    # A cleaner pickled before the rule existed (no join_runs of its own) cleans as it did then.
+    old = pickle.loads(pickle.dumps(cleaner))
+    del old.__dict__["join_runs"]
+    assert old.clean("Orrin Bridge visits town after talks") == f"{NAME_TOKEN} bridge visits town after talks"
 
 
 def test_presentation_is_dropped(cleaner):
