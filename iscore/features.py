@@ -383,15 +383,17 @@ def scale_table(vocab: Mapping[str, int], vectors: np.ndarray, large: Sequence[s
     return {str(w): round(float(proj[i]), 4) for w, i in vocab.items()}
 
 
-def scale_of(clean: str, table: Mapping[str, float]) -> float:
-    """Mean size-axis position of the known words of a cleaned headline (0 when none is known)."""
-    values = [x for w in WORD_TOKEN.findall(clean) if (x := table.get(w)) is not None]
+def scale_of(clean: str | list[str], table: Mapping[str, float]) -> float:
+    """Mean size-axis position of the known words of a cleaned headline, or of its words (0 when none is known)."""
+    words = WORD_TOKEN.findall(clean) if isinstance(clean, str) else clean
+    values = [x for w in words if (x := table.get(w)) is not None]
     return float(sum(values) / len(values)) if values else 0.0
 
 
-def harm_of(clean: str, table: Mapping[str, float]) -> float:
-    """The harm-axis position of a cleaned headline's most harmful known word (0 when none is known)."""
-    return max((x for w in WORD_TOKEN.findall(clean) if (x := table.get(w)) is not None), default=0.0)
+def harm_of(clean: str | list[str], table: Mapping[str, float]) -> float:
+    """The harm-axis position of a cleaned headline's (or its words') most harmful known word (0 when none is known)."""
+    words = WORD_TOKEN.findall(clean) if isinstance(clean, str) else clean
+    return max((x for w in words if (x := table.get(w)) is not None), default=0.0)
 
 
 def harm_quantity(quantity_log: float, harm: float, centre: float) -> float:
@@ -405,7 +407,8 @@ def harm_quantity(quantity_log: float, harm: float, centre: float) -> float:
 def magnitude_stats(clean: str, scale: Mapping[str, float], harm: Mapping[str, float], centre: float) -> list[float]:
     """:data:`MAGNITUDE_STAT_NAMES` of a cleaned headline: the content statistics, magnitude columns last."""
     c = content_stats(clean)
-    return [*c[:6], c[7], c[6], harm_quantity(c[6], harm_of(clean, harm), centre), scale_of(clean, scale)]
+    words = WORD_TOKEN.findall(clean)  # both axes read the same words: tokenise once
+    return [*c[:6], c[7], c[6], harm_quantity(c[6], harm_of(words, harm), centre), scale_of(words, scale)]
 
 
 def content_labels(clean: str) -> list[str]:
