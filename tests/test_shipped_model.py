@@ -37,15 +37,17 @@ def test_shipped_model_verifies_and_records_how_it_was_made(shipped):
     assert stream["model"]["window_top10_share"] > max(b["window_top10_share"] for b in stream["baselines"].values())
 
 
-def test_names_and_presentation_do_not_decide_the_score(shipped):
-    # #14 item 1 on the held-out robustness suite, reproduced from the model and equal to the record.
+def test_names_presentation_and_magnitude_meet_their_targets(shipped):
+    # #14 items 1 and 4 on the held-out robustness suite, reproduced from the model and equal to the record.
     from training.behaviour import robustness
 
     now = robustness(shipped.pipeline)["test"]
     recorded = shipped.manifest["metrics"]["robustness"]["test"]
     assert now["name_effect"] == recorded["name_effect"] <= 10.0
     assert now["surface_effect"] == recorded["surface_effect"] <= 3.0
-    assert now["magnitude"] == recorded["magnitude"]  # 95 % is not reached yet (#14 item 4)
+    assert now["magnitude"] == recorded["magnitude"] >= 0.95
+    dev = robustness(shipped.pipeline)["dev"]
+    assert dev["magnitude"] >= 0.95 and dev["name_effect"] <= 10.0 and dev["surface_effect"] <= 3.0
     texts = ["Donald Trump shares photo of new puppy", "Joe Biden shares photo of new puppy"]
     a, b = score(shipped.pipeline, texts)
     assert a == b  # two prominent names read the same
