@@ -41,12 +41,13 @@ def test_names_presentation_and_magnitude_meet_their_targets(shipped):
     # #14 items 1 and 4 on the held-out robustness suite, reproduced from the model and equal to the record.
     from training.behaviour import robustness
 
-    now = robustness(shipped.pipeline)["test"]
+    figures = robustness(shipped.pipeline)
+    now = figures["test"]
     recorded = shipped.manifest["metrics"]["robustness"]["test"]
     assert now["name_effect"] == recorded["name_effect"] <= 10.0
     assert now["surface_effect"] == recorded["surface_effect"] <= 3.0
     assert now["magnitude"] == recorded["magnitude"] >= 0.95
-    dev = robustness(shipped.pipeline)["dev"]
+    dev = figures["dev"]
     assert dev["magnitude"] >= 0.95 and dev["name_effect"] <= 10.0 and dev["surface_effect"] <= 3.0
     texts = ["Donald Trump shares photo of new puppy", "Joe Biden shares photo of new puppy"]
     a, b = score(shipped.pipeline, texts)
