@@ -232,3 +232,13 @@ def test_compiled_scorer_and_explanations_carry_the_prior(recs):
     _, intercept = linear_terms(pipe)
     sums = np.asarray([sum(c.value for c in row) + intercept for row in rows])
     assert np.allclose(sums, raw_score(pipe, recs), atol=1e-6) and all(math.isfinite(x) for x in sums)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=300))
+def test_magnitude_statistics_of_any_text_are_finite(text):
+    stats = HeadlineStats(HeadlineCleaner(), scale={"massive": 1.0, "tiny": -1.0}, harm=HARM).fit(_texts())
+    row = stats.row(text)
+    assert len(row) == len(MAGNITUDE_STAT_NAMES) and all(math.isfinite(x) for x in row)
+    assert -QUANTITY_CENTRE <= row[-2] <= QUANTITY_CAP - QUANTITY_CENTRE  # the toll stays within its bounds
+    assert len(stats.labels(text)) == len(row)
