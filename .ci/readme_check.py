@@ -83,6 +83,12 @@ def check_serve(clone: Path, env: dict[str, str], command: str) -> None:
                 sys.exit("readme check: /readyz not ready within 900 s")
             time.sleep(1)
         log(f"ready after {time.monotonic() - t0:.0f} s (install included): model {body.get('model_version')}")
+        # "degraded" is a 200 too: the service fell back to another version because CURRENT failed to load
+        # (a shipped version whose files were never committed, say). The README promises the shipped model.
+        shipped = (clone / "models" / "CURRENT").read_text().strip()
+        if body.get("status") != "ready" or body.get("model_version") != shipped:
+            sys.exit(f"readme check: /readyz is {body.get('status')!r} on {body.get('model_version')!r}, "
+                     f"not ready on the shipped {shipped!r}: {body}")
         status, body = request("POST", "/v1/score", {"headlines": ["Earthquake kills at least 300 in central Turkey"]})
         if status != 200 or not 0 <= body["scores"][0]["i_score"] <= 100:
             sys.exit(f"readme check: /v1/score answered {status}: {body}")
