@@ -42,8 +42,8 @@ SEED = [
 ]
 # The port of the test page that embeds the sidebar (its origin is the one configured in ISCORE_CORS_ORIGINS).
 EMBED_PORT = free_port()
-# Arrives later, its own story, ranks first (story score 91 with the shipped model).
-LATE = ("late", "President resigns after corruption probe", "reuters")
+# Arrives later, its own story, ranks first (i-Score 94.0 with the shipped model; the wildfire, 89.3, is next).
+LATE = ("late", "President resigns after massive corruption probe", "reuters")
 # One story from two outlets: one sidebar row, "2 outlets".
 SAME_STORY = [("jp-r", "Earthquake strikes Japan, tsunami warning issued", "reuters"),
               ("jp-b", "Japan earthquake triggers tsunami warning", "bbc-news")]

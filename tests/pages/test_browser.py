@@ -113,7 +113,7 @@ def test_injected_script_headline_stays_text(page_server, browser, screenshots):
     # The same after the script has redrawn the rows from the JSON feed.
     browser.execute_script("document.getElementById('isb').tBodies[0].setAttribute('data-old', '1')")
     status, _ = page_server.request("POST", "/v1/headlines", seed_items([
-        ("xss-2", "<b>bold</b> Earthquake kills at least 200 in southern Chile", "reuters")]), AUTH)
+        ("xss-2", "<b>bold</b> Earthquake kills at least 2,000 in southern Chile", "reuters")]), AUTH)
     assert status == 200
     # It joins the Turkey earthquake's story and, scoring higher, becomes its headline.
     assert wait_for(lambda: (story_with(feed(page_server), "xss-2") or {}).get("headline", "").startswith("<b>")), \
