@@ -417,8 +417,9 @@ def content_labels(clean: str) -> list[str]:
     n = len(_NAME_TOKENS.findall(clean))
     words = clean.split()
     return [
-        f"length: {_plural(len(clean), 'character')}",
-        f"length: {_plural(len(words), 'word')}",
+        # Lengths of the text as read: a run of names is one token, presentation is gone ("Trump" reads as 10).
+        f"length as read: {_plural(len(clean), 'character')}",
+        f"length as read: {_plural(len(words), 'word')}",
         "number" if _NUMBER.search(clean) else "no number",
         "starts with a number" if _LEAD_NUMBER.match(clean) else "does not start with a number",
         "question mark" if "?" in clean else "no question mark",
