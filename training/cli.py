@@ -275,6 +275,11 @@ def _list(args: argparse.Namespace, reg: Path) -> int:
 
     versions = registry.list_versions(reg)
     print(json.dumps(versions, indent=2) if args.json else format_versions(versions))
+    current = registry.current_version(reg)
+    if current is not None and not any(v.get("version") == current for v in versions):
+        # The service falls back to another version then; say so where people look first.
+        print(f"warning: CURRENT names {current}, which is not in this registry; the service falls back "
+              "to LAST_GOOD or the newest version that verifies", file=sys.stderr)
     return EXIT_OK
 
 

@@ -4,6 +4,7 @@ missing data, usage errors, exit codes and leftovers of killed runs."""
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import re
 import subprocess
@@ -168,6 +169,11 @@ def test_list_prints_a_table_and_json(tmp_path, data_csv, capsys, data_args):
     listed = json.loads(capsys.readouterr().out)
     assert [(v["current"], v["pinned"], v["dataset"]) for v in listed] == [(True, False, "train.csv"),
                                                                            (False, True, "train.csv")]
+    assert "warning" not in capsys.readouterr().err
+    # A CURRENT whose version is gone (never committed, say) is said, not hidden.
+    shutil.rmtree(reg / first)
+    assert run(reg, "list") == cli.EXIT_OK
+    assert f"warning: CURRENT names {first}, which is not in this registry" in capsys.readouterr().err
     assert listed[0]["behaviour_pairs"] == pairs
 
 
