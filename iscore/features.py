@@ -52,6 +52,9 @@ _CASED_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:['\u2019][A-Za-z]+)?")
 # A leading label before a colon or a bar ("BREAKING:", "Watch |"), at most three words.
 _KICKER = re.compile(r"^\s*([A-Za-z][A-Za-z' ]{0,30}?)\s*[:|]\s+")
 _PRESENTATION = re.compile(r"[!\"\u201c\u201d]|(?<!\w)['\u2018\u2019]|['\u2018\u2019](?!\w)")
+_PRESENTATION_CHARS = frozenset("!\"\u201c\u201d'\u2018\u2019")  # every character _PRESENTATION can remove
+# _CASED_WORD as re.split's one group: the text as [gap, word, gap, ..., word, gap].
+_CASED_SPLIT = re.compile(f"({_CASED_WORD.pattern})")
 NAME_TOKEN = "xname"  # what every run of names becomes; one learned weight for "names a person, place or body"
 # A run with a name the corpus names often (prominence, a news value): one more learned weight, shared by
 # every such name, so Trump and Merkel read the same and differ from an unknown name by one bounded step.
@@ -121,34 +124,36 @@ class HeadlineCleaner(TransformerMixin, BaseEstimator):
 
     def clean(self, text: str) -> str:
         """``text`` as the model reads it: kicker dropped, names as NAME_TOKEN, lower case."""
-        text = normalize_text(text)
-        m = _KICKER.match(text)
-        if m and m.group(1).lower() in self.kickers_:
-            text = text[m.end():]
+        text = " ".join(text.split())  # normalize_text, inlined: this runs once per headline scored
+        if ":" in text or "|" in text:  # a kicker ends in one of these: most headlines skip the regex
+            m = _KICKER.match(text)
+            if m and m.group(1).lower() in self.kickers_:
+                text = text[m.end():]
         proper, common = self.proper_, self.common_
         prominent = getattr(self, "prominent_", frozenset())
-        out: list[str] = []
-        pos = 0
-        named = False  # the previous word was a name: a run of names becomes one token
-        for m in _CASED_WORD.finditer(text):
-            w = m.group(0)
+        # [gap, word, gap, word, ..., gap]: words are changed in place, and a word that is not a name is
+        # left as written (the whole text is lower-cased at the end), which is cheaper than rebuilding it.
+        parts = _CASED_SPLIT.split(text)
+        run = 0  # index in parts of the token standing for the current run of names; 0: no run
+        for i in range(1, len(parts), 2):
+            w = parts[i]
             key = w.lower()
-            is_name = key in proper or (w[0].isupper() and key not in common)
-            gap = text[pos:m.start()]
-            if is_name:
-                if not (named and not gap.strip()):
-                    out.append(gap)
-                    out.append(NAME_TOKEN)
+            if key in proper or (w[0] <= "Z" and key not in common):  # w[0] is a letter: "<= Z" is upper case
+                if run and not parts[i - 1].strip():  # a run of names becomes one token
+                    parts[i - 1] = parts[i] = ""
+                else:
+                    parts[i] = NAME_TOKEN
+                    run = i
                 if key in prominent:  # one prominent word makes the whole run prominent
-                    out[-1] = PROMINENT_TOKEN
+                    parts[run] = PROMINENT_TOKEN
             else:
-                out.append(gap)
-                out.append(key)
-            named = is_name
-            pos = m.end()
-        out.append(text[pos:])
-        # Exclamation and quotation marks present a headline; they do not change what happened.
-        return normalize_text(_PRESENTATION.sub("", "".join(out))).lower()
+                run = 0
+        out = "".join(parts)
+        # Exclamation and quotation marks present a headline; they do not change what happened. The regex
+        # (with look-arounds) only where one of its characters is present.
+        if not _PRESENTATION_CHARS.isdisjoint(out):
+            out = _PRESENTATION.sub("", out)
+        return " ".join(out.split()).lower()
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(["text"], dtype=object)

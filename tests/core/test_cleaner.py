@@ -169,3 +169,55 @@ _PIECES = st.sampled_from(["one", "Two", "HUNDREDS", "hundred", "million", "bn",
 def test_largest_quantity_equals_the_one_regex_reference(parts):
     text = "".join(p + sep for p, sep in parts)
     assert largest_quantity(text) == _reference_quantity(text)
+
+
+def _reference_clean(cleaner: HeadlineCleaner, text: str) -> str:
+    """HeadlineCleaner.clean as it was before it split the text once (a word-by-word rebuild)."""
+    text = features.normalize_text(text)
+    m = features._KICKER.match(text)
+    if m and m.group(1).lower() in cleaner.kickers_:
+        text = text[m.end():]
+    out: list[str] = []
+    pos = 0
+    named = False
+    for m in features._CASED_WORD.finditer(text):
+        w = m.group(0)
+        key = w.lower()
+        is_name = key in cleaner.proper_ or (w[0].isupper() and key not in cleaner.common_)
+        gap = text[pos:m.start()]
+        if is_name:
+            if not (named and not gap.strip()):
+                out.append(gap)
+                out.append(NAME_TOKEN)
+            if key in cleaner.prominent_:
+                out[-1] = features.PROMINENT_TOKEN
+        else:
+            out.append(gap)
+            out.append(key)
+        named = is_name
+        pos = m.end()
+    out.append(text[pos:])
+    return features.normalize_text(features._PRESENTATION.sub("", "".join(out))).lower()
+
+
+@pytest.fixture(scope="module")
+def prominent_cleaner() -> HeadlineCleaner:
+    return HeadlineCleaner(min_kicker=20, min_prominent=50).fit(corpus())
+
+
+# Pieces that exercise every branch: known, unknown and prominent names, kickers, apostrophes inside and
+# around words, quotes, bars, colons, digits glued to letters, non-ASCII letters and odd white space.
+_CLEAN_PIECES = st.one_of(
+    st.sampled_from(COMMON + ["Zorblax", "Quenby", "Vesk", "Mira", "ZORBLAX", "Lindqvist", "iPhone", "o'clock",
+                              "Zorblax's", "Quenby\u2019s", "Breaking:", "BREAKING |", "breaking:", "Watch |", ":", "|",
+                              "'", "\u2018", "\u2019", '"', "\u201c", "\u201d", "!", "?", "3", "x9Y", "\u00c9lan", "\u00e9",
+                              "-", ",", "_", "\u00a0", "\t", "\n", "  "]),
+    st.text(max_size=5))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(_CLEAN_PIECES, st.sampled_from(["", " ", "  ", "-", "'", ": "])), max_size=12))
+def test_clean_equals_the_word_by_word_reference(prominent_cleaner, parts):
+    text = "".join(p + sep for p, sep in parts)
+    assert prominent_cleaner.prominent_  # the prominent branch is reachable
+    assert prominent_cleaner.clean(text) == _reference_clean(prominent_cleaner, text)
