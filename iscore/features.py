@@ -8,6 +8,7 @@ publishes is exactly what the service calls: nothing about featurisation is re-i
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ _QUOTE = re.compile(r"[\"'\u2018\u2019\u201c\u201d]")
 _SECOND_PERSON = re.compile(r"\byou(r|'re|rs)?\b", re.IGNORECASE)
 # A word as StaticEmbedder looks it up (in lower-cased text); `iscore-train embed` builds its vocabulary with it.
 WORD_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_WORD_TOKEN_ROWS = re.compile(f"{WORD_TOKEN.pattern}|\n")  # the same, and ROW_BREAK (below) as a token of its own
 
 
 def normalize_text(text: str) -> str:
@@ -46,6 +48,66 @@ def column(records: Any, field: str) -> list[str]:
         else:
             raise TypeError(f"a record must be a string or a mapping, not {type(rec).__name__}")
     return out
+
+
+# What joins the texts of a batch when a regex reads them all in one call: white space the per-record
+# patterns below treat as any other space, and which normalize_text and HeadlineCleaner.clean never leave in
+# a text (a text that still has one is read with its line breaks as spaces: the same tokens).
+ROW_BREAK = "\n"
+
+
+def _joined(texts: Sequence[str]) -> str:
+    """``texts`` joined by ROW_BREAK, so that a ROW_BREAK in the result always separates two texts."""
+    joined = ROW_BREAK.join(texts)
+    if joined.count(ROW_BREAK) != max(0, len(texts) - 1):
+        joined = ROW_BREAK.join(t.replace(ROW_BREAK, " ") for t in texts)
+    return joined
+
+
+# scikit-learn's default token pattern: the one whose word n-grams WordNgrams reproduces.
+SKLEARN_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+
+
+class WordNgrams:
+    """A fitted TfidfVectorizer's word n-grams of many texts in a few C-level calls, for a compiled scorer.
+
+    ``build_analyzer()`` reads one text per Python call (preprocess, tokenise, join n-grams); this reads a
+    whole batch joined by ROW_BREAK with one regex call (the pattern also matches ROW_BREAK, so every row's
+    tokens end where its break is) and forms each n-gram order with one ``map``. Only for the plain word
+    analyzer with scikit-learn's default token pattern (:meth:`of` says None otherwise); tests check it
+    gives ``build_analyzer()``'s n-grams for every text, batch or single.
+    """
+
+    def __init__(self, ngram_range: tuple[int, int], lowercase: bool):
+        self.ngram_range = (int(ngram_range[0]), int(ngram_range[1]))
+        self.lowercase = lowercase
+        # \w\w+ finds what \b\w\w+\b finds (a greedy run of two or more word characters starts and ends at a
+        # boundary, and the scan never resumes inside a run), a fifth faster without the boundary checks.
+        self.pattern = re.compile(rf"\w\w+|{ROW_BREAK}")
+
+    @classmethod
+    def of(cls, vec: Any) -> "WordNgrams | None":
+        """The batch form of ``vec``'s analyzer, or None when it is not one this class reproduces."""
+        plain = (vec.analyzer == "word" and vec.tokenizer is None and vec.preprocessor is None
+                 and vec.stop_words is None and vec.strip_accents is None and vec.input == "content"
+                 and vec.token_pattern == SKLEARN_TOKEN_PATTERN and vec.decode_error == "strict"
+                 and 1 <= vec.ngram_range[0] <= vec.ngram_range[1])
+        return cls(vec.ngram_range, bool(vec.lowercase)) if plain else None
+
+    def streams(self, texts: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+        """The token stream of all ``texts`` (a ROW_BREAK token between two texts) and, per n-gram order of
+        the range, its n-grams: ``grams[p]`` starts at token ``p`` (one holding a ROW_BREAK is of no text)."""
+        joined = _joined(texts)
+        tokens = self.pattern.findall(joined.lower() if self.lowercase else joined)
+        lo, hi = self.ngram_range
+        # " ".join of n consecutive tokens, as the analyzer's _word_ngrams joins them.
+        return tokens, [tokens if n == 1 else list(map(" ".join, zip(*(tokens[k:] for k in range(n)))))
+                        for n in range(lo, hi + 1)]
+
+    def grams(self, text: str) -> list[str]:
+        """The n-grams of one text (the analyzer's, in another order)."""
+        return [g for grams in self.streams([text])[1] for g in grams]
+
 
 # A word as the cleaner sees it (any case); digits-only tokens are never names.
 _CASED_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:['\u2019][A-Za-z]+)?")
@@ -274,6 +336,7 @@ _QUANTITY = re.compile(
     r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?:\s*(hundred|thousand|million|billion|trillion|bn|mn|tn|k|m)\b)?",
     re.IGNORECASE)
 _WORD_RUN = re.compile(r"\w+")
+_NUMBER_WORD_SET = frozenset(_NUMBER_WORDS)
 
 
 def largest_quantity(text: str) -> float:
@@ -296,11 +359,10 @@ def largest_quantity(text: str) -> float:
             if value is not None and m.start() not in multipliers:
                 best = max(best, float(value))
         return best
-    get = _NUMBER_WORDS.get
-    for w in _WORD_RUN.findall(text):
-        value = get(w.lower())
-        if value is not None and value > best:
-            best = float(value)
+    # Without multipliers every number word counts: the distinct ones, found in one C-level pass.
+    for w in _NUMBER_WORD_SET.intersection(map(str.lower, _WORD_RUN.findall(text))):
+        if _NUMBER_WORDS[w] > best:
+            best = float(_NUMBER_WORDS[w])
     return best
 
 
@@ -500,30 +562,57 @@ class StaticEmbedder(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Any) -> np.ndarray:
-        out = self._sums([self.token_ids(text) for text in column(X, "text")])
+        ids, lens = self.token_id_rows(column(X, "text"))
+        out = self._sums_of(ids, lens)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out * np.float32(self.weight)
 
-    def tokens(self, text: str) -> list[tuple[str, int]]:
-        """Each known token of ``text`` with its vocabulary row, in order (a compiled scorer calls this too)."""
-        vocab = self.vocab
+    def _token_stream(self, texts: Sequence[str]) -> list[str]:
+        """The WORD_TOKEN tokens of every text as this part reads it (cleaned, else lower-cased), ROW_BREAK
+        between texts: the one place tokens are read, for one text and for a batch."""
         cleaner = getattr(self, "cleaner_", None)  # names (NAME_TOKEN) have no vector: they carry no meaning here
-        text = text.lower() if cleaner is None else cleaner.clean(text)
-        return [(w, i) for w in WORD_TOKEN.findall(text) if (i := vocab.get(w)) is not None]
+        read = [t.lower() for t in texts] if cleaner is None else [cleaner.clean(t) for t in texts]
+        return _WORD_TOKEN_ROWS.findall(_joined(read))
+
+    def tokens(self, text: str) -> list[tuple[str, int]]:
+        """Each known token of ``text`` with its vocabulary row, in order."""
+        vocab = self.vocab
+        return [(w, i) for w in self._token_stream([text]) if (i := vocab.get(w)) is not None]
 
     def token_ids(self, text: str) -> list[int]:
-        """The vocabulary rows of the known tokens of ``text``, in order."""
-        return [i for _, i in self.tokens(text)]
+        """The vocabulary rows of the known tokens of ``text``, in order (a compiled scorer calls this too)."""
+        get = self.vocab.get
+        return [i for w in self._token_stream([text]) if (i := get(w)) is not None]
+
+    def token_id_rows(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`token_ids` of every text at once: all ids in order, and how many belong to each text."""
+        get = self._row_vocab().get
+        found = np.fromiter(map(get, self._token_stream(texts), itertools.repeat(-1)), dtype=np.int64)
+        breaks = found == -2  # ROW_BREAK: the next text starts
+        rows = np.cumsum(breaks)
+        known = found >= 0
+        return found[known], np.bincount(rows[known], minlength=len(texts))
+
+    def _row_vocab(self) -> dict[str, int]:
+        """The vocabulary with ROW_BREAK as -2 (a token never reads as a break: none holds white space)."""
+        cached = getattr(self, "_rv", None)
+        if cached is None or cached[0] is not self.vocab:  # per vocabulary object, cached per process
+            cached = self._rv = (self.vocab, {**{str(w): int(i) for w, i in self.vocab.items()}, ROW_BREAK: -2})
+        return cached[1]
 
     def _sums(self, rows: list[list[int]]) -> np.ndarray:
         """Float32 sum of the token vectors of each row of token ids."""
+        return self._sums_of(np.fromiter((i for r in rows for i in r), dtype=np.int64),
+                             np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows)))
+
+    def _sums_of(self, ids: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        """Float32 sum of the token vectors of each row: ``lens[r]`` ids of ``ids`` (in order) per row ``r``."""
         # All rows as one sparse count matrix, then one product with the vectors: far faster than
         # summing row by row in Python, and the one place sums are made, so explanations match exactly.
-        indptr = np.cumsum([0] + [len(r) for r in rows])
-        indices = np.fromiter((i for r in rows for i in r), dtype=np.int64, count=int(indptr[-1]))
-        counts = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
-                               shape=(len(rows), self.vectors.shape[0]))
+        indptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        counts = sp.csr_matrix((np.ones(len(ids), dtype=np.float32), np.asarray(ids, dtype=np.int64), indptr),
+                               shape=(len(lens), self.vectors.shape[0]))
         return np.asarray(counts @ self._vectors32(), dtype=np.float32)
 
     def projection(self, coef: np.ndarray) -> np.ndarray:
@@ -556,6 +645,7 @@ class StaticEmbedder(TransformerMixin, BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_v32", None)  # keep the artifact small: only the float16 vectors are stored
+        state.pop("_rv", None)
         return state
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
