@@ -391,7 +391,7 @@ class _Semantic:
         total = vectors[0] if len(ids) == 1 else np.add.accumulate(vectors, axis=0)[-1]
         norm = np.sqrt(np.add.reduce(total * total))
         row = (total / norm if norm > 0 else total) * self.weight
-        return float(np.dot(row.astype(np.float64), coef))
+        return float(np.dot(row, coef))  # the float32 row as doubles (dot casts it) times the coefficients
 
     def rows(self, texts: Sequence[str]) -> np.ndarray:
         """The part's float32 rows for ``texts``, as StaticEmbedder.transform computes them (its own code)."""
@@ -533,6 +533,7 @@ class CompiledScorer:
         self.scales = {b: _scale(calibrated, b, i == 0) for i, b in enumerate(self.blends)}
         # Record by record in Python floats: every part has a share of one text, the union is float64 (so
         # the parts' shares add up in double) and each blend's scale has a checked one-value form.
+        self._share_plan: dict[str, list[tuple[Callable[[str, np.ndarray], float], np.ndarray, bool]]] = {}
         self.per_record = (self.float64 and all(hasattr(p.compiled, "share") or hasattr(p.compiled, "share_of")
                                                 for p in parts)
                            and all(getattr(f, "exact_one", False) for f in self.scales.values()))
@@ -577,26 +578,26 @@ class CompiledScorer:
         for cleaner in self.cleaners:
             cleaner.memo.clear()
 
-    def _raw_one(self, text: str, source: str, blend: str) -> float:
-        """The raw prediction of one record, its parts' shares added in the order raw() adds them."""
-        out = self.intercepts[blend]
-        for p in self.parts:
-            part = p.compiled
-            if hasattr(part, "share_of"):  # the source: a look-up
-                out += part.share_of(source, p.coef[blend])
-            else:
-                out += part.share(text, p.coef[blend])
-        return out
+    def _sharers(self, blend: str) -> list[tuple[Callable[[str, np.ndarray], float], np.ndarray, bool]]:
+        """Per part, in raw()'s order: its one-record share method, its coefficients, whether it reads the source."""
+        got = self._share_plan.get(blend)
+        if got is None:
+            got = self._share_plan[blend] = [
+                (p.compiled.share_of, p.coef[blend], True) if hasattr(p.compiled, "share_of")
+                else (p.compiled.share, p.coef[blend], False) for p in self.parts]
+        return got
 
     def _score_each(self, records: Sequence[Any], blend: str) -> np.ndarray:
         """score() record by record in Python floats (a small batch)."""
         cache: dict[str, list[str]] = {}
         texts, sources = _texts(records, "text", cache), _texts(records, "source", cache)
-        scale = self.scales[blend]
+        scale, intercept, sharers = self.scales[blend], self.intercepts[blend], self._sharers(blend)
         out = []
         try:
             for text, source in zip(texts, sources):
-                raw = self._raw_one(text, source, blend)
+                raw = intercept  # the parts' shares added in the order raw() adds them
+                for share, coef, by_source in sharers:
+                    raw += share(source if by_source else text, coef)
                 value = scale.one(raw) if math.isfinite(raw) else float(scale(np.asarray([raw]))[0])
                 # iscore.scoring.score's nan_to_num(nan=0, posinf=100, neginf=0), then clip to 0..100.
                 out.append(0.0 if value != value else min(max(value, 0.0), 100.0))

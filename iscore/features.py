@@ -374,16 +374,18 @@ CONTENT_STAT_NAMES = ("log_chars", "words", "has_number", "leading_number", "que
 
 def content_stats(clean: str) -> list[float]:
     """:data:`CONTENT_STAT_NAMES` of a text that :meth:`HeadlineCleaner.clean` produced."""
-    words = clean.split()
+    lower = clean.lower()
     return [
         math.log1p(len(clean)),  # math, not numpy: a numpy call on one number costs ten times more
-        float(min(len(words), 40)),
+        float(min(len(clean.split()), 40)),
         1.0 if _NUMBER.search(clean) else 0.0,
         1.0 if _LEAD_NUMBER.match(clean) else 0.0,
         1.0 if "?" in clean else 0.0,
-        1.0 if _SECOND_PERSON.search(clean) else 0.0,
+        # The regexes only where their words can be (a substring test is a tenth of a search): "you" in any
+        # case is "you" once lower-cased (no other character matches y, o or u ignoring case; a test checks).
+        1.0 if "you" in lower and _SECOND_PERSON.search(clean) else 0.0,
         math.log10(1.0 + min(largest_quantity(clean), 1e13)),
-        float(len(_NAME_TOKENS.findall(clean))),
+        float(len(_NAME_TOKENS.findall(clean))) if (NAME_TOKEN in clean or PROMINENT_TOKEN in clean) else 0.0,
     ]
 
 

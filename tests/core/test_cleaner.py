@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import re
 
@@ -221,3 +222,29 @@ def test_clean_equals_the_word_by_word_reference(prominent_cleaner, parts):
     text = "".join(p + sep for p, sep in parts)
     assert prominent_cleaner.prominent_  # the prominent branch is reachable
     assert prominent_cleaner.clean(text) == _reference_clean(prominent_cleaner, text)
+
+
+def test_only_y_o_u_match_you_ignoring_case():
+    # content_stats looks for "you" in the lower-cased text before it runs _SECOND_PERSON (IGNORECASE): exact
+    # only if no other character matches y, o or u ignoring case. Every code point, checked.
+    found = {chr(c) for c in range(0x110000) if re.fullmatch("(?i)[you]", chr(c))}
+    assert found == set("youYOU")
+    assert all(ch.lower() in "you" for ch in found)
+
+
+def _reference_content_stats(clean: str) -> list[float]:
+    """content_stats before its substring tests: every regex run on every text."""
+    words = clean.split()
+    return [math.log1p(len(clean)), float(min(len(words), 40)), 1.0 if features._NUMBER.search(clean) else 0.0,
+            1.0 if features._LEAD_NUMBER.match(clean) else 0.0, 1.0 if "?" in clean else 0.0,
+            1.0 if features._SECOND_PERSON.search(clean) else 0.0,
+            math.log10(1.0 + min(_reference_quantity(clean), 1e13)),
+            float(len(features._NAME_TOKENS.findall(clean)))]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_PIECES, st.sampled_from(["you", "YOUR", "You're", "yours", "youth", "xname", "xnames",
+                                                    "xprominent", "Xname", "?", "x"]), st.text(max_size=3)),
+                max_size=10).map(" ".join))
+def test_content_stats_equal_the_every_regex_reference(text):
+    assert content_stats(text) == _reference_content_stats(text)
