@@ -2,17 +2,22 @@
 
 The fitted pipeline stays the artifact of record. :func:`compile_pipeline` reads out of it what a
 score needs (n-gram -> column, idf and coefficient; the scaler's mean and scale; source -> weight;
-the float32 token vectors; the calibration) and :class:`CompiledScorer` scores records with dict
-look-ups and a few numpy operations per *batch*, instead of scikit-learn's per-call machinery.
+the float32 token vectors; the calibration) and :class:`CompiledScorer` scores records in one of two
+ways: a small batch (up to SMALL_BATCH records) record by record in plain Python floats, each part's
+share of the raw prediction computed from tables packed per column; a larger one with dict look-ups
+and a few numpy operations per *batch*, instead of scikit-learn's per-call machinery.
 
-Text handling is never re-implemented here: every part is asked through its own per-record methods
-(``ColumnPicker.one``, the vectorizer's ``build_analyzer()``, ``HeadlineStats.row``,
-``StaticEmbedder.token_ids``, ``SourceEncoder._key``), so a change to how a part reads a headline
-reaches the compiled form by itself. Those methods run on shallow copies of the parts that share one
-stand-in for their equal fitted cleaners (:class:`_SharedClean`), so a headline is cleaned once per
-batch, not once per part. The arithmetic copies the pipeline's rounding (TF-IDF and the
-vector sum in float32, in the same order), so both give the same scores to about 1e-12, and
-:func:`verify` checks that on sample records before a version serves.
+Text handling is never re-implemented here: every part reads a headline through its own methods in
+iscore/features.py (``ColumnPicker.one``; the vectorizer's ``build_analyzer()``, or for a whole batch
+:class:`iscore.features.WordNgrams`, tested equal to it; ``HeadlineStats.row``;
+``StaticEmbedder.token_ids`` and ``token_id_rows``, which its own ``transform`` uses; ``SourceEncoder._key``),
+so a change to how a part reads a headline reaches the compiled form by itself. Those methods run on
+shallow copies of the parts that share one stand-in for their equal fitted cleaners
+(:class:`_SharedClean`), so a headline is cleaned once per batch, not once per part. The arithmetic
+copies the pipeline's rounding (TF-IDF and the vector sum in float32, in the same order; one record's
+float32 values rounded by ``array("f")`` as numpy's casts round), so both give the same scores to
+about 1e-12, and :func:`verify` checks that on sample records, one at a time and as a batch, before a
+version serves.
 
 A pipeline with any part, union or regressor this module does not know raises
 :class:`NotCompilable`: the caller then scores with the pipeline itself, never with a guess.

@@ -40,7 +40,10 @@ def column(records: Any, field: str) -> list[str]:
         return ["" if v is None or v != v else str(v) for v in records[field].tolist()]
     out: list[str] = []
     for rec in records:
-        if isinstance(rec, str):
+        if type(rec) is dict:  # the usual record, without isinstance's Mapping check (an ABC: slow)
+            value = rec.get(field)
+            out.append(value if type(value) is str else ("" if value is None else str(value)))
+        elif isinstance(rec, str):
             out.append(rec if field == "text" else "")
         elif isinstance(rec, Mapping):
             value = rec.get(field)
