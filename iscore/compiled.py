@@ -174,8 +174,9 @@ class _TextTerms:
         # read text by text with the analyzer itself).
         self.ngrams = WordNgrams.of(vec)
         # Plain ints: a fitted vocabulary holds numpy integers, slower to look up and to turn into arrays.
-        self.vocabulary: Mapping[str, int] = {str(g): int(j) for g, j in vec.vocabulary_.items()}
-        self._breaks = {**self.vocabulary, ROW_BREAK: -2}  # the same, with the row break of a batch's stream
+        # With the row break of a batch's token stream as -2 (no n-gram holds one): one table, not two copies
+        # of a 60,000-entry vocabulary in every worker.
+        self.vocabulary: Mapping[str, int] = {**{str(g): int(j) for g, j in vec.vocabulary_.items()}, ROW_BREAK: -2}
         self.dtype = np.dtype(vec.dtype)
         self.idf = np.asarray(vec.idf_) if vec.use_idf else None
         self.sublinear, self.binary, self.l2 = bool(vec.sublinear_tf), bool(vec.binary), vec.norm == "l2"
@@ -183,7 +184,6 @@ class _TextTerms:
         # For one headline at a time, in plain Python floats: array(code, ...) rounds to the part's dtype as
         # numpy's casts do (to nearest), so the values are the pipeline's bit for bit.
         self._code = "f" if self.dtype == np.float32 else "d"
-        self._idf_list = None if self.idf is None else self.idf.tolist()
         self._tf_table = [0.0, *self._tf(np.arange(1, TF_TABLE + 1)).tolist()]
         # Per column, the value (in the dtype) of an n-gram met once, as block() computes it.
         self._once = self._tf(np.ones(self.width, dtype=np.int64))
@@ -210,7 +210,7 @@ class _TextTerms:
         get = self.vocabulary.get
         picked = self.picker.one(text)
         grams = self.analyzer(picked) if self.ngrams is None else self.ngrams.grams(picked)
-        return [j for g in grams if (j := get(g)) is not None]
+        return [j for g in grams if (j := get(g, -1)) >= 0]  # not the row break's -2
 
     def _table(self, coef: np.ndarray) -> array:
         """Per column j of ``coef``'s blend, ``packed[3j:3j+3]``: the value and square (in the dtype) of an
@@ -246,7 +246,7 @@ class _TextTerms:
                 if c > 1:
                     tf = self._tf_table[c] if c <= TF_TABLE else float(self._tf(np.asarray([c]))[0])
                     # data *= idf: the product in double, stored in the dtype; its square in the dtype.
-                    values[i] = v = array(code, [tf if self._idf_list is None else tf * self._idf_list[j]])[0]
+                    values[i] = v = array(code, [tf if self.idf is None else tf * float(self.idf[j])])[0]
                     squares[i] = array(code, [v * v])[0]
         if self.l2:  # as in block(): the squares' sum in double, each value / norm in double, back in the dtype
             norm = math.sqrt(sum(squares))
@@ -259,7 +259,7 @@ class _TextTerms:
         texts = self._texts(_texts(records, self.picker.field, cache))
         if self.ngrams is not None:
             # The batch's n-grams as streams: one vocabulary look-up per n-gram in C (map), rows from the breaks.
-            get = self._breaks.get
+            get = self.vocabulary.get
             tokens, streams = self.ngrams.streams(texts)
             found = np.fromiter(map(get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
             token_rows = np.cumsum(found == -2)
@@ -276,7 +276,7 @@ class _TextTerms:
             cols_py: list[int] = []
             lens = []
             for text in texts:
-                js = [j for g in analyze(text) if (j := get(g)) is not None]
+                js = [j for g in analyze(text) if (j := get(g, -1)) >= 0]
                 cols_py.extend(js)
                 lens.append(len(js))
             all_rows = np.repeat(np.arange(n, dtype=np.int64), lens)
