@@ -176,7 +176,9 @@ class _TextTerms:
         # Plain ints: a fitted vocabulary holds numpy integers, slower to look up and to turn into arrays.
         # With the row break of a batch's token stream as -2 (no n-gram holds one): one table, not two copies
         # of a 60,000-entry vocabulary in every worker.
-        self.vocabulary: Mapping[str, int] = {**{str(g): int(j) for g, j in vec.vocabulary_.items()}, ROW_BREAK: -2}
+        vocabulary = {str(g): int(j) for g, j in vec.vocabulary_.items()}
+        vocabulary[ROW_BREAK] = -2  # added, not merged into a copy: no second 60,000-entry dict made
+        self.vocabulary: Mapping[str, int] = vocabulary
         self.dtype = np.dtype(vec.dtype)
         self.idf = np.asarray(vec.idf_) if vec.use_idf else None
         self.sublinear, self.binary, self.l2 = bool(vec.sublinear_tf), bool(vec.binary), vec.norm == "l2"

@@ -592,19 +592,13 @@ class StaticEmbedder(TransformerMixin, BaseEstimator):
 
     def token_id_rows(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`token_ids` of every text at once: all ids in order, and how many belong to each text."""
-        get = self._row_vocab().get
-        found = np.fromiter(map(get, self._token_stream(texts), itertools.repeat(-1)), dtype=np.int64)
-        breaks = found == -2  # ROW_BREAK: the next text starts
-        rows = np.cumsum(breaks)
+        stream = self._token_stream(texts)
+        found = np.fromiter(map(self.vocab.get, stream, itertools.repeat(-1)), dtype=np.int64, count=len(stream))
+        # Where the next text starts (a second C-level pass, rather than a copy of the vocabulary holding
+        # ROW_BREAK in every worker).
+        rows = np.cumsum(np.fromiter(map(ROW_BREAK.__eq__, stream), dtype=bool, count=len(stream)))
         known = found >= 0
         return found[known], np.bincount(rows[known], minlength=len(texts))
-
-    def _row_vocab(self) -> dict[str, int]:
-        """The vocabulary with ROW_BREAK as -2 (a token never reads as a break: none holds white space)."""
-        cached = getattr(self, "_rv", None)
-        if cached is None or cached[0] is not self.vocab:  # per vocabulary object, cached per process
-            cached = self._rv = (self.vocab, {**{str(w): int(i) for w, i in self.vocab.items()}, ROW_BREAK: -2})
-        return cached[1]
 
     def _sums(self, rows: list[list[int]]) -> np.ndarray:
         """Float32 sum of the token vectors of each row of token ids."""
@@ -650,7 +644,6 @@ class StaticEmbedder(TransformerMixin, BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_v32", None)  # keep the artifact small: only the float16 vectors are stored
-        state.pop("_rv", None)
         return state
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
