@@ -2,17 +2,22 @@
 
 The fitted pipeline stays the artifact of record. :func:`compile_pipeline` reads out of it what a
 score needs (n-gram -> column, idf and coefficient; the scaler's mean and scale; source -> weight;
-the float32 token vectors; the calibration) and :class:`CompiledScorer` scores records with dict
-look-ups and a few numpy operations per *batch*, instead of scikit-learn's per-call machinery.
+the float32 token vectors; the calibration) and :class:`CompiledScorer` scores records in one of two
+ways: a small batch (up to SMALL_BATCH records) record by record in plain Python floats, each part's
+share of the raw prediction computed from tables packed per column; a larger one with dict look-ups
+and a few numpy operations per *batch*, instead of scikit-learn's per-call machinery.
 
-Text handling is never re-implemented here: every part is asked through its own per-record methods
-(``ColumnPicker.one``, the vectorizer's ``build_analyzer()``, ``HeadlineStats.row``,
-``StaticEmbedder.token_ids``, ``SourceEncoder._key``), so a change to how a part reads a headline
-reaches the compiled form by itself. Those methods run on shallow copies of the parts that share one
-stand-in for their equal fitted cleaners (:class:`_SharedClean`), so a headline is cleaned once per
-batch, not once per part. The arithmetic copies the pipeline's rounding (TF-IDF and the
-vector sum in float32, in the same order), so both give the same scores to about 1e-12, and
-:func:`verify` checks that on sample records before a version serves.
+Text handling is never re-implemented here: every part reads a headline through its own methods in
+iscore/features.py (``ColumnPicker.one``; the vectorizer's ``build_analyzer()``, or for a whole batch
+:class:`iscore.features.WordNgrams`, tested equal to it; ``HeadlineStats.row``;
+``StaticEmbedder.token_ids`` and ``token_id_rows``, which its own ``transform`` uses; ``SourceEncoder._key``),
+so a change to how a part reads a headline reaches the compiled form by itself. Those methods run on
+shallow copies of the parts that share one stand-in for their equal fitted cleaners
+(:class:`_SharedClean`), so a headline is cleaned once per batch, not once per part. The arithmetic
+copies the pipeline's rounding (TF-IDF and the vector sum in float32, in the same order; one record's
+float32 values rounded by ``array("f")`` as numpy's casts round), so both give the same scores to
+about 1e-12, and :func:`verify` checks that on sample records, one at a time and as a batch, before a
+version serves.
 
 A pipeline with any part, union or regressor this module does not know raises
 :class:`NotCompilable`: the caller then scores with the pipeline itself, never with a guess.
@@ -20,8 +25,12 @@ A pipeline with any part, union or regressor this module does not know raises
 
 from __future__ import annotations
 
+import math
+from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -31,7 +40,8 @@ from sklearn.linear_model import Ridge, SGDRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from iscore.features import ColumnPicker, HeadlineStats, SourceEncoder, StaticEmbedder, column
+from iscore.features import (ROW_BREAK, ColumnPicker, HeadlineStats, SourceEncoder, StaticEmbedder, WordNgrams,
+                             column)
 from iscore.model import (FEATURES_STEP, MODEL_STEP, EditorialBlendRegressor, FastFeatureUnion,
                           PercentileCalibratedRegressor, hstack_csr)
 
@@ -145,6 +155,10 @@ class _Block:
         return sp.csr_matrix((self.values, (self.rows, self.cols)), shape=(n, self.width))
 
 
+# Counts up to this get their term frequency from a table made once (larger ones are computed when met).
+TF_TABLE = 64
+
+
 class _TextTerms:
     """A ``Pipeline([ColumnPicker, TfidfVectorizer])`` part (word or character n-grams)."""
 
@@ -156,54 +170,123 @@ class _TextTerms:
                                 "ColumnPicker -> TfidfVectorizer (l2 or no norm)")
         self.picker = _with_cleaner(picker, shared)
         self.analyzer: Callable[[str], list[str]] = vec.build_analyzer()
+        # A whole batch's word n-grams in a few C-level calls (None: character n-grams and other analyzers,
+        # read text by text with the analyzer itself).
+        self.ngrams = WordNgrams.of(vec)
         # Plain ints: a fitted vocabulary holds numpy integers, slower to look up and to turn into arrays.
-        self.vocabulary: Mapping[str, int] = {str(g): int(j) for g, j in vec.vocabulary_.items()}
+        # With the row break of a batch's token stream as -2 (no n-gram holds one): one table, not two copies
+        # of a 60,000-entry vocabulary in every worker.
+        vocabulary = {str(g): int(j) for g, j in vec.vocabulary_.items()}
+        vocabulary[ROW_BREAK] = -2  # added, not merged into a copy: no second 60,000-entry dict made
+        self.vocabulary: Mapping[str, int] = vocabulary
         self.dtype = np.dtype(vec.dtype)
         self.idf = np.asarray(vec.idf_) if vec.use_idf else None
         self.sublinear, self.binary, self.l2 = bool(vec.sublinear_tf), bool(vec.binary), vec.norm == "l2"
         self.width = len(vec.vocabulary_)
+        # For one headline at a time, in plain Python floats: array(code, ...) rounds to the part's dtype as
+        # numpy's casts do (to nearest), so the values are the pipeline's bit for bit.
+        self._code = "f" if self.dtype == np.float32 else "d"
+        self._tf_table = [0.0, *self._tf(np.arange(1, TF_TABLE + 1)).tolist()]
+        # Per column, the value (in the dtype) of an n-gram met once, as block() computes it.
+        self._once = self._tf(np.ones(self.width, dtype=np.int64))
+        if self.idf is not None:
+            self._once *= self.idf
+        self._tables: dict[int, tuple[np.ndarray, array]] = {}  # per blend's coefficients
 
-    def columns(self, text: str) -> list[int]:
-        """The vocabulary columns of ``text``'s n-grams, as the vectorizer reads it (repeats kept)."""
-        get = self.vocabulary.get
-        return [j for g in self.analyzer(self.picker.one(text)) if (j := get(g)) is not None]
-
-    def block(self, records: Sequence[Any], cache: dict[str, list[str]]) -> _Block:
-        n = len(records)
-        get, analyze, one = self.vocabulary.get, self.analyzer, self.picker.one
-        texts = _texts(records, self.picker.field, cache)
-        if n <= 8:  # a few rows: count in Python (numpy's unique costs more than the counting)
-            rows_l: list[int] = []
-            cols_l: list[int] = []
-            counts_l: list[int] = []
-            for r, text in enumerate(texts):
-                found: dict[int, int] = {}
-                for g in analyze(one(text)):
-                    if (j := get(g)) is not None:
-                        found[j] = found.get(j, 0) + 1
-                for j in sorted(found):  # the vectorizer's CSR order: columns ascending
-                    rows_l.append(r)
-                    cols_l.append(j)
-                    counts_l.append(found[j])
-            rows, cols = np.asarray(rows_l, dtype=np.int64), np.asarray(cols_l, dtype=np.int64)
-            counts = np.asarray(counts_l, dtype=np.int64)
-        else:
-            cols_list: list[int] = []
-            lens = []
-            for text in texts:
-                js = [j for g in analyze(one(text)) if (j := get(g)) is not None]
-                cols_list.extend(js)
-                lens.append(len(js))
-            rows = np.repeat(np.arange(n, dtype=np.int64), lens)
-            # Count each column once per row, rows then columns ascending: the vectorizer's CSR order.
-            keys, counts = np.unique(rows * self.width + np.asarray(cols_list, dtype=np.int64), return_counts=True)
-            rows, cols = keys // self.width, keys % self.width
+    def _tf(self, counts: np.ndarray) -> np.ndarray:
+        """Term frequencies in the part's dtype as TfidfTransformer computes them from counts."""
         data = counts.astype(self.dtype)
         if self.binary:
             data.fill(1)
         if self.sublinear:  # TfidfTransformer: np.log in place, then + 1, in the matrix's dtype
             np.log(data, data)
             data += 1.0
+        return data
+
+    def _texts(self, texts: Sequence[str]) -> list[str]:
+        """Each text as the vectorizer receives it (the picker's own per-record method)."""
+        return list(map(self.picker.one, texts))
+
+    def columns(self, text: str) -> list[int]:
+        """The vocabulary columns of ``text``'s n-grams, as the vectorizer reads it (repeats kept)."""
+        get = self.vocabulary.get
+        picked = self.picker.one(text)
+        grams = self.analyzer(picked) if self.ngrams is None else self.ngrams.grams(picked)
+        return [j for g in grams if (j := get(g, -1)) >= 0]  # not the row break's -2
+
+    def _table(self, coef: np.ndarray) -> array:
+        """Per column j of ``coef``'s blend, ``packed[3j:3j+3]``: the value and square (in the dtype) of an
+        n-gram met once, as block() computes them, and its coefficient.
+
+        Packed side by side in one array of doubles: a headline's columns are scattered over the vocabulary,
+        and one cache line per column instead of three lists' float objects was a third of this part's time
+        on distinct headlines (bench/inprocess_bench.py)."""
+        got = self._tables.get(id(coef))
+        if got is None or got[0] is not coef:
+            packed = np.empty((self.width, 3), dtype=np.float64)
+            packed[:, 0], packed[:, 1], packed[:, 2] = self._once, self._once * self._once, coef
+            got = self._tables[id(coef)] = (coef, array("d", packed.ravel().tobytes()))
+        return got[1]
+
+    def share(self, text: str, coef: np.ndarray) -> float:
+        """One text's share of the raw prediction (``coef``: this part's coefficients), in Python floats."""
+        cols = self.columns(text)
+        js = sorted(set(cols))  # the vectorizer's CSR order: columns ascending
+        if not js:
+            return 0.0
+        packed = self._table(coef)
+        at = [3 * j for j in js]
+        values = [packed[k] for k in at]  # an n-gram met once: the table's value and square
+        squares = [packed[k + 1] for k in at]
+        if len(js) != len(cols):  # some n-gram more than once (a name twice, a repeated word): those computed
+            code = self._code
+            counts = dict.fromkeys(js, 0)
+            for j in cols:
+                counts[j] += 1
+            for i, j in enumerate(js):
+                c = counts[j]
+                if c > 1:
+                    tf = self._tf_table[c] if c <= TF_TABLE else float(self._tf(np.asarray([c]))[0])
+                    # data *= idf: the product in double, stored in the dtype; its square in the dtype.
+                    values[i] = v = array(code, [tf if self.idf is None else tf * float(self.idf[j])])[0]
+                    squares[i] = array(code, [v * v])[0]
+        if self.l2:  # as in block(): the squares' sum in double, each value / norm in double, back in the dtype
+            norm = math.sqrt(sum(squares))
+            if norm != 0.0:
+                values = array(self._code, [v / norm for v in values])
+        return sum([v * packed[k + 2] for v, k in zip(values, at)])
+
+    def block(self, records: Sequence[Any], cache: dict[str, list[str]]) -> _Block:
+        n = len(records)
+        texts = self._texts(_texts(records, self.picker.field, cache))
+        if self.ngrams is not None:
+            # The batch's n-grams as streams: one vocabulary look-up per n-gram in C (map), rows from the breaks.
+            get = self.vocabulary.get
+            tokens, streams = self.ngrams.streams(texts)
+            found = np.fromiter(map(get, tokens, repeat(-1)), dtype=np.int64, count=len(tokens))
+            token_rows = np.cumsum(found == -2)
+            cols_list, rows_list = [], []
+            for grams in streams:
+                cols_n = found if grams is tokens else np.fromiter(map(get, grams, repeat(-1)), dtype=np.int64,
+                                                                  count=len(grams))
+                keep = cols_n >= 0
+                cols_list.append(cols_n[keep])
+                rows_list.append(token_rows[:len(grams)][keep])
+            all_cols, all_rows = np.concatenate(cols_list), np.concatenate(rows_list)
+        else:
+            get, analyze = self.vocabulary.get, self.analyzer
+            cols_py: list[int] = []
+            lens = []
+            for text in texts:
+                js = [j for g in analyze(text) if (j := get(g, -1)) >= 0]
+                cols_py.extend(js)
+                lens.append(len(js))
+            all_rows = np.repeat(np.arange(n, dtype=np.int64), lens)
+            all_cols = np.asarray(cols_py, dtype=np.int64)
+        # Count each column once per row, rows then columns ascending: the vectorizer's CSR order.
+        keys, counts = np.unique(all_rows * self.width + all_cols, return_counts=True)
+        rows, cols = keys // self.width, keys % self.width
+        data = self._tf(counts)
         if self.idf is not None:
             data *= self.idf[cols]
         if self.l2:
@@ -232,6 +315,21 @@ class _Stats:
         self.scale = None if scaler is None or not scaler.with_std else np.asarray(scaler.scale_, dtype=np.float64)
         self.width = len(stats.get_feature_names_out())
         self.dtype = np.dtype(np.float64)
+        self._mean = None if self.mean is None else self.mean.tolist()
+        self._scale = None if self.scale is None else self.scale.tolist()
+        self._coefs: dict[int, tuple[np.ndarray, list[float]]] = {}
+
+    def share(self, text: str, coef: np.ndarray) -> float:
+        """One text's share of the raw prediction, in Python floats (the scaler's double arithmetic)."""
+        got = self._coefs.get(id(coef))
+        if got is None or got[0] is not coef:  # per blend's coefficients, as a list once
+            got = self._coefs[id(coef)] = (coef, coef.tolist())
+        row = self.stats.row(text)
+        if self.mean is not None:
+            row = [v - m for v, m in zip(row, self._mean)]
+        if self.scale is not None:
+            row = [v / d for v, d in zip(row, self._scale)]
+        return sum([v * c for v, c in zip(row, got[1])])
 
     def block(self, records: Sequence[Any], cache: dict[str, list[str]]) -> _Block:
         texts = _texts(records, "text", cache)
@@ -253,12 +351,20 @@ class _Source:
         self.dtype = np.dtype(np.float32)
         self._weights: dict[int, tuple[np.ndarray, dict[str, float]]] = {}  # per coef: source key -> coefficient
 
+    def _table(self, coef: np.ndarray) -> dict[str, float]:
+        """Source key -> coefficient, one table per blend's coefficients."""
+        weights = self._weights.get(id(coef))
+        if weights is None or weights[0] is not coef:
+            weights = self._weights[id(coef)] = (coef, {s: float(coef[i]) for s, i in self.index.items()})
+        return weights[1]
+
+    def share_of(self, source: str, coef: np.ndarray) -> float:
+        """One record's share of the raw prediction: its source's coefficient, else 0."""
+        return self._table(coef).get(self.encoder._key(source), 0.0)
+
     def raw(self, records: Sequence[Any], cache: dict[str, list[str]], coef: np.ndarray) -> np.ndarray:
         """Each record's share of the raw prediction: its source's coefficient (the one-hot value is 1)."""
-        weights = self._weights.get(id(coef))
-        if weights is None or weights[0] is not coef:  # one table per blend's coefficients
-            weights = self._weights[id(coef)] = (coef, {s: float(coef[i]) for s, i in self.index.items()})
-        key, get = self.encoder._key, weights[1].get
+        key, get = self.encoder._key, self._table(coef).get
         sources = _texts(records, "source", cache)
         return np.fromiter((get(key(s), 0.0) for s in sources), dtype=np.float64, count=len(sources))
 
@@ -281,39 +387,22 @@ class _Semantic:
         self.width = int(self.vectors.shape[1])
         self.dtype = np.dtype(np.float32)
 
-    def sums(self, texts: Sequence[str]) -> np.ndarray:
-        """Per text, the float32 sum of its token vectors in token order (zeros without known tokens)."""
-        ids: list[int] = []
-        lens = []
-        token_ids = self.embedder.token_ids
-        for text in texts:
-            got = token_ids(text)
-            ids.extend(got)
-            lens.append(len(got))
-        out = np.zeros((len(texts), self.width), dtype=np.float32)
+    def share(self, text: str, coef: np.ndarray) -> float:
+        """One text's share of the raw prediction: its row as transform computes it, times ``coef``."""
+        ids = self.embedder.token_ids(text)
         if not ids:
-            return out
-        # The pipeline's sparse-count product adds each row's vectors one after another, in token order,
-        # in float32 (numpy's own reductions may add in another order): step k adds every row's k-th token.
-        if len(texts) <= 16:  # few rows: one running sum per row (accumulate adds in order)
-            at = 0
-            for r, k in enumerate(lens):
-                if k:
-                    out[r] = np.add.accumulate(self.vectors[ids[at:at + k]], axis=0)[-1]
-                    at += k
-            return out
-        lens_a = np.asarray(lens, dtype=np.int64)
-        ids_a = np.asarray(ids, dtype=np.int64)
-        rows = np.repeat(np.arange(len(texts), dtype=np.int64), lens_a)
-        position = np.arange(ids_a.size, dtype=np.int64) - np.repeat(np.cumsum(lens_a) - lens_a, lens_a)
-        for k in range(int(lens_a.max())):
-            at = position == k
-            out[rows[at]] += self.vectors[ids_a[at]]
-        return out
+            return 0.0  # a zero row
+        # The float32 sum in token order (accumulate adds one after another), then linalg.norm's
+        # sqrt(add.reduce(x * x)), the division and the weight, each in float32 as transform does them.
+        vectors = self.vectors[ids]
+        total = vectors[0] if len(ids) == 1 else np.add.accumulate(vectors, axis=0)[-1]
+        norm = np.sqrt(np.add.reduce(total * total))
+        row = (total / norm if norm > 0 else total) * self.weight
+        return float(np.dot(row, coef))  # the float32 row as doubles (dot casts it) times the coefficients
 
     def rows(self, texts: Sequence[str]) -> np.ndarray:
-        """The part's float32 rows for ``texts``, as StaticEmbedder.transform computes them."""
-        out = self.sums(texts)
+        """The part's float32 rows for ``texts``, as StaticEmbedder.transform computes them (its own code)."""
+        out = self.embedder._sums_of(*self.embedder.token_id_rows(texts))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out * self.weight
@@ -331,11 +420,24 @@ class _Scale:
     spanning the whole scale, else score_of_raw itself.
     """
 
+    exact_one = False  # whether one() equals score_of_raw on the probes (set by _scale)
+
     def __init__(self, quantiles: np.ndarray, levels: np.ndarray, curve: Any):
         self.quantiles = np.asarray(quantiles, dtype=np.float64)
         self.levels = np.asarray(levels, dtype=np.float64)
         xs, ys = zip(*curve) if curve else ((), ())
         self.xs, self.ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+        self._q, self._l = self.quantiles.tolist(), self.levels.tolist()
+        self._xs, self._ys = self.xs.tolist(), self.ys.tolist()
+
+    def one(self, raw: float) -> float:
+        """The score of one finite raw prediction in Python floats (the same arithmetic as np.interp's)."""
+        if self.quantiles.size == 1:
+            pct = 50.0
+        else:
+            pct = _interp(raw, self._q, self._l)
+            pct = 50.0 if pct != pct else min(max(pct, 0.0), 100.0)
+        return _interp(pct, self._xs, self._ys) if self._xs else pct
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
         if self.quantiles.size == 1:
@@ -345,6 +447,24 @@ class _Scale:
             pct[np.isnan(pct)] = 50.0
             np.clip(pct, 0.0, 100.0, out=pct)
         return np.interp(pct, self.xs, self.ys) if self.xs.size else pct
+
+
+def _interp(x: float, xp: list[float], fp: list[float]) -> float:
+    """np.interp(x, xp, fp) of one finite x, step for step as numpy's C loop computes it (xp ascending)."""
+    if x < xp[0]:
+        return fp[0]
+    if x > xp[-1]:
+        return fp[-1]
+    j = bisect_right(xp, x) - 1  # the last knot at or below x, as numpy's binary search finds it
+    if j == len(xp) - 1 or xp[j] == x:
+        return fp[j]
+    slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+    out = slope * (x - xp[j]) + fp[j]
+    if out != out:  # numpy: NaN one way, try the other
+        out = slope * (x - xp[j + 1]) + fp[j + 1]
+        if out != out and fp[j] == fp[j + 1]:
+            out = fp[j]
+    return out
 
 
 def _scale(calibrated: PercentileCalibratedRegressor, blend: str, default: bool) -> Callable[[np.ndarray], np.ndarray]:
@@ -362,9 +482,13 @@ def _scale(calibrated: PercentileCalibratedRegressor, blend: str, default: bool)
     q = fast.quantiles
     span = float(q[-1] - q[0]) if q.size else 1.0
     probes = np.concatenate([q, (q[:-1] + q[1:]) / 2, q[:1] - span - 1.0, q[-1:] + span + 1.0,
+                             np.linspace(q[0] - span, q[-1] + span, 257) if q.size else [],
                              [np.nan, np.inf, -np.inf, 0.0]])
     try:
-        same = np.array_equal(fast(probes.copy()), np.asarray(own(probes.copy()), dtype=np.float64), equal_nan=True)
+        expected = np.asarray(own(probes.copy()), dtype=np.float64)
+        same = np.array_equal(fast(probes.copy()), expected, equal_nan=True)
+        # The one-headline form too, on every finite probe (a raw that is not finite goes through __call__).
+        fast.exact_one = all(fast.one(float(p)) == e for p, e in zip(probes, expected) if math.isfinite(p))
     except Exception:  # noqa: BLE001 - whatever it is, the model's own mapping is the one to use
         same = False
     return fast if same else own
@@ -391,6 +515,11 @@ class _Part:
     coef: dict[str, np.ndarray]  # per blend, this part's slice of that blend's coefficients
 
 
+# Batches up to this size are scored record by record in Python floats: below it numpy's per-call costs
+# exceed the per-record Python work (bench/inprocess_bench.py measures both sides of it).
+SMALL_BATCH = 4
+
+
 class CompiledScorer:
     """Scores records like ``iscore.scoring.score(pipeline, records)``, from tables read out of it once."""
 
@@ -409,6 +538,12 @@ class CompiledScorer:
         self.float64 = np.result_type(*[p.compiled.dtype for p in parts] or [np.float64]) == np.float64
         # Per blend, raw prediction -> 0-100 score (iscore.model's score_of_raw, or the same from its tables).
         self.scales = {b: _scale(calibrated, b, i == 0) for i, b in enumerate(self.blends)}
+        # Record by record in Python floats: every part has a share of one text, the union is float64 (so
+        # the parts' shares add up in double) and each blend's scale has a checked one-value form.
+        self._share_plan: dict[str, list[tuple[Callable[[str, np.ndarray], float], np.ndarray, bool]]] = {}
+        self.per_record = (self.float64 and all(hasattr(p.compiled, "share") or hasattr(p.compiled, "share_of")
+                                                for p in parts)
+                           and all(getattr(f, "exact_one", False) for f in self.scales.values()))
 
     def part(self, name: str) -> Any:
         """A compiled part by its union name ("words", "semantic", ...), or None (stories reuse these)."""
@@ -450,11 +585,40 @@ class CompiledScorer:
         for cleaner in self.cleaners:
             cleaner.memo.clear()
 
+    def _sharers(self, blend: str) -> list[tuple[Callable[[str, np.ndarray], float], np.ndarray, bool]]:
+        """Per part, in raw()'s order: its one-record share method, its coefficients, whether it reads the source."""
+        got = self._share_plan.get(blend)
+        if got is None:
+            got = self._share_plan[blend] = [
+                (p.compiled.share_of, p.coef[blend], True) if hasattr(p.compiled, "share_of")
+                else (p.compiled.share, p.coef[blend], False) for p in self.parts]
+        return got
+
+    def _score_each(self, records: Sequence[Any], blend: str) -> np.ndarray:
+        """score() record by record in Python floats (a small batch)."""
+        cache: dict[str, list[str]] = {}
+        texts, sources = _texts(records, "text", cache), _texts(records, "source", cache)
+        scale, intercept, sharers = self.scales[blend], self.intercepts[blend], self._sharers(blend)
+        out = []
+        try:
+            for text, source in zip(texts, sources):
+                raw = intercept  # the parts' shares added in the order raw() adds them
+                for share, coef, by_source in sharers:
+                    raw += share(source if by_source else text, coef)
+                value = scale.one(raw) if math.isfinite(raw) else float(scale(np.asarray([raw]))[0])
+                # iscore.scoring.score's nan_to_num(nan=0, posinf=100, neginf=0), then clip to 0..100.
+                out.append(0.0 if value != value else min(max(value, 0.0), 100.0))
+        finally:
+            self._forget()
+        return np.asarray(out, dtype=np.float64)
+
     def score(self, records: Sequence[Any], blend: str | None = None) -> np.ndarray:
         """i-Scores (0-100, finite) of ``records`` in order, as iscore.scoring.score computes them."""
         blend = self._blend(blend)
         if len(records) == 0:
             return np.zeros(0, dtype=np.float64)
+        if self.per_record and len(records) <= SMALL_BATCH:
+            return self._score_each(records, blend)
         out = np.asarray(self.scales[blend](self.raw(records, blend)), dtype=np.float64)
         # iscore.scoring.score's nan_to_num(nan=0, posinf=100, neginf=0) then clip to 0..100, in fewer steps.
         out[np.isnan(out)] = 0.0

@@ -8,6 +8,7 @@ publishes is exactly what the service calls: nothing about featurisation is re-i
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ _QUOTE = re.compile(r"[\"'\u2018\u2019\u201c\u201d]")
 _SECOND_PERSON = re.compile(r"\byou(r|'re|rs)?\b", re.IGNORECASE)
 # A word as StaticEmbedder looks it up (in lower-cased text); `iscore-train embed` builds its vocabulary with it.
 WORD_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_WORD_TOKEN_ROWS = re.compile(f"{WORD_TOKEN.pattern}|\n")  # the same, and ROW_BREAK (below) as a token of its own
 
 
 def normalize_text(text: str) -> str:
@@ -38,7 +40,10 @@ def column(records: Any, field: str) -> list[str]:
         return ["" if v is None or v != v else str(v) for v in records[field].tolist()]
     out: list[str] = []
     for rec in records:
-        if isinstance(rec, str):
+        if type(rec) is dict:  # the usual record, without isinstance's Mapping check (an ABC: slow)
+            value = rec.get(field)
+            out.append(value if type(value) is str else ("" if value is None else str(value)))
+        elif isinstance(rec, str):
             out.append(rec if field == "text" else "")
         elif isinstance(rec, Mapping):
             value = rec.get(field)
@@ -47,11 +52,74 @@ def column(records: Any, field: str) -> list[str]:
             raise TypeError(f"a record must be a string or a mapping, not {type(rec).__name__}")
     return out
 
+
+# What joins the texts of a batch when a regex reads them all in one call: white space the per-record
+# patterns below treat as any other space, and which normalize_text and HeadlineCleaner.clean never leave in
+# a text (a text that still has one is read with its line breaks as spaces: the same tokens).
+ROW_BREAK = "\n"
+
+
+def _joined(texts: Sequence[str]) -> str:
+    """``texts`` joined by ROW_BREAK, so that a ROW_BREAK in the result always separates two texts."""
+    joined = ROW_BREAK.join(texts)
+    if joined.count(ROW_BREAK) != max(0, len(texts) - 1):
+        joined = ROW_BREAK.join(t.replace(ROW_BREAK, " ") for t in texts)
+    return joined
+
+
+# scikit-learn's default token pattern: the one whose word n-grams WordNgrams reproduces.
+SKLEARN_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+
+
+class WordNgrams:
+    """A fitted TfidfVectorizer's word n-grams of many texts in a few C-level calls, for a compiled scorer.
+
+    ``build_analyzer()`` reads one text per Python call (preprocess, tokenise, join n-grams); this reads a
+    whole batch joined by ROW_BREAK with one regex call (the pattern also matches ROW_BREAK, so every row's
+    tokens end where its break is) and forms each n-gram order with one ``map``. Only for the plain word
+    analyzer with scikit-learn's default token pattern (:meth:`of` says None otherwise); tests check it
+    gives ``build_analyzer()``'s n-grams for every text, batch or single.
+    """
+
+    def __init__(self, ngram_range: tuple[int, int], lowercase: bool):
+        self.ngram_range = (int(ngram_range[0]), int(ngram_range[1]))
+        self.lowercase = lowercase
+        # \w\w+ finds what \b\w\w+\b finds (a greedy run of two or more word characters starts and ends at a
+        # boundary, and the scan never resumes inside a run), a fifth faster without the boundary checks.
+        self.pattern = re.compile(rf"\w\w+|{ROW_BREAK}")
+
+    @classmethod
+    def of(cls, vec: Any) -> "WordNgrams | None":
+        """The batch form of ``vec``'s analyzer, or None when it is not one this class reproduces."""
+        plain = (vec.analyzer == "word" and vec.tokenizer is None and vec.preprocessor is None
+                 and vec.stop_words is None and vec.strip_accents is None and vec.input == "content"
+                 and vec.token_pattern == SKLEARN_TOKEN_PATTERN and vec.decode_error == "strict"
+                 and 1 <= vec.ngram_range[0] <= vec.ngram_range[1])
+        return cls(vec.ngram_range, bool(vec.lowercase)) if plain else None
+
+    def streams(self, texts: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+        """The token stream of all ``texts`` (a ROW_BREAK token between two texts) and, per n-gram order of
+        the range, its n-grams: ``grams[p]`` starts at token ``p`` (one holding a ROW_BREAK is of no text)."""
+        joined = _joined(texts)
+        tokens = self.pattern.findall(joined.lower() if self.lowercase else joined)
+        lo, hi = self.ngram_range
+        # " ".join of n consecutive tokens, as the analyzer's _word_ngrams joins them.
+        return tokens, [tokens if n == 1 else list(map(" ".join, zip(*(tokens[k:] for k in range(n)))))
+                        for n in range(lo, hi + 1)]
+
+    def grams(self, text: str) -> list[str]:
+        """The n-grams of one text (the analyzer's, in another order)."""
+        return [g for grams in self.streams([text])[1] for g in grams]
+
+
 # A word as the cleaner sees it (any case); digits-only tokens are never names.
 _CASED_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:['\u2019][A-Za-z]+)?")
 # A leading label before a colon or a bar ("BREAKING:", "Watch |"), at most three words.
 _KICKER = re.compile(r"^\s*([A-Za-z][A-Za-z' ]{0,30}?)\s*[:|]\s+")
 _PRESENTATION = re.compile(r"[!\"\u201c\u201d]|(?<!\w)['\u2018\u2019]|['\u2018\u2019](?!\w)")
+_PRESENTATION_CHARS = frozenset("!\"\u201c\u201d'\u2018\u2019")  # every character _PRESENTATION can remove
+# _CASED_WORD as re.split's one group: the text as [gap, word, gap, ..., word, gap].
+_CASED_SPLIT = re.compile(f"({_CASED_WORD.pattern})")
 NAME_TOKEN = "xname"  # what every run of names becomes; one learned weight for "names a person, place or body"
 # A run with a name the corpus names often (prominence, a news value): one more learned weight, shared by
 # every such name, so Trump and Merkel read the same and differ from an unknown name by one bounded step.
@@ -131,40 +199,45 @@ class HeadlineCleaner(TransformerMixin, BaseEstimator):
 
     def clean(self, text: str) -> str:
         """``text`` as the model reads it: kicker dropped, names as NAME_TOKEN, lower case."""
-        text = normalize_text(text)
-        m = _KICKER.match(text)
-        if m and m.group(1).lower() in self.kickers_:
-            text = text[m.end():]
+        text = " ".join(text.split())  # normalize_text, inlined: this runs once per headline scored
+        if ":" in text or "|" in text:  # a kicker ends in one of these: most headlines skip the regex
+            m = _KICKER.match(text)
+            if m and m.group(1).lower() in self.kickers_:
+                text = text[m.end():]
         proper, common = self.proper_, self.common_
         prominent = getattr(self, "prominent_", frozenset())
-        out: list[str] = []
-        pos = 0
-        named = False  # the previous word was a name: a run of names becomes one token
-        matches = list(_CASED_WORD.finditer(text))
-        # In a sentence-case headline a capitalised word right after a name continues it ("Marine Le Pen",
-        # whose "Pen" is also a common word); Title Case and ALL CAPS capitalise every word, so there it says nothing.
-        sentence_case = (self.join_runs
-                         and sum(1 for m in matches if m.group(0)[0].isupper()) <= SENTENCE_CASE_SHARE * len(matches))
-        for m in matches:
-            w = m.group(0)
+        # [gap, word, gap, word, ..., gap]: words are changed in place, and a word that is not a name is
+        # left as written (the whole text is lower-cased at the end), which is cheaper than rebuilding it.
+        parts = _CASED_SPLIT.split(text)
+        run = 0  # index in parts of the token standing for the current run of names; 0: no run
+        sentence_case = None  # worked out only when a run might continue (most headlines never ask)
+        for i in range(1, len(parts), 2):
+            w = parts[i]
             key = w.lower()
-            gap = text[pos:m.start()]
-            is_name = (key in proper or (w[0].isupper() and key not in common)
-                       or (named and sentence_case and w[0].isupper() and not gap.strip()))
+            is_name = key in proper or (w[0] <= "Z" and key not in common)  # w[0] is a letter: "<= Z" is upper case
+            if not is_name and run and w[0] <= "Z" and self.join_runs and not parts[i - 1].strip():
+                # In a sentence-case headline a capitalised word right after a name continues it ("Marine Le
+                # Pen", whose "Pen" is also a common word); Title Case and ALL CAPS capitalise every word.
+                if sentence_case is None:  # from the text as written: parts already holds name tokens
+                    words = _CASED_WORD.findall(text)
+                    sentence_case = sum(1 for x in words if x[0] <= "Z") <= SENTENCE_CASE_SHARE * len(words)
+                is_name = sentence_case
             if is_name:
-                if not (named and not gap.strip()):
-                    out.append(gap)
-                    out.append(NAME_TOKEN)
+                if run and not parts[i - 1].strip():  # a run of names becomes one token
+                    parts[i - 1] = parts[i] = ""
+                else:
+                    parts[i] = NAME_TOKEN
+                    run = i
                 if key in prominent:  # one prominent word makes the whole run prominent
-                    out[-1] = PROMINENT_TOKEN
+                    parts[run] = PROMINENT_TOKEN
             else:
-                out.append(gap)
-                out.append(key)
-            named = is_name
-            pos = m.end()
-        out.append(text[pos:])
-        # Exclamation and quotation marks present a headline; they do not change what happened.
-        return normalize_text(_PRESENTATION.sub("", "".join(out))).lower()
+                run = 0
+        out = "".join(parts)
+        # Exclamation and quotation marks present a headline; they do not change what happened. The regex
+        # (with look-arounds) only where one of its characters is present.
+        if not _PRESENTATION_CHARS.isdisjoint(out):
+            out = _PRESENTATION.sub("", out)
+        return " ".join(out.split()).lower()
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(["text"], dtype=object)
@@ -285,6 +358,7 @@ _QUANTITY = re.compile(
     r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?:\s*(hundred|thousand|million|billion|trillion|bn|mn|tn|k|m)\b)?",
     re.IGNORECASE)
 _WORD_RUN = re.compile(r"\w+")
+_NUMBER_WORD_SET = frozenset(_NUMBER_WORDS)
 
 
 def largest_quantity(text: str) -> float:
@@ -307,11 +381,10 @@ def largest_quantity(text: str) -> float:
             if value is not None and m.start() not in multipliers:
                 best = max(best, float(value))
         return best
-    get = _NUMBER_WORDS.get
-    for w in _WORD_RUN.findall(text):
-        value = get(w.lower())
-        if value is not None and value > best:
-            best = float(value)
+    # Without multipliers every number word counts: the distinct ones, found in one C-level pass.
+    for w in _NUMBER_WORD_SET.intersection(map(str.lower, _WORD_RUN.findall(text))):
+        if _NUMBER_WORDS[w] > best:
+            best = float(_NUMBER_WORDS[w])
     return best
 
 
@@ -323,16 +396,18 @@ CONTENT_STAT_NAMES = ("log_chars", "words", "has_number", "leading_number", "que
 
 def content_stats(clean: str) -> list[float]:
     """:data:`CONTENT_STAT_NAMES` of a text that :meth:`HeadlineCleaner.clean` produced."""
-    words = clean.split()
+    lower = clean.lower()
     return [
         math.log1p(len(clean)),  # math, not numpy: a numpy call on one number costs ten times more
-        float(min(len(words), 40)),
+        float(min(len(clean.split()), 40)),
         1.0 if _NUMBER.search(clean) else 0.0,
         1.0 if _LEAD_NUMBER.match(clean) else 0.0,
         1.0 if "?" in clean else 0.0,
-        1.0 if _SECOND_PERSON.search(clean) else 0.0,
+        # The regexes only where their words can be (a substring test is a tenth of a search): "you" in any
+        # case is "you" once lower-cased (no other character matches y, o or u ignoring case; a test checks).
+        1.0 if "you" in lower and _SECOND_PERSON.search(clean) else 0.0,
         math.log10(1.0 + min(largest_quantity(clean), 1e13)),
-        float(len(_NAME_TOKENS.findall(clean))),
+        float(len(_NAME_TOKENS.findall(clean))) if (NAME_TOKEN in clean or PROMINENT_TOKEN in clean) else 0.0,
     ]
 
 
@@ -561,30 +636,51 @@ class StaticEmbedder(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Any) -> np.ndarray:
-        out = self._sums([self.token_ids(text) for text in column(X, "text")])
+        ids, lens = self.token_id_rows(column(X, "text"))
+        out = self._sums_of(ids, lens)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out * np.float32(self.weight)
 
-    def tokens(self, text: str) -> list[tuple[str, int]]:
-        """Each known token of ``text`` with its vocabulary row, in order (a compiled scorer calls this too)."""
-        vocab = self.vocab
+    def _token_stream(self, texts: Sequence[str]) -> list[str]:
+        """The WORD_TOKEN tokens of every text as this part reads it (cleaned, else lower-cased), ROW_BREAK
+        between texts: the one place tokens are read, for one text and for a batch."""
         cleaner = getattr(self, "cleaner_", None)  # names (NAME_TOKEN) have no vector: they carry no meaning here
-        text = text.lower() if cleaner is None else cleaner.clean(text)
-        return [(w, i) for w in WORD_TOKEN.findall(text) if (i := vocab.get(w)) is not None]
+        read = [t.lower() for t in texts] if cleaner is None else [cleaner.clean(t) for t in texts]
+        return _WORD_TOKEN_ROWS.findall(_joined(read))
+
+    def tokens(self, text: str) -> list[tuple[str, int]]:
+        """Each known token of ``text`` with its vocabulary row, in order."""
+        vocab = self.vocab
+        return [(w, i) for w in self._token_stream([text]) if (i := vocab.get(w)) is not None]
 
     def token_ids(self, text: str) -> list[int]:
-        """The vocabulary rows of the known tokens of ``text``, in order."""
-        return [i for _, i in self.tokens(text)]
+        """The vocabulary rows of the known tokens of ``text``, in order (a compiled scorer calls this too)."""
+        get = self.vocab.get
+        return [i for w in self._token_stream([text]) if (i := get(w)) is not None]
+
+    def token_id_rows(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`token_ids` of every text at once: all ids in order, and how many belong to each text."""
+        stream = self._token_stream(texts)
+        found = np.fromiter(map(self.vocab.get, stream, itertools.repeat(-1)), dtype=np.int64, count=len(stream))
+        # Where the next text starts (a second C-level pass, rather than a copy of the vocabulary holding
+        # ROW_BREAK in every worker).
+        rows = np.cumsum(np.fromiter(map(ROW_BREAK.__eq__, stream), dtype=bool, count=len(stream)))
+        known = found >= 0
+        return found[known], np.bincount(rows[known], minlength=len(texts))
 
     def _sums(self, rows: list[list[int]]) -> np.ndarray:
         """Float32 sum of the token vectors of each row of token ids."""
+        return self._sums_of(np.fromiter((i for r in rows for i in r), dtype=np.int64),
+                             np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows)))
+
+    def _sums_of(self, ids: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        """Float32 sum of the token vectors of each row: ``lens[r]`` ids of ``ids`` (in order) per row ``r``."""
         # All rows as one sparse count matrix, then one product with the vectors: far faster than
         # summing row by row in Python, and the one place sums are made, so explanations match exactly.
-        indptr = np.cumsum([0] + [len(r) for r in rows])
-        indices = np.fromiter((i for r in rows for i in r), dtype=np.int64, count=int(indptr[-1]))
-        counts = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
-                               shape=(len(rows), self.vectors.shape[0]))
+        indptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        counts = sp.csr_matrix((np.ones(len(ids), dtype=np.float32), np.asarray(ids, dtype=np.int64), indptr),
+                               shape=(len(lens), self.vectors.shape[0]))
         return np.asarray(counts @ self._vectors32(), dtype=np.float32)
 
     def projection(self, coef: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import re
 
@@ -183,3 +184,86 @@ _PIECES = st.sampled_from(["one", "Two", "HUNDREDS", "hundred", "million", "bn",
 def test_largest_quantity_equals_the_one_regex_reference(parts):
     text = "".join(p + sep for p, sep in parts)
     assert largest_quantity(text) == _reference_quantity(text)
+
+
+def _reference_clean(cleaner: HeadlineCleaner, text: str) -> str:
+    """HeadlineCleaner.clean as it was before it split the text once (a word-by-word rebuild, name runs joined)."""
+    text = features.normalize_text(text)
+    m = features._KICKER.match(text)
+    if m and m.group(1).lower() in cleaner.kickers_:
+        text = text[m.end():]
+    out: list[str] = []
+    pos = 0
+    named = False
+    matches = list(features._CASED_WORD.finditer(text))
+    sentence_case = (cleaner.join_runs and sum(1 for m in matches if m.group(0)[0].isupper())
+                     <= features.SENTENCE_CASE_SHARE * len(matches))
+    for m in matches:
+        w = m.group(0)
+        key = w.lower()
+        gap = text[pos:m.start()]
+        is_name = (key in cleaner.proper_ or (w[0].isupper() and key not in cleaner.common_)
+                   or (named and sentence_case and w[0].isupper() and not gap.strip()))
+        if is_name:
+            if not (named and not gap.strip()):
+                out.append(gap)
+                out.append(NAME_TOKEN)
+            if key in cleaner.prominent_:
+                out[-1] = features.PROMINENT_TOKEN
+        else:
+            out.append(gap)
+            out.append(key)
+        named = is_name
+        pos = m.end()
+    out.append(text[pos:])
+    return features.normalize_text(features._PRESENTATION.sub("", "".join(out))).lower()
+
+
+@pytest.fixture(scope="module")
+def prominent_cleaner() -> HeadlineCleaner:
+    return HeadlineCleaner(min_kicker=20, min_prominent=50).fit(corpus())
+
+
+# Pieces that exercise every branch: known, unknown and prominent names, kickers, apostrophes inside and
+# around words, quotes, bars, colons, digits glued to letters, non-ASCII letters and odd white space.
+_CLEAN_PIECES = st.one_of(
+    st.sampled_from(COMMON + ["Zorblax", "Quenby", "Vesk", "Mira", "ZORBLAX", "Lindqvist", "iPhone", "o'clock",
+                              "Bridge", "Storm", "Market", "STORM",
+                              "Zorblax's", "Quenby\u2019s", "Breaking:", "BREAKING |", "breaking:", "Watch |", ":", "|",
+                              "'", "\u2018", "\u2019", '"', "\u201c", "\u201d", "!", "?", "3", "x9Y", "\u00c9lan", "\u00e9",
+                              "-", ",", "_", "\u00a0", "\t", "\n", "  "]),
+    st.text(max_size=5))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(_CLEAN_PIECES, st.sampled_from(["", " ", "  ", "-", "'", ": "])), max_size=12))
+def test_clean_equals_the_word_by_word_reference(prominent_cleaner, parts):
+    text = "".join(p + sep for p, sep in parts)
+    assert prominent_cleaner.prominent_  # the prominent branch is reachable
+    assert prominent_cleaner.clean(text) == _reference_clean(prominent_cleaner, text)
+
+
+def test_only_y_o_u_match_you_ignoring_case():
+    # content_stats looks for "you" in the lower-cased text before it runs _SECOND_PERSON (IGNORECASE): exact
+    # only if no other character matches y, o or u ignoring case. Every code point, checked.
+    found = {chr(c) for c in range(0x110000) if re.fullmatch("(?i)[you]", chr(c))}
+    assert found == set("youYOU")
+    assert all(ch.lower() in "you" for ch in found)
+
+
+def _reference_content_stats(clean: str) -> list[float]:
+    """content_stats before its substring tests: every regex run on every text."""
+    words = clean.split()
+    return [math.log1p(len(clean)), float(min(len(words), 40)), 1.0 if features._NUMBER.search(clean) else 0.0,
+            1.0 if features._LEAD_NUMBER.match(clean) else 0.0, 1.0 if "?" in clean else 0.0,
+            1.0 if features._SECOND_PERSON.search(clean) else 0.0,
+            math.log10(1.0 + min(_reference_quantity(clean), 1e13)),
+            float(len(features._NAME_TOKENS.findall(clean)))]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_PIECES, st.sampled_from(["you", "YOUR", "You're", "yours", "youth", "xname", "xnames",
+                                                    "xprominent", "Xname", "?", "x"]), st.text(max_size=3)),
+                max_size=10).map(" ".join))
+def test_content_stats_equal_the_every_regex_reference(text):
+    assert content_stats(text) == _reference_content_stats(text)

@@ -257,3 +257,44 @@ def test_the_calibration_shortcut_is_used_only_where_it_equals_score_of_raw():
     for blend in compiled.blends:
         expected = np.clip(real(compiled.raw(recs, blend), blend) * 0.5, 0.0, 100.0)
         assert np.abs(compiled.score(recs, blend) - expected).max() <= EXACT
+
+
+@settings(max_examples=300, deadline=None)
+@given(xp=st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=12).map(sorted),
+       fp=st.lists(st.floats(-1e3, 1e3), min_size=12, max_size=12), x=st.floats(-2e6, 2e6))
+def test_one_value_interpolation_is_numpys(xp, fp, x):
+    from iscore.compiled import _interp
+
+    fp = fp[:len(xp)]  # knots may repeat: numpy's choice of segment is copied too
+    assert _interp(x, xp, fp) == float(np.interp(x, xp, fp))
+
+
+def test_small_batches_are_scored_record_by_record_and_equal_the_pipeline(monkeypatch):
+    from iscore import compiled as module
+
+    pipe = toy("all parts, editorial blend")
+    compiled = compile_pipeline(pipe)
+    assert compiled.per_record
+    each: list[int] = []
+    real = module.CompiledScorer._score_each
+    monkeypatch.setattr(module.CompiledScorer, "_score_each", lambda self, recs, b: each.append(len(recs)) or real(self, recs, b))
+    recs = verification_records()
+    for blend in compiled.blends:
+        for r in recs:
+            assert abs(compiled.score([r], blend)[0] - score(pipe, [r], blend)[0]) <= EXACT
+        assert np.abs(compiled.score(recs, blend) - score(pipe, recs, blend)).max() <= EXACT
+    assert each == [1] * len(recs) * len(compiled.blends)  # the batch of all took the array path
+
+
+def test_a_calibration_without_an_exact_one_value_form_scores_in_arrays():
+    import copy
+
+    pipe = copy.deepcopy(toy("all parts, ridge"))
+    calibrated = pipe.steps[1][1]
+    real = calibrated.score_of_raw
+    calibrated.score_of_raw = lambda raw, blend=None: real(raw, blend) * 0.5  # a calibration the tables do not give
+    compiled = compile_pipeline(pipe)
+    assert not compiled.per_record  # no checked one-value form: even one record goes through the arrays
+    recs = verification_records()
+    expected = np.clip(real(compiled.raw(recs)) * 0.5, 0.0, 100.0)
+    assert np.abs(np.concatenate([compiled.score([r]) for r in recs]) - expected).max() <= EXACT

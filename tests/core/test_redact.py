@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from iscore.redact import public_argv, public_text, public_value, redact_url, strip_paths
@@ -133,3 +133,28 @@ def test_text_without_a_password_is_unchanged(text):
 def test_absolute_paths_in_argv_become_file_names():
     assert public_argv(["--data", "/home/alice/news.csv", "--registry=/srv/iscore/models", "rel/x.csv"]) == \
         ["--data", "news.csv", "--registry=models", "rel/x.csv"]
+
+
+def _reference_redact(text: str) -> str:
+    """redact_url before its substring pre-check: the key=value regex on every text."""
+    from iscore import redact as module
+
+    if not text:
+        return text
+    out = module._URL_USERINFO.sub(lambda m: f"{m.group('scheme')}***@", text) if "://" in text else text
+    return module._KEY_VALUE.sub(lambda m: f"{m.group('key')}{m.group('sep')}***", out)
+
+
+_KEY_PIECES = st.sampled_from(["password", "PassWD", "pwd", "SECRET", "Token", "api_key", "API-KEY", "apikey",
+                               "access_key", "Access-Key", "pa\u017fsword", "api_\u212aey", "to\u212aen", "key",
+                               "=", ": ", " = ", "v4lue", "&", ";", ",", "'", "\"", " ", "x", "\u00e9", "://", "@"])
+
+
+@HYP
+@given(pieces=st.lists(st.one_of(_KEY_PIECES, st.text(max_size=3)), max_size=12))
+@example(pieces=["pa\u017fsword", "=", "v4lue"])  # non-ASCII letters that match ASCII ones ignoring case
+@example(pieces=["api_\u212aey", ": ", "v4lue"])
+@example(pieces=["x", "Token", " = ", "v4lue", "&"])
+def test_redaction_equals_the_regex_on_every_text(pieces):
+    text = "".join(pieces)
+    assert redact_url(text) == _reference_redact(text)

@@ -10,6 +10,8 @@ import json
 import uuid
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from iscore.settings import Settings
 from service.limits import client_address, headline_units
@@ -264,3 +266,31 @@ def test_expired_memory_counters_are_swept():
     assert len(storage.storage) == 50
     assert storage.sweep(time.time()) == 0  # nothing expired yet
     assert storage.sweep(time.time() + 3) == 50 and not storage.storage and not storage.expirations
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(st.floats(0, 2.5), st.integers(0, 2), st.integers(1, 4), st.sampled_from(["5/second", "3/2 seconds", "20/minute"])),
+                      max_size=60))
+def test_memory_counting_equals_the_librarys(monkeypatch, steps):
+    # SweptMemoryStorage writes MemoryStorage's sliding-window hit out (no wrappers): the same answers and
+    # counts on any sequence of hits, clients, costs and limits, on a clock that moves in steps.
+    import time
+
+    from limits import parse
+    from limits.storage import MemoryStorage
+    from limits.strategies import SlidingWindowCounterRateLimiter
+
+    from service.limits import SweptMemoryStorage, _AlwaysAlive
+
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])  # set anew for every example, undone after the test
+    library = MemoryStorage()
+    library.timer.cancel()
+    library.timer = _AlwaysAlive()  # no expiry thread racing the fake clock: expiry happens on reads, as here
+    ours = SweptMemoryStorage()
+    a, b = SlidingWindowCounterRateLimiter(library), SlidingWindowCounterRateLimiter(ours)
+    for dt, client, cost, limit in steps:
+        clock[0] += dt
+        item = parse(limit)
+        assert a.hit(item, f"c{client}", cost=cost) == b.hit(item, f"c{client}", cost=cost)
+        assert a.get_window_stats(item, f"c{client}") == b.get_window_stats(item, f"c{client}")

@@ -142,3 +142,16 @@ def test_only_the_registry_unpickles_and_only_from_the_configured_directory(clie
         assert client.open(path, method=method, json=body, headers=AUTH).status_code == 200, path
     assert client.get("/readyz").get_json()["model_version"] == new
     assert loads and all(m == "iscore.registry" and p.parent.parent == model_dir for m, p in loads), loads
+
+
+def test_log_lines_are_json_with_a_utc_timestamp_that_follows_the_clock():
+    fmt = JsonFormatter()
+    lines = []
+    for created in (1_700_000_000.25, 1_700_000_000.75, 1_700_000_061.5):  # the same second twice, then a minute on
+        rec = logging.LogRecord("iscore.access", logging.INFO, __file__, 1, "request", (), None)
+        rec.created, rec.msecs = created, (created - int(created)) * 1000
+        rec.fields = {"status": 200, "path": "/v1/score", "when": object()}  # anything else as its str()
+        lines.append(json.loads(fmt.format(rec)))
+    assert [x["ts"] for x in lines] == ["2023-11-14T22:13:20.250Z", "2023-11-14T22:13:20.750Z", "2023-11-14T22:14:21.500Z"]
+    assert lines[0]["status"] == 200 and lines[0]["msg"] == "request" and lines[0]["when"].startswith("<object")
+    assert list(lines[0]) == ["ts", "level", "logger", "msg", "status", "path", "when"]

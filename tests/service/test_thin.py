@@ -166,3 +166,40 @@ def test_a_fault_in_the_thin_path_is_answered_by_flask_counted_once(make_app, mo
     assert_error(front.post("/v1/score", json={"headlines": ["x"]}, environ_base=me), 429)  # 3 counted, not 6
     monkeypatch.setattr(thin, "parse_score", broken)
     assert front.post("/v1/score", json={"headlines": ["x"]}, environ_base={"REMOTE_ADDR": "thin-other"}).status_code == 200
+
+
+def test_the_access_line_written_directly_is_the_one_logging_writes(paths, monkeypatch):
+    import io
+
+    from service import observability
+
+    front, _, _ = paths
+    root = logging.getLogger("iscore")
+    stream = io.StringIO()
+    mine = logging.StreamHandler(stream)
+    mine.setFormatter(observability.JsonFormatter())
+    mine._iscore = True  # type: ignore[attr-defined]  # as configure_logging marks its handler
+    saved = (root.handlers[:], root.propagate, root.level, logging.getLogger("iscore.access").level)
+    root.handlers[:] = [mine]
+    root.propagate = False
+    root.setLevel(logging.INFO)
+    logging.getLogger("iscore.access").setLevel(logging.NOTSET)
+    direct = []
+    real = observability._write_access_line
+    monkeypatch.setattr(observability, "_write_access_line", lambda h, f: direct.append(f) or real(h, f))
+    try:
+        kw = {"json": {"headlines": ["Floods kill dozens in Kenya"]}, "headers": {"X-Request-ID": "r-1"}}
+        front.post("/v1/score", **kw)  # written directly: the service's handler is the only one
+        assert len(direct) == 1
+        mine.addFilter(lambda record: True)  # a filter: the line goes through logging, which runs it
+        front.post("/v1/score", **kw)
+        assert len(direct) == 1
+    finally:
+        root.handlers[:], root.propagate = saved[0], saved[1]
+        root.setLevel(saved[2])
+        logging.getLogger("iscore.access").setLevel(saved[3])
+    first, second = [json.loads(x) for x in stream.getvalue().splitlines()]
+    assert first["ts"][:10] == second["ts"][:10] and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["ts"])
+    assert list(first) == list(second)  # the same fields, in the same order
+    assert {k: v for k, v in first.items() if k not in ("ts", "ms")} == {k: v for k, v in second.items() if k not in ("ts", "ms")}
+    assert first["logger"] == "iscore.access" and first["msg"] == "request" and first["headlines"] == 1
