@@ -461,14 +461,14 @@ def scale_table(vocab: Mapping[str, int], vectors: np.ndarray, large: Sequence[s
 def scale_of(clean: str | list[str], table: Mapping[str, float]) -> float:
     """Mean size-axis position of the known words of a cleaned headline, or of its words (0 when none is known)."""
     words = WORD_TOKEN.findall(clean) if isinstance(clean, str) else clean
-    values = [x for w in words if (x := table.get(w)) is not None]
+    values = [x for x in map(table.get, words) if x is not None]  # map: the look-ups without a Python frame each
     return float(sum(values) / len(values)) if values else 0.0
 
 
 def harm_of(clean: str | list[str], table: Mapping[str, float]) -> float:
     """The harm-axis position of a cleaned headline's (or its words') most harmful known word (0 when none is known)."""
     words = WORD_TOKEN.findall(clean) if isinstance(clean, str) else clean
-    return max((x for w in words if (x := table.get(w)) is not None), default=0.0)
+    return max([x for x in map(table.get, words) if x is not None], default=0.0)
 
 
 def harm_quantity(quantity_log: float, harm: float, centre: float) -> float:
@@ -483,7 +483,9 @@ def magnitude_stats(clean: str, scale: Mapping[str, float], harm: Mapping[str, f
     """:data:`MAGNITUDE_STAT_NAMES` of a cleaned headline: the content statistics, magnitude columns last."""
     c = content_stats(clean)
     words = WORD_TOKEN.findall(clean)  # both axes read the same words: tokenise once
-    return [*c[:6], c[7], c[6], harm_quantity(c[6], harm_of(words, harm), centre), scale_of(words, scale)]
+    # Without a quantity there is no toll, whatever the harm: most headlines skip the harm look-ups.
+    toll = harm_quantity(c[6], harm_of(words, harm), centre) if c[6] > 0.0 else 0.0
+    return [*c[:6], c[7], c[6], toll, scale_of(words, scale)]
 
 
 def content_labels(clean: str) -> list[str]:
