@@ -422,6 +422,10 @@ SCALE_SMALL = ("trivial", "slight", "modest", "ordinary", "mundane", "usual", "l
                "everyday", "insignificant", "humble")
 # With a size table the statistics put the two magnitude columns last (a fixed prior weighs them;
 # see iscore.model.EditorialBlendRegressor); the versions before keep CONTENT_STAT_NAMES.
+# The layout of versions trained with the first magnitude prior (raw quantity and size axis, 2026-11-26
+# morning), before the toll: kept so they still score as their metrics recorded.
+SIZE_STAT_NAMES = ("log_chars", "words", "has_number", "leading_number", "question", "second_person",
+                   "names", "quantity", "scale")
 MAGNITUDE_STAT_NAMES = ("log_chars", "words", "has_number", "leading_number", "question", "second_person",
                         "names", "quantity", "harm_quantity", "scale")
 # The harm axis: from generic words of commerce to generic words of human harm, on the same vectors (none
@@ -575,7 +579,9 @@ class HeadlineStats(TransformerMixin, BaseEstimator):
         """The statistics' names, in column order."""
         if getattr(self, "cleaner_", None) is None:
             return STAT_NAMES
-        return CONTENT_STAT_NAMES if self.scale is None else MAGNITUDE_STAT_NAMES
+        if self.scale is None:
+            return CONTENT_STAT_NAMES
+        return SIZE_STAT_NAMES if self.harm is None else MAGNITUDE_STAT_NAMES
 
     def labels(self, text: str) -> list[str]:
         """What each statistic says about ``text``, in words a reader understands (column order)."""
@@ -587,12 +593,14 @@ class HeadlineStats(TransformerMixin, BaseEstimator):
         if self.scale is None:
             return said
         size = scale_of(clean, self.scale)
+        scaled = f"words of {'large' if size >= 0 else 'small'} scale ({size:+.2f})"
+        if self.harm is None:
+            return [*said[:6], said[7], said[6], scaled]
         toll = magnitude_stats(clean, self.scale, self.harm, self.harm_centre_)[-2]
         q = largest_quantity(clean)
         return [*said[:6], said[7], said[6],
                 f"toll: {q:,.0f} in a context of harm ({'large' if toll > 0 else 'small'})" if toll
-                else "no toll (no quantity in a context of harm)",
-                f"words of {'large' if size >= 0 else 'small'} scale ({size:+.2f})"]
+                else "no toll (no quantity in a context of harm)", scaled]
 
     def transform(self, X: Any) -> np.ndarray:
         texts = column(X, "text")
@@ -608,6 +616,9 @@ class HeadlineStats(TransformerMixin, BaseEstimator):
         clean = cleaner.clean(text)
         if self.scale is None:
             return content_stats(clean)
+        if self.harm is None:  # a version from before the toll
+            c = content_stats(clean)
+            return [*c[:6], c[7], c[6], scale_of(clean, self.scale)]
         return magnitude_stats(clean, self.scale, self.harm, self.harm_centre_)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:

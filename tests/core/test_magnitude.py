@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import re
 
 import numpy as np
@@ -13,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iscore.compiled import compile_pipeline
-from iscore.features import (COMMERCE_WORDS, CONTENT_STAT_NAMES, HARM_WIDTH, HARM_WORDS, MAGNITUDE_STAT_NAMES,
+from iscore.features import (COMMERCE_WORDS, CONTENT_STAT_NAMES, SIZE_STAT_NAMES, HARM_WIDTH, HARM_WORDS, MAGNITUDE_STAT_NAMES,
                              QUANTITY_CAP, QUANTITY_CENTRE, SCALE_LARGE, SCALE_SMALL, HeadlineCleaner, HeadlineStats,
-                             StaticEmbedder, harm_of, harm_quantity, scale_of, scale_table)
+                             StaticEmbedder, content_stats, harm_of, harm_quantity, scale_of, scale_table)
 from iscore.model import EditorialBlendRegressor, ModelConfig, build_pipeline, feature_union
 from iscore.scoring import contributions, score
 from training.behaviour import DEV_SUITE_PATH, ROBUST_DEV_SUITE_PATH, ROBUST_SUITE_PATH, SUITE_PATH, load_suite
@@ -242,3 +243,17 @@ def test_magnitude_statistics_of_any_text_are_finite(text):
     assert len(row) == len(MAGNITUDE_STAT_NAMES) and all(math.isfinite(x) for x in row)
     assert -QUANTITY_CENTRE <= row[-2] <= QUANTITY_CAP - QUANTITY_CENTRE  # the toll stays within its bounds
     assert len(stats.labels(text)) == len(row)
+
+
+def test_a_version_from_before_the_toll_keeps_its_layout():
+    # Fitted with the first magnitude prior (size axis, no harm table): unpickled, it scores as it did.
+    texts = _texts()
+    now = HeadlineStats(HeadlineCleaner(), scale={"massive": 1.0, "tiny": -1.0}, harm=HARM).fit(texts)
+    old = pickle.loads(pickle.dumps(now))
+    old.harm = None
+    del old.harm_centre_
+    assert old.names_out() == SIZE_STAT_NAMES
+    for t in texts:
+        plain = content_stats(old.cleaner_.clean(t))
+        assert old.row(t) == [*plain[:6], plain[7], plain[6], now.row(t)[-1]]
+        assert len(old.labels(t)) == len(SIZE_STAT_NAMES)
