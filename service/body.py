@@ -20,6 +20,8 @@ from service.errors import ApiError
 READ_STEP = 64 * 1024
 # The ApiError of a body that service/thin.py failed to read, kept in the environ for the view to raise.
 BODY_ERROR = "iscore.body_error"
+# The JSON the thin /v1/score path parsed from the body, for the view to use instead of parsing it again.
+BODY_JSON = "iscore.body_json"
 
 
 class _BodyTimeout(Exception):

@@ -11,7 +11,7 @@ from flask import current_app, g, request
 from iscore.redact import public_text
 from iscore.registry import LoadedModel
 from iscore.settings import Settings
-from service.body import BODY_ERROR, read_body
+from service.body import BODY_ERROR, BODY_JSON, read_body
 from service.errors import ApiError
 from service.feedback_store import FeedbackStore
 from service.holder import ModelHolder
@@ -84,5 +84,7 @@ def json_body() -> Any:
     failed = request.environ.get(BODY_ERROR)
     if failed is not None:  # the thin /v1/score path read the body and failed: the same error, raised here
         raise failed
+    if BODY_JSON in request.environ:  # the thin path parsed it, then left the reply to Flask: not twice
+        return request.environ[BODY_JSON]
     raw = read_body(request.environ, settings.max_body_bytes, settings.body_timeout_seconds)
     return parse_json_body(raw, content_type)
