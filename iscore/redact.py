@@ -19,7 +19,8 @@ REDACTED = "***"
 # covered. Over-redacting an e-mail address in a query string is the price, and an acceptable one.
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)[^\s'\"]*@")
 # key=value credentials, e.g. libpq "password=..." or "?token=..." in a URL or a command line.
-_KEY_VALUE = re.compile(r"(?i)\b(?P<key>password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)"
+# The key may carry a prefix joined by "_" or "-" (access_token, auth-token, db_password): \b alone missed them.
+_KEY_VALUE = re.compile(r"(?i)(?<![\w-])(?P<key>[\w-]*?(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key))"
                         r"(?P<sep>\s*[=:]\s*)(?P<value>[^\s&;,'\"]+)")
 # A substring of every key _KEY_VALUE matches (password and passwd: "pass"; the api and access keys: "key").
 _KEY_PARTS = ("pass", "pwd", "secret", "token", "key")

@@ -120,6 +120,16 @@ def on_reload(server):  # noqa: ANN001 - gunicorn hook signature
     mark_reload(server.worker_age + 1)
 
 
+def on_starting(server):  # noqa: ANN001 - gunicorn hook signature
+    """Before anything is served: gunicorn's own log lines (a refused request line, quoted whole) redact
+    credentials as the app's do; the workers are forks and keep the filter."""
+    # Imported here, not at the top: service.observability imports prometheus_client, which must not load
+    # before this file has set its multiprocess directory (the metrics would then be per worker).
+    from service.observability import RedactingFilter
+
+    server.log.error_log.addFilter(RedactingFilter())
+
+
 def pre_fork(server, worker):  # noqa: ANN001 - gunicorn hook signature
     """Before each fork: follow CURRENT if it moved since the master last looked (a no-op otherwise)."""
     holder = _holder(server)

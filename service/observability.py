@@ -111,6 +111,24 @@ class _ServedVersionsOnly:
 
 # json.dumps(obj, default=str) builds this encoder on every call; one, made once, gives the same text.
 _ENCODE = json.JSONEncoder(default=str).encode
+_PLAIN = (int, float, bool, type(None))
+
+
+def _redacted(value: Any) -> Any:
+    """``value`` with credentials redacted in every string it holds, before it is encoded.
+
+    Redacting the encoded line instead let a value's pattern swallow the escape of a quote
+    (``/v1/token=abc"}`` logged as ``"path": "/v1/token=***"}"``: a line no JSON reader accepts).
+    """
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v) for v in value]
+    return redact_url(str(value))  # what the encoder's default=str would write
 
 
 class JsonFormatter(logging.Formatter):
@@ -130,12 +148,26 @@ class JsonFormatter(logging.Formatter):
         if second != self._second[0]:
             self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
         out: dict[str, Any] = {"ts": f"{self._second[1]}.{int(msecs):03d}Z", "level": level, "logger": logger,
-                               "msg": msg}
-        out.update(fields)
+                               "msg": redact_url(msg)}
+        for key, value in fields.items():
+            # The last line of defence: no credentials in a log line, whatever a message or traceback held.
+            out[key] = _redacted(value)
         if exc is not None:
-            out["exc"] = exc
-        # The last line of defence: no credentials in a log line, whatever a message or traceback held.
-        return redact_url(_ENCODE(out))
+            out["exc"] = redact_url(exc)
+        return _ENCODE(out)
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts credentials in records written by loggers the service does not format itself (gunicorn's
+    error log quotes a refused request line whole: "Invalid request line: 'GET /?token=...'")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact_url(record.getMessage())
+        record.args = ()
+        if record.exc_info:
+            record.exc_text = redact_url(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
 
 
 def configure_logging(level: str) -> None:

@@ -38,6 +38,18 @@ def test_scores_under_gunicorn_and_metrics_cover_all_workers(server):
     assert total == 20  # the sum over both workers, whichever answered the scrape
 
 
+def test_a_request_line_gunicorn_refuses_is_logged_without_its_credentials(server):
+    # The attack: a token in a query with a byte gunicorn refuses was quoted whole in its error log.
+    with socket.create_connection(("127.0.0.1", server.port)) as s:
+        s.sendall(b"GET /healthz?token=Zq9-secret-value&\xff HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 400")
+    deadline = time.monotonic() + 5
+    while b"Invalid request" not in server.log.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = server.log.read_bytes()
+    assert b"Invalid request" in log and b"token=***" in log and b"Zq9-secret-value" not in log
+
+
 def test_slow_clients_do_not_starve_the_server(server):
     slow = []
     for _ in range(30):

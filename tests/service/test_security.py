@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from iscore import registry
 from iscore.settings import Settings
@@ -77,6 +79,23 @@ def test_log_lines_never_carry_credentials():
     rec.fields = {"error": f"connection to {DB_URL} refused", "version": "v1"}
     line = fmt.format(rec)
     assert "PASSWORD" not in line and "***@127.0.0.1" in line and '"version": "v1"' in line
+
+
+_SECRET_KEYS = st.sampled_from(["token", "password", "api_key", "secret", "TOKEN", "access_token"])
+_NASTY = st.text(alphabet=st.sampled_from(list('ab"\\}{,:= &/\n\t\u2028\u00e9')), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=_SECRET_KEYS, tail=_NASTY, nested=st.booleans())
+def test_a_log_line_is_one_valid_json_object_whatever_its_values_hold(key, tail, nested):
+    # The attack: "/v1/token=abc%22%7D" logged as '"path": "/v1/token=***"}"' (redacting the encoded line ate
+    # the escape of a quote). Each value is redacted before encoding, so the line always parses.
+    path = f"/v1/{key}=Zq9secret{tail}"
+    fields = {"path": path, "detail": {"items": [path, 3, None]}} if nested else {"path": path, "n": 1}
+    line = JsonFormatter().line(0.0, 0.0, "INFO", "iscore.access", f"request {path}", fields)
+    parsed = json.loads(line)
+    assert "\n" not in line and set(parsed) == {"ts", "level", "logger", "msg", *fields}
+    assert "Zq9secret" not in line  # the credential is gone from every place it was
 
 
 # --- item 8: the admin token --------------------------------------------------------------------
