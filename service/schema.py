@@ -32,9 +32,9 @@ FLAG_PATTERN = "^(" + "|".join("".join(f"[{c.upper()}{c}]" if c.isalpha() else c
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 UNSTORABLE_PROBLEM = "must not contain NUL (U+0000) or unpaired surrogate (U+D800-U+DFFF) characters"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# A headline needs one character that is neither white space nor a control character. The set is
+# A headline needs one character that is neither white space, a zero-width character nor a control character. The set is
 # spelled out (no \s) so the OpenAPI document states exactly the rule the server applies.
-TEXT_PATTERN = "[^ \\t\\n\\r\\f\\v\\x00-\\x1f\\x7f-\\x9f\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]"
+TEXT_PATTERN = "[^ \\t\\n\\r\\f\\v\\x00-\\x1f\\x7f-\\x9f\\u00a0\\u1680\\u180e\\u2000-\\u200d\\u2060\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]"
 _VISIBLE = re.compile(TEXT_PATTERN)
 # For the OpenAPI document: strings without NUL (refused below, see _UNSTORABLE), and headline text
 # that also has one visible character. JSON Schema has one pattern per string, hence the combination.

@@ -152,6 +152,15 @@ def test_control_characters_and_whitespace_are_normalised(client):
     assert r.get_json()["scores"][0]["text"] == "Earthquake kills many in Chile"
 
 
+@pytest.mark.parametrize("invisible", ["\u200b\u200b", "\u200c \u200d", "\u2060", "\u180e\ufeff", " \u3000 "])
+def test_a_headline_of_invisible_characters_is_empty(client, invisible):
+    # The attack: zero-width spaces alone scored 35 as if they were a headline.
+    r = client.post("/v1/score", json={"headlines": [invisible]})
+    b = assert_error(r, 422, "invalid_request")
+    assert b["details"][0]["field"] == "headlines[0].text" and "empty" in b["details"][0]["problem"]
+    assert client.post("/v1/score", json={"headlines": ["\u200bFloods in Kenya"]}).status_code == 200
+
+
 def test_unknown_route_and_method_use_the_error_shape(client):
     assert_error(client.get("/v2/nothing"), 404, "not_found")
     b = client.get("/v1/score")
