@@ -33,6 +33,7 @@ from iscore import feedback, window_store
 from iscore.redact import redact_url
 from iscore.scoring import reply_items
 from iscore.settings import Settings, SettingsError
+from service.holder import ModelHolder
 from service.ingest_schema import parse_item, retention_start
 from service.schema import Limits
 
@@ -191,7 +192,6 @@ def _engine(settings: Settings) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``iscore-ingest``."""
-    from iscore import registry
     from service.observability import configure_logging
 
     p = argparse.ArgumentParser(prog="iscore-ingest", description=__doc__.split("\n")[0])
@@ -234,11 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"iscore-ingest: feed list: {e}", file=sys.stderr)
         return 2
+    # The server's holder: CURRENT when it loads, else the same fallback the server serves (LAST_GOOD, then the
+    # rollback path), followed on every round as the workers follow it.
+    holder = ModelHolder(settings.model_dir, compiled=bool(settings.compiled_scorer))
     while True:
-        try:
-            model = registry.load_current(settings.model_dir)
-        except registry.ArtifactError as e:
-            log.error("no model to score feed headlines; nothing polled", extra={"fields": {"reason": str(e)[:300]}})
+        model = holder.refresh()
+        if model is None:
+            reason = holder.readiness().fallback
+            log.error("no model to score feed headlines; nothing polled",
+                      extra={"fields": {"reason": (reason.error if reason else "no version loads")[:300]}})
             if args.once:
                 return 1
             time.sleep(settings.feed_interval_seconds)

@@ -4,6 +4,7 @@ timeouts) into the same store /v1/top reads; and the API-key commands."""
 from __future__ import annotations
 
 import threading
+import shutil
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -173,3 +174,21 @@ def test_settings_for_stories_are_checked():
         Settings(story_window_hours=72, window_retention_hours=48)
     with pytest.raises(SettingsError, match="ISCORE_STORY_HALF_LIFE_MINUTES"):
         Settings.from_env({"ISCORE_STORY_HALF_LIFE_MINUTES": "nan"})
+
+
+def test_poll_scores_with_the_servers_fallback_when_current_does_not_load(feeds, env, model_dir, capsys):
+    # The stranger's fresh clone: CURRENT named a version that was not there; the server fell back, the
+    # poller polled nothing. Now both serve the registry's fallback (LAST_GOOD here).
+    good = (model_dir / "CURRENT").read_text().strip()
+    (model_dir / "LAST_GOOD").write_text(good + "\n")
+    (model_dir / "CURRENT").write_text("20260101T000000000000Z-deadbeef\n")
+    listing = env / "feeds.txt"
+    listing.write_text(f"{feeds.base}/rss source=Reuters\n")
+    assert ingest_cli.main(["poll", "--feeds", str(listing), "--once"]) == 0
+    assert "1 new" in capsys.readouterr().out
+    assert window_store.count_headlines(engine_of(env)) == 1
+    # Nothing that loads at all: an error and exit 1, nothing polled.
+    for name in ("CURRENT", "LAST_GOOD"):
+        (model_dir / name).write_text("20260101T000000000000Z-deadbeef\n")
+    shutil.rmtree(model_dir / good)
+    assert ingest_cli.main(["poll", "--feeds", str(listing), "--once"]) == 1
