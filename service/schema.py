@@ -169,8 +169,11 @@ def _unknown_fields(field: str, names: set[Any]) -> dict[str, str]:
 
 def _invalid(problems: list[dict[str, str]]) -> ApiError:
     """The 422 listing field problems (the first MAX_PROBLEMS; the message counts them all)."""
-    return ApiError(422, "invalid_request", f"{len(problems)} problem(s) in the request; see details",
-                    problems[:MAX_PROBLEMS])
+    if len(problems) == 1:  # the one problem in the message itself, as the query's 422 says it
+        message = f"{problems[0]['field']} {problems[0]['problem']}"
+    else:
+        message = f"{len(problems)} problems in the request; see details"
+    return ApiError(422, "invalid_request", message, problems[:MAX_PROBLEMS])
 
 
 TIME_PROBLEM = "must be an ISO-8601 string such as 2026-11-24T18:05:00Z or an RFC 2822 date such as " \

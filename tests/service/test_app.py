@@ -158,6 +158,9 @@ def test_a_headline_of_invisible_characters_is_empty(client, invisible):
     r = client.post("/v1/score", json={"headlines": [invisible]})
     b = assert_error(r, 422, "invalid_request")
     assert b["details"][0]["field"] == "headlines[0].text" and "empty" in b["details"][0]["problem"]
+    assert b["message"] == f"headlines[0].text {b['details'][0]['problem']}"  # one problem: said, not counted
+    two = assert_error(client.post("/v1/score", json={"headlines": [invisible, 3]}), 422, "invalid_request")
+    assert two["message"] == "2 problems in the request; see details" and len(two["details"]) == 2
     assert client.post("/v1/score", json={"headlines": ["\u200bFloods in Kenya"]}).status_code == 200
 
 
