@@ -84,9 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     rows = []
     for c in CENTRES:
-        F.QUANTITY_CENTRE = c  # harm_quantity reads the module constant
         for cols in sets.values():
-            cols["T"] = np.asarray([F.harm_quantity(q, h, centre) for q, h in zip(cols["q"], cols["h"])])
+            cols["T"] = np.asarray([F.harm_quantity(q, h, centre, c) for q, h in zip(cols["q"], cols["h"])])
         sd = {k: float(np.std(sets["train"][k])) or 1.0 for k in ("ed", "S", "T")}
 
         def raw(cols: dict[str, np.ndarray], q: float, s: float) -> np.ndarray:

@@ -475,12 +475,13 @@ def harm_of(clean: str | list[str], table: Mapping[str, float]) -> float:
     return max([x for x in map(table.get, words) if x is not None], default=0.0)
 
 
-def harm_quantity(quantity_log: float, harm: float, centre: float) -> float:
-    """A headline's quantity (log10) as a toll: centred and capped, weighed by how much it speaks of harm."""
+def harm_quantity(quantity_log: float, harm: float, centre: float, neutral: float = QUANTITY_CENTRE) -> float:
+    """A headline's quantity (log10) as a toll: centred on ``neutral`` and capped, weighed by how much it
+    speaks of harm (the gate opens around ``centre`` on the harm axis)."""
     if quantity_log <= 0.0:
         return 0.0
     gate = 1.0 / (1.0 + math.exp(-max(min((harm - centre) / HARM_WIDTH, 50.0), -50.0)))
-    return gate * (min(quantity_log, QUANTITY_CAP) - QUANTITY_CENTRE)
+    return gate * (min(quantity_log, QUANTITY_CAP) - neutral)
 
 
 def magnitude_stats(clean: str, scale: Mapping[str, float], harm: Mapping[str, float], centre: float) -> list[float]:
@@ -592,11 +593,12 @@ class HeadlineStats(TransformerMixin, BaseEstimator):
         said = content_labels(clean)
         if self.scale is None:
             return said
-        size = scale_of(clean, self.scale)
+        values = self._of_clean(clean)  # the row itself: size axis last, the toll before it
+        size = values[-1]
         scaled = f"words of {'large' if size >= 0 else 'small'} scale ({size:+.2f})"
         if self.harm is None:
             return [*said[:6], said[7], said[6], scaled]
-        toll = magnitude_stats(clean, self.scale, self.harm, self.harm_centre_)[-2]
+        toll = values[-2]
         q = largest_quantity(clean)
         return [*said[:6], said[7], said[6],
                 f"toll: {q:,.0f} in a context of harm ({'large' if toll > 0 else 'small'})" if toll
@@ -613,7 +615,10 @@ class HeadlineStats(TransformerMixin, BaseEstimator):
         cleaner = getattr(self, "cleaner_", None)
         if cleaner is None:
             return headline_stats(text)
-        clean = cleaner.clean(text)
+        return self._of_clean(cleaner.clean(text))
+
+    def _of_clean(self, clean: str) -> list[float]:
+        """The statistics of a text the fitted cleaner produced (row and labels both read them here)."""
         if self.scale is None:
             return content_stats(clean)
         if self.harm is None:  # a version from before the toll
