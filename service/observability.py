@@ -162,7 +162,11 @@ class RedactingFilter(logging.Filter):
     error log quotes a refused request line whole: "Invalid request line: 'GET /?token=...'")."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact_url(record.getMessage())
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a message that does not format: the handler reports it, as ever
+            return True
+        record.msg = redact_url(message)
         record.args = ()
         if record.exc_info:
             record.exc_text = redact_url(logging.Formatter().formatException(record.exc_info))

@@ -174,3 +174,13 @@ def test_log_lines_are_json_with_a_utc_timestamp_that_follows_the_clock():
     assert [x["ts"] for x in lines] == ["2023-11-14T22:13:20.250Z", "2023-11-14T22:13:20.750Z", "2023-11-14T22:14:21.500Z"]
     assert lines[0]["status"] == 200 and lines[0]["msg"] == "request" and lines[0]["when"].startswith("<object")
     assert list(lines[0]) == ["ts", "level", "logger", "msg", "status", "path", "when"]
+
+
+def test_the_filter_on_gunicorns_log_redacts_and_never_raises():
+    from service.observability import RedactingFilter
+
+    f = RedactingFilter()
+    ok = logging.LogRecord("gunicorn.error", logging.WARNING, "x.py", 1, "Invalid request line: %r", ("GET /?token=Zq9",), None)
+    assert f.filter(ok) and ok.getMessage() == "Invalid request line: 'GET /?token=***'"
+    bad = logging.LogRecord("gunicorn.error", logging.WARNING, "x.py", 1, "two %s %s", ("one",), None)
+    assert f.filter(bad) and bad.msg == "two %s %s"  # left for the handler to report, as logging does
