@@ -40,10 +40,16 @@ from sklearn.linear_model import Ridge, SGDRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from iscore.features import (ROW_BREAK, ColumnPicker, HeadlineStats, SourceEncoder, StaticEmbedder, WordNgrams,
-                             column)
+from iscore import features
+from iscore.features import (ROW_BREAK, ColumnPicker, HeadlineCleaner, HeadlineStats, SourceEncoder, StaticEmbedder,
+                             WordNgrams, column)
 from iscore.model import (FEATURES_STEP, MODEL_STEP, EditorialBlendRegressor, FastFeatureUnion,
                           PercentileCalibratedRegressor, hstack_csr)
+
+try:  # built by setup.py where a C compiler is at hand; without it the Python code reads every headline
+    from iscore import _speedups
+except ImportError:  # pragma: no cover - depends on the install
+    _speedups = None
 
 # Every compiled score must be within this of the pipeline's on the verification records.
 TOLERANCE = 1e-6
@@ -230,7 +236,10 @@ class _TextTerms:
 
     def share(self, text: str, coef: np.ndarray) -> float:
         """One text's share of the raw prediction (``coef``: this part's coefficients), in Python floats."""
-        cols = self.columns(text)
+        return self.share_of_columns(self.columns(text), coef)
+
+    def share_of_columns(self, cols: list[int], coef: np.ndarray) -> float:
+        """:meth:`share` of a text whose n-gram columns (:meth:`columns`, repeats kept) are ``cols``."""
         js = sorted(set(cols))  # the vectorizer's CSR order: columns ascending
         if not js:
             return 0.0
@@ -283,6 +292,10 @@ class _TextTerms:
                 lens.append(len(js))
             all_rows = np.repeat(np.arange(n, dtype=np.int64), lens)
             all_cols = np.asarray(cols_py, dtype=np.int64)
+        return self.block_of(all_rows, all_cols, n)
+
+    def block_of(self, all_rows: np.ndarray, all_cols: np.ndarray, n: int) -> _Block:
+        """The part's block for ``n`` texts from every n-gram met: its row and its column (any order, repeats kept)."""
         # Count each column once per row, rows then columns ascending: the vectorizer's CSR order.
         keys, counts = np.unique(all_rows * self.width + all_cols, return_counts=True)
         rows, cols = keys // self.width, keys % self.width
@@ -321,10 +334,13 @@ class _Stats:
 
     def share(self, text: str, coef: np.ndarray) -> float:
         """One text's share of the raw prediction, in Python floats (the scaler's double arithmetic)."""
+        return self.share_of_row(self.stats.row(text), coef)
+
+    def share_of_row(self, row: list[float], coef: np.ndarray) -> float:
+        """:meth:`share` of a text whose statistics (``HeadlineStats.row``) are ``row``."""
         got = self._coefs.get(id(coef))
         if got is None or got[0] is not coef:  # per blend's coefficients, as a list once
             got = self._coefs[id(coef)] = (coef, coef.tolist())
-        row = self.stats.row(text)
         if self.mean is not None:
             row = [v - m for v, m in zip(row, self._mean)]
         if self.scale is not None:
@@ -333,7 +349,10 @@ class _Stats:
 
     def block(self, records: Sequence[Any], cache: dict[str, list[str]]) -> _Block:
         texts = _texts(records, "text", cache)
-        values = np.asarray([self.stats.row(t) for t in texts], dtype=np.float64).reshape(len(texts), self.width)
+        return self.block_of(np.asarray([self.stats.row(t) for t in texts], dtype=np.float64).reshape(len(texts), self.width))
+
+    def block_of(self, values: np.ndarray) -> _Block:
+        """The part's block from the texts' statistics (one row each; changed in place)."""
         if self.mean is not None:  # StandardScaler.transform: subtract, then divide, in float64
             values -= self.mean
         if self.scale is not None:
@@ -389,7 +408,10 @@ class _Semantic:
 
     def share(self, text: str, coef: np.ndarray) -> float:
         """One text's share of the raw prediction: its row as transform computes it, times ``coef``."""
-        ids = self.embedder.token_ids(text)
+        return self.share_of_ids(self.embedder.token_ids(text), coef)
+
+    def share_of_ids(self, ids: list[int], coef: np.ndarray) -> float:
+        """:meth:`share` of a text whose known tokens' vector rows (``StaticEmbedder.token_ids``) are ``ids``."""
         if not ids:
             return 0.0  # a zero row
         # The float32 sum in token order (accumulate adds one after another), then linalg.norm's
@@ -402,7 +424,11 @@ class _Semantic:
 
     def rows(self, texts: Sequence[str]) -> np.ndarray:
         """The part's float32 rows for ``texts``, as StaticEmbedder.transform computes them (its own code)."""
-        out = self.embedder._sums_of(*self.embedder.token_id_rows(texts))
+        return self.rows_of(*self.embedder.token_id_rows(texts))
+
+    def rows_of(self, ids: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        """The part's float32 rows from the texts' token vector rows: ``lens[r]`` of ``ids`` (in order) per text ``r``."""
+        out = self.embedder._sums_of(ids, lens)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out * self.weight
@@ -494,6 +520,114 @@ def _scale(calibrated: PercentileCalibratedRegressor, blend: str, default: bool)
     return fast if same else own
 
 
+# The statistics iscore._speedups computes for a cleaned headline, in its order; each statistics layout picks its own.
+C_STAT_NAMES = ("log_chars", "words", "has_number", "leading_number", "question", "second_person", "quantity", "names",
+                "harm_quantity", "scale")
+C_LAYOUTS = (features.CONTENT_STAT_NAMES, features.SIZE_STAT_NAMES, features.MAGNITUDE_STAT_NAMES)
+
+
+class _CReader:
+    """The text parts of a model read in C, a whole batch per call (iscore/_speedups.c).
+
+    For every headline it can read exactly (ASCII and a few punctuation marks) the C code gives the
+    cleaned text's n-gram columns, token vector rows and statistics, which the parts' own ``*_of``
+    methods turn into shares and blocks; any other headline is read by the parts' Python methods, as
+    without it. :func:`verify` checks both against the pipeline before a version serves.
+    """
+
+    def __init__(self, reader: Any, words: _TextTerms | None, stats: _Stats | None, semantic: _Semantic | None):
+        self.reader, self.words, self.stats, self.semantic = reader, words, stats, semantic
+        self.layout = None if stats is None else [C_STAT_NAMES.index(n) for n in stats.stats.names_out()]
+        self.parts = {id(p) for p in (words, stats, semantic) if p is not None}
+
+    @classmethod
+    def of(cls, parts: list[Any], shared: dict[int, _SharedClean]) -> "_CReader | None":
+        """The C reader of these compiled parts, or None when iscore._speedups is not built or some text part
+        reads headlines in a way it does not know (then every part reads in Python)."""
+        if _speedups is None or len(shared) != 1:
+            return None
+        (stand_in,) = shared.values()
+        cleaner = stand_in.cleaner
+        if type(cleaner) is not HeadlineCleaner or not hasattr(cleaner, "proper_"):
+            return None
+        found: dict[type, Any] = {}
+        for part in parts:
+            if type(part) is _Source:
+                continue
+            if type(part) in found or type(part) not in (_TextTerms, _Stats, _Semantic):
+                return None
+            found[type(part)] = part
+        words, stats, semantic = found.get(_TextTerms), found.get(_Stats), found.get(_Semantic)
+        if words is not None and (words.ngrams is None or words.picker.field != "text"
+                                  or words.picker.cleaner_ is not stand_in):
+            return None  # character n-grams, another field, or the raw text
+        if stats is not None and (stats.stats.cleaner_ is not stand_in or stats.stats.names_out() not in C_LAYOUTS):
+            return None
+        if semantic is not None and semantic.embedder.cleaner_ is not stand_in:
+            return None
+        table = stats.stats if stats is not None else None
+        magnitude = table is not None and table.harm is not None
+        reader = _speedups.Reader(
+            cleaner.proper_, cleaner.common_, getattr(cleaner, "prominent_", frozenset()), cleaner.kickers_,
+            bool(cleaner.join_runs), features.SENTENCE_CASE_SHARE, features._NUMBER_WORDS, features._MULTIPLIERS,
+            None if words is None else words.vocabulary, (1, 1) if words is None else words.ngrams.ngram_range,
+            None if semantic is None else semantic.embedder.vocab, table.harm if magnitude else None,
+            None if table is None else table.scale, float(table.harm_centre_) if magnitude else 0.0,
+            features.QUANTITY_CENTRE, features.QUANTITY_CAP, features.HARM_WIDTH)
+        return cls(reader, words, stats, semantic)
+
+    def blocks(self, texts: list[str]) -> dict[int, _Block]:
+        """Each C-read part's block for ``texts`` (by ``id`` of the part)."""
+        n = len(texts)
+        fallback, rows_b, cols_b, ids_b, lens_b, stats_b = self.reader.read(texts)
+        out: dict[int, _Block] = {}
+        if self.words is not None:
+            rows, cols = np.frombuffer(rows_b, dtype=np.int64), np.frombuffer(cols_b, dtype=np.int64)
+            if fallback:  # the headlines C does not read: their columns as the part's own method finds them
+                extra = [(r, j) for r in fallback for j in self.words.columns(texts[r])]
+                rows = np.concatenate([rows, np.fromiter((r for r, _ in extra), dtype=np.int64, count=len(extra))])
+                cols = np.concatenate([cols, np.fromiter((j for _, j in extra), dtype=np.int64, count=len(extra))])
+            out[id(self.words)] = self.words.block_of(rows, cols, n)
+        if self.stats is not None:
+            values = np.frombuffer(stats_b, dtype=np.float64).reshape(n, len(C_STAT_NAMES))[:, self.layout]
+            for r in fallback:
+                values[r] = self.stats.stats.row(texts[r])
+            out[id(self.stats)] = self.stats.block_of(values)
+        if self.semantic is not None:
+            ids, lens = np.frombuffer(ids_b, dtype=np.int64), np.frombuffer(lens_b, dtype=np.int64)
+            if fallback:
+                lens = lens.copy()
+                starts = np.cumsum(lens) - lens  # where each text's rows begin (a fallback text has none yet)
+                at, more = [], []
+                for r in fallback:
+                    got = self.semantic.embedder.token_ids(texts[r])
+                    lens[r] = len(got)
+                    at.extend([int(starts[r])] * len(got))
+                    more.extend(got)
+                ids = np.insert(ids, np.asarray(at, dtype=np.int64), np.asarray(more, dtype=np.int64))
+            out[id(self.semantic)] = _Block(None, None, self.semantic.rows_of(ids, lens), self.semantic.width)
+        return out
+
+    def read_one(self, text: str) -> dict[str, Any] | None:
+        """What the C-read parts' ``share_of_*`` methods take for one text ("cols", "row", "ids"); None when C does
+        not read this text."""
+        got = self.reader.read_one(text)
+        if got is None:
+            return None
+        cols, ids, stats = got
+        return {"cols": cols, "ids": ids, "row": None if self.layout is None else [stats[k] for k in self.layout]}
+
+    def share_method(self, part: Any) -> tuple[Callable[[Any, np.ndarray], float], str] | None:
+        """The one-text share method of a C-read part and the key of what it takes (see :meth:`read_one`)."""
+        if part is self.words:
+            return part.share_of_columns, "cols"
+        if part is self.stats:
+            return part.share_of_row, "row"
+        if part is self.semantic:
+            return part.share_of_ids, "ids"
+        return None
+
+
 def _compile_part(name: str, part: Any, shared: dict[int, _SharedClean]) -> Any:
     if type(part) is Pipeline and len(part.steps) == 2 and type(part.steps[0][1]) is ColumnPicker:
         return _TextTerms(part, shared)
@@ -525,8 +659,9 @@ class CompiledScorer:
 
     def __init__(self, pipeline: Any, parts: list[_Part], intercepts: dict[str, float],
                  calibrated: PercentileCalibratedRegressor, terms: dict[str, tuple[np.ndarray, float]],
-                 cleaners: tuple[_SharedClean, ...] = ()):
+                 cleaners: tuple[_SharedClean, ...] = (), reader: _CReader | None = None):
         self.pipeline = pipeline
+        self.reader = reader  # the text parts read in C (iscore/_speedups.c), or None: read by their Python methods
         self.cleaners = cleaners  # the parts' shared cleaners: their memory of a batch is dropped after it
         self.parts = parts
         self.intercepts = intercepts  # per blend
@@ -541,6 +676,7 @@ class CompiledScorer:
         # Record by record in Python floats: every part has a share of one text, the union is float64 (so
         # the parts' shares add up in double) and each blend's scale has a checked one-value form.
         self._share_plan: dict[str, list[tuple[Callable[[str, np.ndarray], float], np.ndarray, bool]]] = {}
+        self._c_plan: dict[str, list[tuple[Callable[[Any, np.ndarray], float], np.ndarray, str]]] = {}
         self.per_record = (self.float64 and all(hasattr(p.compiled, "share") or hasattr(p.compiled, "share_of")
                                                 for p in parts)
                            and all(getattr(f, "exact_one", False) for f in self.scales.values()))
@@ -570,15 +706,27 @@ class CompiledScorer:
         cache: dict[str, list[str]] = {}
         out = np.full(n, self.intercepts[blend], dtype=np.float64)
         try:
+            blocks = self._c_blocks(records, cache)
             for p in self.parts:
                 part, coef = p.compiled, p.coef[blend]
-                if hasattr(part, "raw"):  # a part with a shortcut to its share
+                block = blocks.get(id(part))
+                if block is not None:  # read in C
+                    out += block.raw(coef, n)
+                elif hasattr(part, "raw"):  # a part with a shortcut to its share
                     out += part.raw(records, cache, coef)
                 else:
                     out += part.block(records, cache).raw(coef, n)
         finally:
             self._forget()
         return out
+
+    def _c_blocks(self, records: Sequence[Any], cache: dict[str, list[str]]) -> dict[int, _Block]:
+        """The blocks of the parts read in C (by ``id`` of the part); empty without a C reader."""
+        return {} if self.reader is None else self.reader.blocks(_texts(records, "text", cache))
+
+    def without_c(self) -> "CompiledScorer":
+        """The same scorer with every text part read by its Python methods."""
+        return CompiledScorer(self.pipeline, self.parts, self.intercepts, self.calibrated, self._terms, self.cleaners)
 
     def _forget(self) -> None:
         """Drop the cleaned texts of the batch just scored (the next batch is other headlines)."""
@@ -594,17 +742,38 @@ class CompiledScorer:
                 else (p.compiled.share, p.coef[blend], False) for p in self.parts]
         return got
 
+    def _c_sharers(self, blend: str) -> list[tuple[Callable[[Any, np.ndarray], float], np.ndarray, str]]:
+        """Per part, in raw()'s order: its share method of what C read (or of the source), its coefficients, the key."""
+        got = self._c_plan.get(blend)
+        if got is None:
+            got = []
+            for (share, coef, by_source), p in zip(self._sharers(blend), self.parts):
+                method = self.reader.share_method(p.compiled)
+                if method is None and not by_source:
+                    raise NotCompilable(f"part {p.name!r} reads the text, but not in C")  # _CReader.of forbids it
+                got.append((share, coef, "source") if method is None else (method[0], coef, method[1]))
+            self._c_plan[blend] = got
+        return got
+
     def _score_each(self, records: Sequence[Any], blend: str) -> np.ndarray:
         """score() record by record in Python floats (a small batch)."""
         cache: dict[str, list[str]] = {}
         texts, sources = _texts(records, "text", cache), _texts(records, "source", cache)
         scale, intercept, sharers = self.scales[blend], self.intercepts[blend], self._sharers(blend)
+        reader = self.reader
+        c_plan = None if reader is None else self._c_sharers(blend)
         out = []
         try:
             for text, source in zip(texts, sources):
                 raw = intercept  # the parts' shares added in the order raw() adds them
-                for share, coef, by_source in sharers:
-                    raw += share(source if by_source else text, coef)
+                read = None if reader is None else reader.read_one(text)
+                if read is not None:
+                    read["source"] = source
+                    for share_c, coef, key in c_plan:
+                        raw += share_c(read[key], coef)
+                else:
+                    for share, coef, by_source in sharers:
+                        raw += share(source if by_source else text, coef)
                 value = scale.one(raw) if math.isfinite(raw) else float(scale(np.asarray([raw]))[0])
                 # iscore.scoring.score's nan_to_num(nan=0, posinf=100, neginf=0), then clip to 0..100.
                 out.append(0.0 if value != value else min(max(value, 0.0), 100.0))
@@ -629,15 +798,18 @@ class CompiledScorer:
         n = len(records)
         cache: dict[str, list[str]] = {}
         try:
-            blocks = [p.compiled.block(records, cache).matrix(n) for p in self.parts]
+            c_blocks = self._c_blocks(records, cache)
+            blocks = [(c_blocks.get(id(p.compiled)) or p.compiled.block(records, cache)).matrix(n) for p in self.parts]
         finally:
             self._forget()
         # Stacked as FastFeatureUnion.transform stacks them: CSR when any part is sparse, else dense.
         return hstack_csr(blocks) if any(sp.issparse(b) for b in blocks) else np.hstack(blocks)
 
 
-def compile_pipeline(pipeline: Any) -> CompiledScorer:
-    """The compiled form of a fitted i-Score pipeline; NotCompilable for anything it does not know."""
+def compile_pipeline(pipeline: Any, c_reader: bool = True) -> CompiledScorer:
+    """The compiled form of a fitted i-Score pipeline; NotCompilable for anything it does not know.
+
+    ``c_reader``: read the text parts in C where iscore._speedups is built and knows them all."""
     if type(pipeline) is not Pipeline or [n for n, _ in pipeline.steps] != [FEATURES_STEP, MODEL_STEP]:
         raise NotCompilable("not an i-Score pipeline (features -> model)")
     union, calibrated = pipeline.steps[0][1], pipeline.steps[1][1]
@@ -667,8 +839,9 @@ def compile_pipeline(pipeline: Any) -> CompiledScorer:
     for b, c in coefs.items():
         if start != c.shape[0]:
             raise NotCompilable(f"the parts have {start} columns, the {b} blend {c.shape[0]} coefficients")
+    reader = _CReader.of([p.compiled for p in parts], shared) if c_reader else None
     return CompiledScorer(pipeline, parts, {b: i for b, (_, i) in terms.items()}, calibrated, terms,
-                          tuple(shared.values()))
+                          tuple(shared.values()), reader)
 
 
 def verification_records(texts: Sequence[str] = ()) -> list[dict[str, str]]:
