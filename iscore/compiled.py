@@ -57,7 +57,7 @@ TOLERANCE = 1e-6
 LINEAR_REGRESSORS = (Ridge, SGDRegressor, EditorialBlendRegressor)
 
 # Headlines the load-time check scores both ways, besides the service's smoke batch: numbers,
-# quotes, repeated words (counts above 1), capitals, a question, unknown words, non-ASCII text.
+# quotes, repeated words (counts above 1), capitals, a question, unknown words, Latin-1 and Greek text.
 VERIFY_TEXTS = (
     "Earthquake kills at least 300 in central Turkey as rescuers search rubble",
     "Ten easy recipes for a quick weekday dinner",
@@ -67,6 +67,7 @@ VERIFY_TEXTS = (
     "WATCH: Storm batters coast",
     "Zyxqv blorft wumple",
     "Élection présidentielle : le second tour aura lieu dimanche",
+    "Σεισμός 6,1 Ρίχτερ στην Κρήτη",  # beyond what iscore._speedups reads: its fallback to Python is checked too
     "5 things to know about the new tax rules!",
     "   spaced\tout \n headline  with   odd   whitespace   ",
     "Trump",
@@ -526,6 +527,19 @@ C_STAT_NAMES = ("log_chars", "words", "has_number", "leading_number", "question"
 C_LAYOUTS = (features.CONTENT_STAT_NAMES, features.SIZE_STAT_NAMES, features.MAGNITUDE_STAT_NAMES)
 
 
+def c_reader(cleaner: HeadlineCleaner, vocabulary: Mapping[str, int] | None = None,
+             ngram_range: tuple[int, int] = (1, 1), embed_vocab: Mapping[str, int] | None = None,
+             stats: HeadlineStats | None = None) -> Any:
+    """An ``iscore._speedups.Reader`` of a fitted cleaner's tables, and of those of the parts that read its text."""
+    magnitude = stats is not None and stats.harm is not None
+    return _speedups.Reader(
+        cleaner.proper_, cleaner.common_, getattr(cleaner, "prominent_", frozenset()), cleaner.kickers_,
+        bool(cleaner.join_runs), features.SENTENCE_CASE_SHARE, features._NUMBER_WORDS, features._MULTIPLIERS,
+        vocabulary, ngram_range, embed_vocab, stats.harm if magnitude else None,
+        None if stats is None else stats.scale, float(stats.harm_centre_) if magnitude else 0.0,
+        features.QUANTITY_CENTRE, features.QUANTITY_CAP, features.HARM_WIDTH)
+
+
 class _CReader:
     """The text parts of a model read in C, a whole batch per call (iscore/_speedups.c).
 
@@ -565,15 +579,9 @@ class _CReader:
             return None
         if semantic is not None and semantic.embedder.cleaner_ is not stand_in:
             return None
-        table = stats.stats if stats is not None else None
-        magnitude = table is not None and table.harm is not None
-        reader = _speedups.Reader(
-            cleaner.proper_, cleaner.common_, getattr(cleaner, "prominent_", frozenset()), cleaner.kickers_,
-            bool(cleaner.join_runs), features.SENTENCE_CASE_SHARE, features._NUMBER_WORDS, features._MULTIPLIERS,
-            None if words is None else words.vocabulary, (1, 1) if words is None else words.ngrams.ngram_range,
-            None if semantic is None else semantic.embedder.vocab, table.harm if magnitude else None,
-            None if table is None else table.scale, float(table.harm_centre_) if magnitude else 0.0,
-            features.QUANTITY_CENTRE, features.QUANTITY_CAP, features.HARM_WIDTH)
+        reader = c_reader(cleaner, None if words is None else words.vocabulary,
+                          (1, 1) if words is None else words.ngrams.ngram_range,
+                          None if semantic is None else semantic.embedder.vocab, None if stats is None else stats.stats)
         return cls(reader, words, stats, semantic)
 
     def blocks(self, texts: list[str]) -> dict[int, _Block]:

@@ -94,6 +94,7 @@ class Settings:
     feed_timeout_seconds: float = 10.0  # iscore-ingest: connect and read timeout per feed
     feed_interval_seconds: float = 300.0  # iscore-ingest: seconds between polls of the feed list
     compiled_scorer: int = 1  # 1: score with each version's compiled form (iscore.compiled); 0: with its pipeline
+    c_reader: int = 1  # 1: the compiled form reads headlines in C where iscore._speedups is built; 0: in Python
 
     def __post_init__(self) -> None:
         self._check_admin_token()
@@ -184,6 +185,8 @@ class Settings:
             raise SettingsError("ISCORE_TRUSTED_PROXIES must be >= 0")
         if self.compiled_scorer not in (0, 1):
             raise SettingsError("ISCORE_COMPILED_SCORER must be 1 (compiled scorer) or 0 (the pipeline)")
+        if self.c_reader not in (0, 1):
+            raise SettingsError("ISCORE_C_READER must be 1 (read headlines in C where built) or 0 (in Python)")
         for name in ("rate_limit", "rate_limit_headlines"):
             value = getattr(self, name).strip()
             object.__setattr__(self, name, value)

@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # keep reply fields in a readable order
     metrics = Metrics()
     holder = ModelHolder(settings.model_dir, on_reload=metrics.on_reload, on_uncompiled=metrics.on_uncompiled,
-                         compiled=bool(settings.compiled_scorer))
+                         compiled=bool(settings.compiled_scorer), c_reader=bool(settings.c_reader))
     # CURRENT, or the registry's fallback when CURRENT is broken; nothing at all leaves /readyz at 503.
     # Polling for new versions runs in the background (gunicorn_conf starts it in each worker).
     holder.refresh()

@@ -75,9 +75,11 @@ class ModelHolder:
     """
 
     def __init__(self, model_dir: Path, on_reload: object = None,
-                 on_uncompiled: Callable[[str, str], None] | None = None, compiled: bool = True):
+                 on_uncompiled: Callable[[str, str], None] | None = None, compiled: bool = True,
+                 c_reader: bool = True):
         self.model_dir = Path(model_dir)
         self._compiled = compiled  # False: every version scores with its pipeline (ISCORE_COMPILED_SCORER=0)
+        self._c_reader = c_reader  # False: the compiled scorer reads headlines in Python (ISCORE_C_READER=0)
         self._on_uncompiled = on_uncompiled  # (version, reason): served by the pipeline, not compiled
         self._model: LoadedModel | None = None
         self._reload_lock = threading.Lock()
@@ -163,7 +165,8 @@ class ModelHolder:
 
     def _load(self, version: str) -> LoadedModel:
         try:
-            loaded, uncompiled = off_event_loop(_load_and_smoke, self.model_dir, version, self._compiled)
+            loaded, uncompiled = off_event_loop(_load_and_smoke, self.model_dir, version, self._compiled,
+                                                self._c_reader)
         except ArtifactError as e:
             self._record(False, version, str(e))
             raise
@@ -233,27 +236,39 @@ class ModelHolder:
                 log.exception("model poll failed")
 
 
-def _load_and_smoke(model_dir: Path, version: str, compiled: bool = True) -> tuple[LoadedModel, str | None]:
+def _load_and_smoke(model_dir: Path, version: str, compiled: bool = True,
+                    c_reader: bool = True) -> tuple[LoadedModel, str | None]:
     loaded, uncompiled = registry.load_version(model_dir, version), None
     if compiled:
-        loaded, uncompiled = with_scorer(loaded)
+        loaded, uncompiled = with_scorer(loaded, c_reader)
     smoke(loaded)
     return loaded, uncompiled
 
 
-def with_scorer(loaded: LoadedModel) -> tuple[LoadedModel, str | None]:
+def with_scorer(loaded: LoadedModel, c_reader: bool = True) -> tuple[LoadedModel, str | None]:
     """The version with its compiled scorer, checked against its pipeline; or as it is, and why not.
 
     A pipeline the compiled scorer does not know is served by the pipeline itself (the reason is
-    returned, to be logged and counted). A compiled form that disagrees with its pipeline by more than
+    returned, to be logged and counted). ``c_reader``: read headlines in C where the extension is built;
+    a C reader that fails the check is dropped (logged) and the text parts read in Python. A compiled form that disagrees with its pipeline by more than
     iscore.compiled.TOLERANCE on the smoke batch and the verification headlines refuses the version.
     """
     try:
-        scorer = compile_pipeline(loaded.pipeline)
+        scorer = compile_pipeline(loaded.pipeline, c_reader)
     except NotCompilable as e:
         return loaded, str(e)
+    records = verification_records(SMOKE_BATCH)
+    if scorer.reader is not None:
+        # Text read in C (iscore/_speedups.c) that disagrees with the Python parts is a bug of the extension,
+        # not of the version: serve the compiled scorer reading text in Python, and say so.
+        try:
+            verify(scorer, records)
+        except Exception as e:  # noqa: BLE001 - whatever went wrong in C, Python reads the text next
+            log.warning("compiled scorer: text read in Python, the C reader failed its check", extra={"fields": {
+                "version": loaded.version, "reason": f"{type(e).__name__}: {e}"}})
+            scorer = scorer.without_c()
     try:
-        verify(scorer, verification_records(SMOKE_BATCH))
+        verify(scorer, records)
     except CompiledMismatch as e:
         raise ArtifactError(f"model version {loaded.version}: {e}") from None
     except Exception as e:  # noqa: BLE001 - a compiled form that cannot score is refused like a wrong one

@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # The server's holder: CURRENT when it loads, else the same fallback the server serves (LAST_GOOD, then the
     # rollback path), followed on every round as the workers follow it.
-    holder = ModelHolder(settings.model_dir, compiled=bool(settings.compiled_scorer))
+    holder = ModelHolder(settings.model_dir, compiled=bool(settings.compiled_scorer), c_reader=bool(settings.c_reader))
     while True:
         model = holder.refresh()
         if model is None:

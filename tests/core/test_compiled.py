@@ -21,6 +21,12 @@ WORDS = ("earthquake", "kills", "dozens", "in", "city", "bank", "raises", "rates
          "dinner", "storm", "hits", "coast", "star", "wears", "dress", "war", "ends", "talks", "fail", "you",
          "your", "new", "300", "2024", "trump", "obama's", "people's", "the", "of", "a", "to")
 SOURCES = ("reuters", "bbc", "cnn", "dailymail")
+try:
+    import iscore._speedups  # noqa: F401
+
+    C_BUILT = True
+except ImportError:  # no C compiler at install: every headline is read in Python
+    C_BUILT = False
 # Exactness claimed: the compiled form copies the pipeline's float32 rounding, so only float64
 # summation order differs (about 1e-13 on the shipped model); far inside the 1e-6 the load check allows.
 EXACT = 1e-9
@@ -86,6 +92,9 @@ records = st.lists(st.fixed_dictionaries({"text": texts, "source": sources}), mi
 def test_compiled_scores_equal_the_pipeline(name, recs):
     pipe = toy(name)
     compiled = compile_pipeline(pipe)
+    # Text read in C (iscore/_speedups.c) wherever it is built and every text part reads one cleaner's text;
+    # tests/core/test_speedups.py compares it with the Python reading in depth.
+    assert (compiled.reader is not None) == (C_BUILT and name not in ("char n-grams too", "no cleaner (before #14)"))
     assert compiled.blends == blends(pipe)
     for blend in compiled.blends:  # the editorial blend models have two (#14's dial)
         expected = score(pipe, recs, blend)

@@ -53,8 +53,8 @@ def test_a_compiled_form_that_disagrees_refuses_the_version(model_dir, tiny_mode
     holder = ModelHolder(model_dir)
     served = holder.refresh()
 
-    def wrong(pipeline):
-        scorer = compile_pipeline(pipeline)
+    def wrong(pipeline, c_reader=True):
+        scorer = compile_pipeline(pipeline, c_reader)
         scorer.intercepts[scorer.blends[0]] += 0.5  # a read-out that no longer matches the pipeline
         return scorer
 
@@ -89,12 +89,25 @@ def test_the_compiled_scorer_can_be_turned_off(make_app):
     assert r.status_code == 200
 
 
+def test_reading_text_in_c_can_be_turned_off(make_app):
+    pytest.importorskip("iscore._speedups", reason="the C extension was not built (no C compiler at install)")
+    body = {"headlines": ["Floods kill dozens in Kenya", "Élection présidentielle", "Storm hits coast"]}
+    on, off = make_app(), make_app(c_reader=0)
+    assert on.extensions["iscore"].holder.get().scorer.reader is not None
+    assert off.extensions["iscore"].holder.get().scorer.reader is None
+    assert (on.test_client().post("/v1/score", json=body).get_json()
+            == off.test_client().post("/v1/score", json=body).get_json())
+
+
 def test_the_setting_takes_only_0_or_1():
     from iscore.settings import Settings, SettingsError
 
     assert Settings.from_env({"ISCORE_COMPILED_SCORER": "0"}).compiled_scorer == 0
     with pytest.raises(SettingsError, match="ISCORE_COMPILED_SCORER"):
         Settings.from_env({"ISCORE_COMPILED_SCORER": "2"})
+    assert Settings.from_env({"ISCORE_C_READER": "0"}).c_reader == 0
+    with pytest.raises(SettingsError, match="ISCORE_C_READER"):
+        Settings.from_env({"ISCORE_C_READER": "yes"})
 
 
 def test_a_compiled_form_that_cannot_score_refuses_the_version(model_dir, tiny_model, monkeypatch):
@@ -104,8 +117,8 @@ def test_a_compiled_form_that_cannot_score_refuses_the_version(model_dir, tiny_m
     holder = ModelHolder(model_dir)
     served = holder.refresh()
 
-    def broken(pipeline):
-        scorer = compile_pipeline(pipeline)
+    def broken(pipeline, c_reader=True):
+        scorer = compile_pipeline(pipeline, c_reader)
         scorer.part("stats").stats = None  # a part whose per-record method is gone
         return scorer
 
