@@ -11,12 +11,18 @@ RUN groupadd --system --gid 10001 iscore && useradd --system --create-home --uid
 
 # Dependencies and code first (cached layer), then the model versions. /app stays root-owned and
 # read-only for the service user: everything it writes goes to the state directory.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY iscore ./iscore
 COPY service ./service
 COPY training ./training
 # The train extra (pandas, matplotlib) lets the same image run the scheduled `iscore-train retrain`.
-RUN pip install ".[train,postgres]"
+# Editable: the service runs from /app (python -m puts it first on sys.path), so the C reader of the compiled
+# scorer (iscore/_speedups.c) is built here, beside the code that imports it. gcc is needed only for that build
+# and leaves in the same layer; the import check fails the build rather than ship a slower image unnoticed.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install -e ".[train,postgres]" \
+    && python -c "import iscore._speedups" \
+    && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/* build
 COPY models ./models
 
 # Runtime state (feedback database, metrics scratch, refused reports, logs): one directory owned by

@@ -104,10 +104,19 @@ typedef struct {
     Buf vals;  /* pairs of doubles */
 } Table;
 
-static uint64_t fnv(const char *p, size_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
-    return h;
+/* A 64-bit hash of a short key, eight bytes per step (keys are words and n-grams: most fit in one or two steps). */
+static uint64_t hash_key(const char *p, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n;
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        h = (h ^ v) * 0xFF51AFD7ED558CCDULL;
+        h ^= h >> 32;
+    }
+    uint64_t v = 0;
+    memcpy(&v, p, n);
+    h = (h ^ v) * 0xC4CEB9FE1A85EC53ULL;
+    return h ^ (h >> 29);
 }
 static uint16_t tag_of(uint64_t h) { return (uint16_t)((h >> 48) | 1); }
 
@@ -159,7 +168,7 @@ static int table_grow(Table *t) {
         if (!e->len) continue;
         size_t n;
         const char *k = entry_key(t, e, &n);
-        *slot_for(slots, cap, fnv(k, n)) = *e;
+        *slot_for(slots, cap, hash_key(k, n)) = *e;
     }
     free(t->slots);
     t->slots = slots;
@@ -170,7 +179,7 @@ static int table_grow(Table *t) {
 /* The entry of key (added when absent); NULL with an exception set on error, and for the empty key. */
 static Entry *table_add(Table *t, const char *key, size_t n) {
     if (!n) return NULL; /* no word is empty: nothing looks it up */
-    uint64_t h = fnv(key, n);
+    uint64_t h = hash_key(key, n);
     Entry *e = table_find(t, key, n, h);
     if (e) return e;
     if ((t->count + 1) * 2 > t->cap && table_grow(t) < 0) return NULL;
@@ -260,7 +269,7 @@ static const char PROMINENT_TOKEN[] = "xprominent";
 static Entry *lookup(Reader *r, const Table *t, const ch_t *s, size_t n, int low) {
     if (buf_reserve(&r->keybuf, 4 * n + 4) < 0) return NULL;
     size_t k = utf8(s, n, low, r->keybuf.data);
-    return table_find(t, r->keybuf.data, k, fnv(r->keybuf.data, k));
+    return table_find(t, r->keybuf.data, k, hash_key(r->keybuf.data, k));
 }
 
 /* A key of a headline, in r->keybuf, and its hash. */
@@ -276,7 +285,7 @@ static int add_key(Reader *r, Buf *keys, const ch_t *s, size_t n, int low) {
     Key k = {r->keybuf.len, 0, 0};
     k.len = utf8(s, n, low, r->keybuf.data + k.off);
     r->keybuf.len += k.len;
-    k.hash = fnv(r->keybuf.data + k.off, k.len);
+    k.hash = hash_key(r->keybuf.data + k.off, k.len);
     prefetch(&r->table, k.hash);
     return buf_add(keys, &k, sizeof k);
 }
@@ -527,8 +536,7 @@ static int largest_quantity(Reader *r, const ch_t *s, size_t n, double *best_out
 }
 
 /* Whether s[p:p+n] is the literal (ASCII) and a word boundary follows it. */
-static int word_at(const ch_t *s, size_t len, size_t p, const char *lit) {
-    size_t n = strlen(lit);
+static int word_at(const ch_t *s, size_t len, size_t p, const char *lit, size_t n) {
     if (p + n > len) return 0;
     for (size_t i = 0; i < n; i++)
         if (s[p + i] != (ch_t)(unsigned char)lit[i]) return 0;
@@ -574,13 +582,15 @@ static int read_clean(Reader *r, const ch_t *s, size_t n, double *out, Buf *ids,
     int you = 0; /* \byou(r|'re|rs)?\b */
     for (size_t p = 0; !you && p + 3 <= n; p++) {
         if (s[p] != 'y' || s[p + 1] != 'o' || s[p + 2] != 'u' || (p > 0 && is_word(s[p - 1]))) continue;
-        you = word_at(s, n, p + 3, "r") || word_at(s, n, p + 3, "'re") || word_at(s, n, p + 3, "rs") || word_at(s, n, p + 3, "");
+        you = word_at(s, n, p + 3, "r", 1) || word_at(s, n, p + 3, "'re", 3) || word_at(s, n, p + 3, "rs", 2) ||
+              word_at(s, n, p + 3, "", 0);
     }
     double quantity;
     if (largest_quantity(r, s, n, &quantity) < 0) return -1;
     size_t names = 0; /* \b(?:xname|xprominent)\b */
     for (size_t p = 0; p < n; p++)
-        if ((p == 0 || !is_word(s[p - 1])) && (word_at(s, n, p, NAME_TOKEN) || word_at(s, n, p, PROMINENT_TOKEN))) names++;
+        if ((p == 0 || !is_word(s[p - 1])) && s[p] == 'x' &&
+            (word_at(s, n, p, NAME_TOKEN, sizeof NAME_TOKEN - 1) || word_at(s, n, p, PROMINENT_TOKEN, sizeof PROMINENT_TOKEN - 1))) names++;
     out[0] = log1p((double)n);
     out[1] = (double)(words < 40 ? words : 40);
     out[2] = digit;
@@ -669,7 +679,7 @@ static int read_clean(Reader *r, const ch_t *s, size_t n, double *out, Buf *ids,
                                       r->keybuf.data + r->keybuf.len);
             }
             key.len = r->keybuf.len - key.off;
-            key.hash = fnv(r->keybuf.data + key.off, key.len);
+            key.hash = hash_key(r->keybuf.data + key.off, key.len);
             prefetch(&r->table, key.hash);
             if (buf_add(&r->keys, &key, sizeof key) < 0) return -1;
         }

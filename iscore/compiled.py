@@ -384,9 +384,11 @@ class _Source:
 
     def raw(self, records: Sequence[Any], cache: dict[str, list[str]], coef: np.ndarray) -> np.ndarray:
         """Each record's share of the raw prediction: its source's coefficient (the one-hot value is 1)."""
-        key, get = self.encoder._key, self._table(coef).get
         sources = _texts(records, "source", cache)
-        return np.fromiter((get(key(s), 0.0) for s in sources), dtype=np.float64, count=len(sources))
+        # A batch names few distinct sources: each is resolved once (its key, then its weight), then looked up.
+        key, get = self.encoder._key, self._table(coef).get
+        weight = {s: get(key(s), 0.0) for s in set(sources)}
+        return np.fromiter(map(weight.__getitem__, sources), dtype=np.float64, count=len(sources))
 
     def block(self, records: Sequence[Any], cache: dict[str, list[str]]) -> _Block:
         key, get = self.encoder._key, self.index.get

@@ -120,4 +120,8 @@ def test_dockerfile_runs_as_non_root_with_healthcheck_and_no_secrets():
     assert re.search(r"^HEALTHCHECK .*healthz", text, re.M | re.S)
     assert not re.search(r"(TOKEN|SECRET|PASSWORD)\s*=", text)
     # train: the same image runs the nightly retrain; postgres: deploy/k8s points the feedback store at PostgreSQL.
-    assert 'pip install ".[train,postgres]"' in text and "COPY models" in text
+    assert 'pip install -e ".[train,postgres]"' in text and "COPY models" in text
+    # The C reader is built in the image (setup.py copied, a compiler while installing, the import checked) and the
+    # host's build of it never copied in.
+    assert "setup.py" in text and "gcc" in text and "import iscore._speedups" in text
+    assert "**/*.so" in (ROOT / ".dockerignore").read_text().split()
