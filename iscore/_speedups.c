@@ -256,7 +256,7 @@ typedef struct {
     unsigned char numword_first[256];          /* the first characters of number words (lower case) */
     double harm_centre, neutral, cap, width;  /* the toll: HeadlineStats.harm_centre_, QUANTITY_CENTRE, _CAP, HARM_WIDTH */
     /* scratch, reused from headline to headline (a Reader is used by one thread at a time: the GIL is held) */
-    Buf text, clean, keybuf, keys, found, words, acts, tokens, marks;
+    Buf text, clean, keybuf, keys, found, words, acts, tokens, marks, runs;
 } Reader;
 
 typedef struct {
@@ -514,13 +514,9 @@ static int largest_quantity(Reader *r, const ch_t *s, size_t n, double *best_out
     /* Number words: every run of word characters that is one, but a multiplier of a number. */
     size_t nmarks = r->marks.len / sizeof(size_t);
     const size_t *marks = (const size_t *)r->marks.data;
-    for (size_t i = 0; i < n;) {
-        if (!is_word(s[i])) {
-            i++;
-            continue;
-        }
-        size_t j = i;
-        while (j < n && is_word(s[j])) j++;
+    const Span *runs = (const Span *)r->runs.data;
+    for (size_t k = 0; k < r->runs.len / sizeof(Span); k++) {
+        size_t i = runs[k].start, j = runs[k].end;
         /* skipped: a run no number word can be (length, first letter), or the multiplier of a number */
         int skip = j - i < r->numword_min || j - i > r->numword_max || s[i] >= 0x100 || !r->numword_first[lower(s[i])];
         for (size_t x = 0; !skip && x < nmarks; x++) skip = marks[x] == i;
@@ -529,7 +525,6 @@ static int largest_quantity(Reader *r, const ch_t *s, size_t n, double *best_out
             if (!e && PyErr_Occurred()) return -1;
             if (e && (e->flags & F_NUMWORD) && val(&r->small, e, 0) > best) best = val(&r->small, e, 0);
         }
-        i = j;
     }
     *best_out = best;
     return 0;
@@ -566,6 +561,17 @@ static int word_tokens(Reader *r, const ch_t *s, size_t n) {
 
 /* content_stats and the magnitude columns of s[0:n] into out[N_STATS]; the token vector rows onto ids. */
 static int read_clean(Reader *r, const ch_t *s, size_t n, double *out, Buf *ids, Buf *cols, int64_t row, Buf *rows) {
+    r->runs.len = 0; /* the runs of word characters (\w+): number words, and the tokens of word n-grams (\w\w+) */
+    for (size_t i = 0; i < n;) {
+        if (!is_word(s[i])) {
+            i++;
+            continue;
+        }
+        Span sp = {i, i + 1};
+        while (sp.end < n && is_word(s[sp.end])) sp.end++;
+        if (buf_add(&r->runs, &sp, sizeof sp) < 0) return -1;
+        i = sp.end;
+    }
     size_t words = n ? 1 : 0;
     int digit = 0, question = 0;
     for (size_t i = 0; i < n; i++) {
@@ -636,29 +642,14 @@ static int read_clean(Reader *r, const ch_t *s, size_t n, double *out, Buf *ids,
     if (r->ngram_hi == 0) return 0;
     /* Word n-grams: tokens \w\w+ (the text is lower case), n-grams joined by one space. A unigram that spans the
      * same characters as a word token above is that token's entry; the others are looked up, prefetched together. */
-    Buf *grams = &r->tokens; /* the word tokens' spans are no longer needed once their entries are found */
     size_t nword = nt, w = 0;
-    Span *spans = (Span *)r->words.data; /* the cleaner's words are done with too */
-    r->words.len = 0;
-    for (size_t i = 0; i < n;) {
-        if (!is_word(s[i])) {
-            i++;
-            continue;
-        }
-        size_t j = i;
-        while (j < n && is_word(s[j])) j++;
-        if (j - i >= 2) {
-            Span sp = {i, j};
-            if (buf_add(&r->words, &sp, sizeof sp) < 0) return -1;
-        }
-        i = j;
-    }
-    spans = (Span *)r->words.data;
+    r->words.len = 0; /* the cleaner's words are done with: the n-gram tokens' spans go there */
+    const Span *runs = (const Span *)r->runs.data;
+    for (size_t k = 0; k < r->runs.len / sizeof(Span); k++)
+        if (runs[k].end - runs[k].start >= 2 && buf_add(&r->words, &runs[k], sizeof(Span)) < 0) return -1;
+    const Span *spans = (const Span *)r->words.data;
     size_t ng = r->words.len / sizeof(Span);
-    (void)grams;
-    r->keys.len = 0;
-    size_t first = r->keybuf.len; /* keep the word tokens' keys: found[] points into the table, not at them */
-    (void)first;
+    r->keys.len = 0; /* the word tokens' keys are done with (found[] holds their entries) */
     for (int g = r->ngram_lo; g <= r->ngram_hi; g++) {
         for (size_t k = 0; k + (size_t)g <= ng; k++) {
             if (g == 1) {
@@ -726,16 +717,18 @@ static int load_text(Reader *r, PyObject *str, size_t *n_out) {
 
 /* ---- Python methods ------------------------------------------------------------------------------------ */
 
-static PyObject *Reader_clean(Reader *r, PyObject *text) {
+/* The cleaned text of str into r->clean: its length, NOT_READ when some character is not readable here, -1 on error. */
+#define NOT_READ (-2)
+static Py_ssize_t load_and_clean(Reader *r, PyObject *str) {
     size_t n;
-    int ok = load_text(r, text, &n);
-    if (ok <= 0) {
-        if (ok < 0) return NULL;
-        Py_RETURN_NONE;
-    }
-    Py_ssize_t m = clean_text(r, (ch_t *)r->text.data, n);
-    if (m < 0) return NULL;
-    return PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, r->clean.data, m);
+    int ok = load_text(r, str, &n);
+    return ok <= 0 ? (ok < 0 ? -1 : NOT_READ) : clean_text(r, (ch_t *)r->text.data, n);
+}
+
+static PyObject *Reader_clean(Reader *r, PyObject *text) {
+    Py_ssize_t m = load_and_clean(r, text);
+    if (m == NOT_READ) Py_RETURN_NONE;
+    return m < 0 ? NULL : PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, r->clean.data, m);
 }
 
 static PyObject *list_of_int64(const Buf *b) {
@@ -756,23 +749,20 @@ static PyObject *list_of_int64(const Buf *b) {
 
 /* read_one(text) -> None (not readable here) or (n-gram columns, token vector rows, statistics) as lists. */
 static PyObject *Reader_read_one(Reader *r, PyObject *text) {
-    size_t n;
-    int ok = load_text(r, text, &n);
-    if (ok <= 0) {
-        if (ok < 0) return NULL;
-        Py_RETURN_NONE;
-    }
-    Py_ssize_t m = clean_text(r, (ch_t *)r->text.data, n);
+    Py_ssize_t m = load_and_clean(r, text);
+    if (m == NOT_READ) Py_RETURN_NONE;
     if (m < 0) return NULL;
     Buf ids = {0}, cols = {0};
     double stats[N_STATS];
     PyObject *result = NULL;
     if (read_clean(r, (const ch_t *)r->clean.data, (size_t)m, stats, &ids, &cols, 0, NULL) == 0) {
         PyObject *c = list_of_int64(&cols), *i = list_of_int64(&ids), *s = PyList_New(N_STATS);
-        if (c && i && s) {
-            for (int k = 0; k < N_STATS; k++) PyList_SET_ITEM(s, k, PyFloat_FromDouble(stats[k]));
-            result = PyTuple_Pack(3, c, i, s);
+        int ok = c && i && s;
+        for (int k = 0; ok && k < N_STATS; k++) {
+            PyObject *v = PyFloat_FromDouble(stats[k]);
+            if (v) PyList_SET_ITEM(s, k, v); else ok = 0;
         }
+        if (ok) result = PyTuple_Pack(3, c, i, s);
         Py_XDECREF(c);
         Py_XDECREF(i);
         Py_XDECREF(s);
@@ -797,10 +787,10 @@ static PyObject *Reader_read(Reader *r, PyObject *texts) {
         goto done;
     for (Py_ssize_t i = 0; i < count; i++) {
         double *out = (double *)(stats.data + (size_t)i * N_STATS * sizeof(double));
-        size_t n, before = ids.len;
-        int ok = load_text(r, items[i], &n);
-        if (ok < 0) goto done;
-        if (ok == 0) {
+        size_t before = ids.len;
+        Py_ssize_t m = load_and_clean(r, items[i]);
+        if (m == -1) goto done;
+        if (m == NOT_READ) {
             memset(out, 0, N_STATS * sizeof(double));
             PyObject *idx = PyLong_FromSsize_t(i);
             if (!idx || PyList_Append(fallback, idx) < 0) {
@@ -808,9 +798,8 @@ static PyObject *Reader_read(Reader *r, PyObject *texts) {
                 goto done;
             }
             Py_DECREF(idx);
-        } else {
-            Py_ssize_t m = clean_text(r, (ch_t *)r->text.data, n);
-            if (m < 0 || read_clean(r, (const ch_t *)r->clean.data, (size_t)m, out, &ids, &cols, i, &rows) < 0) goto done;
+        } else if (read_clean(r, (const ch_t *)r->clean.data, (size_t)m, out, &ids, &cols, i, &rows) < 0) {
+            goto done;
         }
         int64_t k = (int64_t)((ids.len - before) / sizeof(int64_t));
         memcpy(lens.data + (size_t)i * sizeof k, &k, sizeof k);
@@ -955,6 +944,7 @@ static void Reader_dealloc(Reader *r) {
     buf_free(&r->acts);
     buf_free(&r->tokens);
     buf_free(&r->marks);
+    buf_free(&r->runs);
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
