@@ -1,8 +1,9 @@
 """HTTP benchmark: i-Score under gunicorn on loopback beside a bare Flask app under the same config.
 
 Run: python bench/http_bench.py [--seconds 10]   (needs `hey` and `wrk`: apt-get install -y hey wrk)
-Three servers, one after the other in one run: i-Score with the compiled scorer ("compiled"), the
-same with ISCORE_COMPILED_SCORER=0 ("pipeline"), and bench/bare_app.py ("bare"). i-Score runs with
+Four servers, one after the other in one run: i-Score with the compiled scorer ("compiled"), the same
+reading text in Python with ISCORE_C_READER=0 ("py-text", as before the C reader), with
+ISCORE_COMPILED_SCORER=0 ("pipeline"), and bench/bare_app.py ("bare"). i-Score runs with
 its access log (INFO, to /dev/null) and metrics on; per-client rate limits are off (one load
 generator is one client). Prints max throughput (wrk), latency p50/p95/p99 at fixed rates (hey),
 throughput with 100 and 1,000 headlines per request, time to ready, RSS and PSS per worker, and the
@@ -87,6 +88,7 @@ def main() -> None:
     results = {}
     on = {"ISCORE_RELOAD_POLL_SECONDS": "5", "ISCORE_LOG_LEVEL": "INFO"}
     servers = (("compiled", "service.app:create_app()", 18081, on),
+               ("py-text", "service.app:create_app()", 18085, {**on, "ISCORE_C_READER": "0"}),
                ("pipeline", "service.app:create_app()", 18083, {**on, "ISCORE_COMPILED_SCORER": "0"}),
                ("bare", "bench.bare_app:create_app()", 18082, {}))
     stop(start_gunicorn(18084, on))  # untimed: file cache and bytecode warm for every server alike
@@ -108,20 +110,23 @@ def main() -> None:
             results[name] = r
         finally:
             stop(p)
-    c, pl, b = results["compiled"], results["pipeline"], results["bare"]
-    print(f"max throughput, single headline: compiled {c['max_rps']:,.0f} req/s, pipeline {pl['max_rps']:,.0f} "
-          f"req/s, bare {b['max_rps']:,.0f} req/s; ratio to bare: compiled {c['max_rps'] / b['max_rps']:.2f}, "
-          f"pipeline {pl['max_rps'] / b['max_rps']:.2f}; compiled/pipeline {c['max_rps'] / pl['max_rps']:.2f}")
+    c, py, pl, b = results["compiled"], results["py-text"], results["pipeline"], results["bare"]
+    print(f"max throughput, single headline: compiled {c['max_rps']:,.0f} req/s, compiled reading text in Python "
+          f"{py['max_rps']:,.0f}, pipeline {pl['max_rps']:,.0f}, bare {b['max_rps']:,.0f}; ratio to bare: compiled "
+          f"{c['max_rps'] / b['max_rps']:.2f}, text in Python {py['max_rps'] / b['max_rps']:.2f}, pipeline "
+          f"{pl['max_rps'] / b['max_rps']:.2f}; compiled/pipeline {c['max_rps'] / pl['max_rps']:.2f}")
+    names = [name for name, *_ in servers]
     for rate in rates:
-        for name in ("compiled", "pipeline", "bare"):
+        for name in names:
             x = results[name][rate]
             print(f"{name:>8} @ {rate:>4} rps: p50 {x['p50']:.1f} ms, p95 {x['p95']:.1f} ms, p99 {x['p99']:.1f} ms "
                   f"(achieved {x['rps']:.0f} rps, non-200 {x['non200']})")
     for size in batches:
         key = f"batch{size}"
         print(f"batch of {size:,} headlines: compiled {c[key]:.1f} req/s = {c[key] * size:,.0f} headlines/s, "
-              f"pipeline {pl[key]:.1f} req/s = {pl[key] * size:,.0f} headlines/s; ratio {c[key] / pl[key]:.2f}")
-    for name in ("compiled", "pipeline", "bare"):
+              f"text in Python {py[key]:.1f} req/s, pipeline {pl[key]:.1f} req/s = {pl[key] * size:,.0f} headlines/s; "
+              f"ratio to the pipeline {c[key] / pl[key]:.2f}, to text in Python {c[key] / py[key]:.2f}")
+    for name in names:
         x = results[name]
         mem = (f"; RSS per worker {', '.join(f'{k / 1024:.0f}' for k in x['rss_kb'])} MiB, PSS "
                f"{', '.join(f'{k / 1024:.0f}' for k in x['pss_kb'])} MiB") if "rss_kb" in x else ""
