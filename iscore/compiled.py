@@ -7,16 +7,19 @@ ways: a small batch (up to SMALL_BATCH records) record by record in plain Python
 share of the raw prediction computed from tables packed per column; a larger one with dict look-ups
 and a few numpy operations per *batch*, instead of scikit-learn's per-call machinery.
 
-Text handling is never re-implemented here: every part reads a headline through its own methods in
-iscore/features.py (``ColumnPicker.one``; the vectorizer's ``build_analyzer()``, or for a whole batch
-:class:`iscore.features.WordNgrams`, tested equal to it; ``HeadlineStats.row``;
-``StaticEmbedder.token_ids`` and ``token_id_rows``, which its own ``transform`` uses; ``SourceEncoder._key``),
-so a change to how a part reads a headline reaches the compiled form by itself. Those methods run on
-shallow copies of the parts that share one stand-in for their equal fitted cleaners
-(:class:`_SharedClean`), so a headline is cleaned once per batch, not once per part. The arithmetic
-copies the pipeline's rounding (TF-IDF and the vector sum in float32, in the same order; one record's
-float32 values rounded by ``array("f")`` as numpy's casts round), so both give the same scores to
-about 1e-12, and :func:`verify` checks that on sample records, one at a time and as a batch, before a
+Text handling is never re-implemented in this module: every part reads a headline through its own
+methods in iscore/features.py (``ColumnPicker.one``; the vectorizer's ``build_analyzer()``, or for a
+whole batch :class:`iscore.features.WordNgrams`, tested equal to it; ``HeadlineStats.row``;
+``StaticEmbedder.token_ids`` and ``token_id_rows``, which its own ``transform`` uses;
+``SourceEncoder._key``), so a change to how a part reads a headline reaches the compiled form by
+itself. Those methods run on shallow copies of the parts that share one stand-in for their equal
+fitted cleaners (:class:`_SharedClean`), so a headline is cleaned once per batch, not once per part.
+The one exception is the optional C reader (iscore/_speedups.c, :class:`_CReader`): where it is
+built it reads a whole batch as those methods do (compared with them in
+tests/core/test_speedups.py), and a part it does not know turns it off. The arithmetic copies the
+pipeline's rounding (TF-IDF and the vector sum in float32, in the same order; one record's float32
+values rounded by ``array("f")`` as numpy's casts round), so both give the same scores to about
+1e-12, and :func:`verify` checks that on sample records, one at a time and as a batch, before a
 version serves.
 
 A pipeline with any part, union or regressor this module does not know raises
@@ -529,7 +532,7 @@ C_STAT_NAMES = ("log_chars", "words", "has_number", "leading_number", "question"
 C_LAYOUTS = (features.CONTENT_STAT_NAMES, features.SIZE_STAT_NAMES, features.MAGNITUDE_STAT_NAMES)
 
 
-def c_reader(cleaner: HeadlineCleaner, vocabulary: Mapping[str, int] | None = None,
+def c_reader_of(cleaner: HeadlineCleaner, vocabulary: Mapping[str, int] | None = None,
              ngram_range: tuple[int, int] = (1, 1), embed_vocab: Mapping[str, int] | None = None,
              stats: HeadlineStats | None = None) -> Any:
     """An ``iscore._speedups.Reader`` of a fitted cleaner's tables, and of those of the parts that read its text."""
@@ -545,7 +548,7 @@ def c_reader(cleaner: HeadlineCleaner, vocabulary: Mapping[str, int] | None = No
 class _CReader:
     """The text parts of a model read in C, a whole batch per call (iscore/_speedups.c).
 
-    For every headline it can read exactly (ASCII and a few punctuation marks) the C code gives the
+    For every headline it can read exactly (ASCII, Latin-1 letters, a few punctuation marks) the C code gives the
     cleaned text's n-gram columns, token vector rows and statistics, which the parts' own ``*_of``
     methods turn into shares and blocks; any other headline is read by the parts' Python methods, as
     without it. :func:`verify` checks both against the pipeline before a version serves.
@@ -554,7 +557,6 @@ class _CReader:
     def __init__(self, reader: Any, words: _TextTerms | None, stats: _Stats | None, semantic: _Semantic | None):
         self.reader, self.words, self.stats, self.semantic = reader, words, stats, semantic
         self.layout = None if stats is None else [C_STAT_NAMES.index(n) for n in stats.stats.names_out()]
-        self.parts = {id(p) for p in (words, stats, semantic) if p is not None}
 
     @classmethod
     def of(cls, parts: list[Any], shared: dict[int, _SharedClean]) -> "_CReader | None":
@@ -581,7 +583,7 @@ class _CReader:
             return None
         if semantic is not None and semantic.embedder.cleaner_ is not stand_in:
             return None
-        reader = c_reader(cleaner, None if words is None else words.vocabulary,
+        reader = c_reader_of(cleaner, None if words is None else words.vocabulary,
                           (1, 1) if words is None else words.ngrams.ngram_range,
                           None if semantic is None else semantic.embedder.vocab, None if stats is None else stats.stats)
         return cls(reader, words, stats, semantic)

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iscore import compiled as compiled_module
-from iscore.compiled import C_STAT_NAMES, c_reader, compile_pipeline, verification_records
+from iscore.compiled import C_STAT_NAMES, c_reader_of, compile_pipeline, verification_records
 from iscore.features import (MAGNITUDE_STAT_NAMES, SENTENCE_CASE_SHARE, HeadlineCleaner, HeadlineStats,
                              StaticEmbedder)
 from iscore.scoring import score
@@ -64,7 +64,7 @@ def _cleaner() -> HeadlineCleaner:
 
 
 CLEANER = _cleaner()
-READER = c_reader(CLEANER)
+READER = c_reader_of(CLEANER)
 READABLE = set(map(chr, range(128))) | set(speedups.READABLE_BEYOND_ASCII)
 
 
@@ -101,7 +101,7 @@ def test_the_c_cleaner_is_the_python_cleaner(text):
 def test_name_runs_follow_the_cleaners_rule(join_runs):
     cleaner = _cleaner()
     cleaner.join_runs = join_runs  # False: versions pickled before the rule
-    reader = c_reader(cleaner)
+    reader = c_reader_of(cleaner)
     for text in ("Marine Le Pen says the pen is mightier", "Marine Le Pen Says The Pen Is Mightier",
                  "police say Lindqvist Pen met"):
         assert reader.clean(text) == cleaner.clean(text)
@@ -221,7 +221,7 @@ def test_keys_longer_than_a_slot_and_a_row_break_marker_are_read():
     # break) and reads as absent.
     vocabulary = {"extraordinarily": 0, "extraordinarily long": 1, "long": 2, "headline": 3,
                   "long headline": 4, "\n": -2, "extraordinarily long headline": 5}
-    reader = c_reader(CLEANER, vocabulary, (1, 3))
+    reader = c_reader_of(CLEANER, vocabulary, (1, 3))
     cols, ids, _ = reader.read_one("extraordinarily long headline\n")  # lower case: not a name
     assert sorted(cols) == [0, 1, 2, 3, 4, 5] and ids == []
     assert reader.read_one("") == ([], [], [0.0] * len(C_STAT_NAMES))
@@ -232,14 +232,14 @@ def test_the_size_layout_and_the_content_layout_are_read_too():
     scale = {"earthquake": 0.25, "city": -0.125, "killed": 0.5}
     for stats in (HeadlineStats(cleaner), HeadlineStats(cleaner, scale=scale, harm={"killed": 0.4, "profits": -0.2})):
         stats.fit(CORPUS)
-        reader = c_reader(cleaner, stats=stats)
+        reader = c_reader_of(cleaner, stats=stats)
         layout = [C_STAT_NAMES.index(n) for n in stats.names_out()]
         for text in (*CORPUS, "Earthquake killed 3,000 in the city", "You're one of hundreds"):
             assert [reader.read_one(text)[2][k] for k in layout] == stats.row(text)
     legacy = HeadlineStats(cleaner, scale=scale)  # a version from before the toll: the size axis alone
     legacy.harm = None
     legacy.cleaner_, legacy.n_features_out_ = cleaner, 9
-    reader = c_reader(cleaner, stats=legacy)
+    reader = c_reader_of(cleaner, stats=legacy)
     layout = [C_STAT_NAMES.index(n) for n in legacy.names_out()]
     assert [reader.read_one("Earthquake hits the city")[2][k] for k in layout] == legacy.row("Earthquake hits the city")
 
