@@ -948,6 +948,206 @@ static void Reader_dealloc(Reader *r) {
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
+/* ---- one headline's shares, for the compiled scorer's one-record path ----------------------------------------- */
+
+/* A C-contiguous buffer of obj holding items of the format's kind ('f' float32, 'd' float64), or -1 with an error. */
+static int get_buffer(PyObject *obj, Py_buffer *view, char kind, const char *what) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
+    const char *f = view->format ? view->format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    if (f[0] != kind || f[1] || view->itemsize != (kind == 'f' ? 4 : 8)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a contiguous buffer of %s", what, kind == 'f' ? "float32" : "float64");
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmp_long(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* terms_share(cols, packed, tf, idf, f32, l2): compiled._TextTerms.share_of_columns step for step (the same doubles,
+ * rounded to float32 where it rounds with array("f")); None when an n-gram repeats more often than tf has counts. */
+static PyObject *terms_share(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *cols_obj, *packed_obj, *tf_obj, *idf_obj;
+    int f32, l2;
+    if (!PyArg_ParseTuple(args, "OOOOpp", &cols_obj, &packed_obj, &tf_obj, &idf_obj, &f32, &l2)) return NULL;
+    PyObject *seq = PySequence_Fast(cols_obj, "cols must be a sequence of int");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_buffer packed = {0}, tf = {0}, idf = {0};
+    int have_idf = idf_obj != Py_None;
+    long long small[64];
+    long long *js = n <= 64 ? small : PyMem_Malloc((size_t)n * sizeof(long long));
+    PyObject *result = NULL;
+    if (!js) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (get_buffer(packed_obj, &packed, 'd', "packed") < 0) goto done;
+    if (get_buffer(tf_obj, &tf, 'd', "tf") < 0) goto done;
+    if (have_idf && get_buffer(idf_obj, &idf, 'd', "idf") < 0) goto done;
+    const double *pk = packed.buf, *tfv = tf.buf, *idfv = have_idf ? idf.buf : NULL;
+    Py_ssize_t width = packed.len / (Py_ssize_t)sizeof(double) / 3, ntf = tf.len / (Py_ssize_t)sizeof(double);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        js[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (js[i] == -1 && PyErr_Occurred()) goto done;
+        if (js[i] < 0 || js[i] >= width || (have_idf && js[i] >= idf.len / (Py_ssize_t)sizeof(double))) {
+            PyErr_SetString(PyExc_IndexError, "column out of range");
+            goto done;
+        }
+    }
+    if (n == 0) {
+        result = PyFloat_FromDouble(0.0);
+        goto done;
+    }
+    qsort(js, (size_t)n, sizeof(long long), cmp_long); /* the vectorizer's order: columns ascending */
+    /* each distinct column once, its count beside it: values and squares of a term met once from the table */
+    Py_ssize_t m = 0;
+    double vsmall[64], qsmall[64];
+    long long csmall[64];
+    double *values = n <= 64 ? vsmall : PyMem_Malloc((size_t)n * sizeof(double));
+    double *squares = n <= 64 ? qsmall : PyMem_Malloc((size_t)n * sizeof(double));
+    long long *counts = n <= 64 ? csmall : PyMem_Malloc((size_t)n * sizeof(long long));
+    if (!values || !squares || !counts) {
+        PyErr_NoMemory();
+        goto free_more;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (m && js[m - 1] == js[i]) {
+            counts[m - 1]++;
+            continue;
+        }
+        js[m] = js[i];
+        counts[m] = 1;
+        values[m] = pk[3 * js[m]];
+        squares[m] = pk[3 * js[m] + 1];
+        m++;
+    }
+    for (Py_ssize_t i = 0; i < m; i++) {
+        if (counts[i] == 1) continue;
+        if (counts[i] >= ntf) { /* counted beyond the table: Python computes it with numpy */
+            result = Py_NewRef(Py_None);
+            goto free_more;
+        }
+        double v = have_idf ? tfv[counts[i]] * idfv[js[i]] : tfv[counts[i]];
+        if (f32) v = (double)(float)v;
+        values[i] = v;
+        squares[i] = f32 ? (double)(float)(v * v) : v * v;
+    }
+    if (l2) {
+        double sum = 0.0;
+        for (Py_ssize_t i = 0; i < m; i++) sum += squares[i];
+        double norm = sqrt(sum);
+        if (norm != 0.0)
+            for (Py_ssize_t i = 0; i < m; i++) values[i] = f32 ? (double)(float)(values[i] / norm) : values[i] / norm;
+    }
+    double total = 0.0;
+    for (Py_ssize_t i = 0; i < m; i++) total += values[i] * pk[3 * js[i] + 2];
+    result = PyFloat_FromDouble(total);
+free_more:
+    if (n > 64) {
+        PyMem_Free(values);
+        PyMem_Free(squares);
+        PyMem_Free(counts);
+    }
+done:
+    if (js && js != small) PyMem_Free(js);
+    if (packed.obj) PyBuffer_Release(&packed);
+    if (tf.obj) PyBuffer_Release(&tf);
+    if (idf.obj) PyBuffer_Release(&idf);
+    Py_DECREF(seq);
+    return result;
+}
+
+/* numpy's pairwise sum of n float32 (FLOAT_pairwise_sum in numpy/_core/src/umath/loops_utils.h.src): eight
+ * accumulators over blocks of eight, combined as a tree, the rest added one by one; halves above 128. */
+static float pairwise_f32(const float *a, size_t n) {
+    if (n < 8) {
+        float res = 0.f;
+        for (size_t i = 0; i < n; i++) res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        float r[8];
+        for (int j = 0; j < 8; j++) r[j] = a[j];
+        size_t i;
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (int j = 0; j < 8; j++) r[j] += a[i + j];
+        float res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) res += a[i];
+        return res;
+    }
+    size_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return pairwise_f32(a, n2) + pairwise_f32(a + n2, n - n2);
+}
+
+/* embed_share(ids, vectors, coef, weight): compiled._Semantic.share_of_ids: the float32 sum of the rows in token
+ * order, its norm as np.add.reduce computes it (numpy's pairwise sum of the squares), the float32 row times the
+ * coefficients summed in double. */
+static PyObject *embed_share(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *ids_obj, *vec_obj, *coef_obj;
+    float weight;
+    if (!PyArg_ParseTuple(args, "OOOf", &ids_obj, &vec_obj, &coef_obj, &weight)) return NULL;
+    PyObject *seq = PySequence_Fast(ids_obj, "ids must be a sequence of int");
+    if (!seq) return NULL;
+    Py_buffer vec = {0}, coef = {0};
+    PyObject *result = NULL;
+    float *total = NULL;
+    if (get_buffer(vec_obj, &vec, 'f', "vectors") < 0 || get_buffer(coef_obj, &coef, 'd', "coef") < 0) goto done;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), dim = coef.len / (Py_ssize_t)sizeof(double);
+    if (vec.ndim != 2 || vec.shape[1] != dim || dim < 1) {
+        PyErr_SetString(PyExc_ValueError, "vectors must be 2-D with one column per coefficient");
+        goto done;
+    }
+    if (n == 0) {
+        result = PyFloat_FromDouble(0.0);
+        goto done;
+    }
+    const float *v = vec.buf;
+    const double *c = coef.buf;
+    total = PyMem_Malloc(2 * (size_t)dim * sizeof(float));
+    if (!total) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    float *squares = total + dim;
+    for (Py_ssize_t t = 0; t < n; t++) {
+        long long id = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, t));
+        if (id == -1 && PyErr_Occurred()) goto done;
+        if (id < 0 || id >= vec.shape[0]) {
+            PyErr_SetString(PyExc_IndexError, "token row out of range");
+            goto done;
+        }
+        const float *row = v + id * dim;
+        for (Py_ssize_t d = 0; d < dim; d++) total[d] = t ? total[d] + row[d] : row[d];
+    }
+    for (Py_ssize_t d = 0; d < dim; d++) squares[d] = total[d] * total[d];
+    float norm = sqrtf(pairwise_f32(squares, (size_t)dim));
+    double sum = 0.0;
+    for (Py_ssize_t d = 0; d < dim; d++) {
+        float x = (norm > 0.f ? total[d] / norm : total[d]) * weight;
+        sum += (double)x * c[d];
+    }
+    result = PyFloat_FromDouble(sum);
+done:
+    PyMem_Free(total);
+    if (vec.obj) PyBuffer_Release(&vec);
+    if (coef.obj) PyBuffer_Release(&coef);
+    Py_DECREF(seq);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"terms_share", terms_share, METH_VARARGS, "One text's share of a TF-IDF part from its n-gram columns."},
+    {"embed_share", embed_share, METH_VARARGS, "One text's share of a token-vector part from its token rows."},
+    {NULL}};
+
 static PyMethodDef Reader_methods[] = {
     {"clean", (PyCFunction)Reader_clean, METH_O, "HeadlineCleaner.clean of one text, or None if not readable here."},
     {"read_one", (PyCFunction)Reader_read_one, METH_O,
@@ -967,7 +1167,7 @@ static PyTypeObject ReaderType = {
     .tp_methods = Reader_methods,
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "iscore._speedups", "C speed-ups for iscore.compiled.", -1, NULL,
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "iscore._speedups", "C speed-ups for iscore.compiled.", -1, module_methods,
                                     NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__speedups(void) {

@@ -319,3 +319,60 @@ def test_stats_embedder_words_share_one_cleaner_or_c_is_not_used():
             part.cleaner_ = copy.deepcopy(part.cleaner_)
             part.cleaner_.common_ = frozenset()  # this part now reads names differently
     assert compile_pipeline(pipe).reader is None
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_one_texts_word_share_in_c_is_pythons_bit_for_bit(data):
+    words = SCORER.reader.words
+    # Columns with repeats, up to past the term-frequency table (65 and more of one n-gram go back to Python).
+    cols = data.draw(st.lists(st.integers(0, words.width - 1), max_size=30))
+    cols += [data.draw(st.integers(0, words.width - 1))] * data.draw(st.sampled_from([0, 2, 3, 64, 65, 80]))
+    for blend in SCORER.blends:
+        coef = next(p.coef[blend] for p in SCORER.parts if p.compiled is words)
+        assert words.share_of_columns_c(cols, coef) == words.share_of_columns(cols, coef)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_one_texts_vector_share_in_c_is_numpys(data):
+    semantic = SCORER.reader.semantic
+    ids = data.draw(st.lists(st.integers(0, semantic.vectors.shape[0] - 1), max_size=25))
+    for blend in SCORER.blends:
+        coef = next(p.coef[blend] for p in SCORER.parts if p.compiled is semantic)
+        # The float32 row is numpy's bit for bit (its norm copies numpy's pairwise sum); only the final product's
+        # order of additions in double may differ from numpy's dot.
+        assert abs(semantic.share_of_ids_c(ids, coef) - semantic.share_of_ids(ids, coef)) <= 1e-13
+
+
+@pytest.mark.parametrize("dim", [1, 5, 8, 15, 16, 63, 64, 100, 128, 129, 200, 300])
+def test_the_vector_norm_is_numpys_for_every_width(dim):
+    rng = np.random.default_rng(dim)
+    vectors = rng.normal(size=(40, dim)).astype(np.float32)
+    coef = rng.normal(size=dim)
+    weight = np.float32(1.7)
+    for _ in range(50):
+        ids = rng.integers(0, 40, size=int(rng.integers(1, 12))).tolist()
+        total = np.add.accumulate(vectors[ids], axis=0)[-1]
+        norm = np.sqrt(np.add.reduce(total * total))
+        row = (total / norm) * weight
+        expected = float(np.dot(row, coef))
+        assert abs(speedups.embed_share(ids, vectors, coef, float(weight)) - expected) <= 1e-12 * max(1.0, abs(expected))
+
+
+def test_share_functions_refuse_bad_input():
+    vectors, coef = np.zeros((3, 4), dtype=np.float32), np.zeros(4)
+    with pytest.raises(IndexError):
+        speedups.embed_share([3], vectors, coef, 1.0)
+    with pytest.raises(TypeError, match="float32"):
+        speedups.embed_share([0], vectors.astype(np.float64), coef, 1.0)
+    with pytest.raises(ValueError, match="one column per coefficient"):
+        speedups.embed_share([0], vectors, np.zeros(5), 1.0)
+    from array import array
+
+    packed, tf = array("d", [0.0] * 9), array("d", [0.0, 1.0])
+    with pytest.raises(IndexError):
+        speedups.terms_share([3], packed, tf, None, True, True)
+    with pytest.raises(TypeError, match="float64"):
+        speedups.terms_share([0], array("f", [0.0] * 9), tf, None, True, True)
+    assert speedups.terms_share([], packed, tf, None, True, True) == 0.0
