@@ -114,7 +114,7 @@ static uint64_t hash_key(const char *p, size_t n) {
         h ^= h >> 32;
     }
     uint64_t v = 0;
-    memcpy(&v, p, n);
+    for (size_t i = 0; i < n; i++) v |= (uint64_t)(unsigned char)p[i] << (8 * i); /* not memcpy: a call for 0-7 bytes */
     h = (h ^ v) * 0xC4CEB9FE1A85EC53ULL;
     return h ^ (h >> 29);
 }
