@@ -558,6 +558,13 @@ def c_reader_of(cleaner: HeadlineCleaner, vocabulary: Mapping[str, int] | None =
         features.QUANTITY_CENTRE, features.QUANTITY_CAP, features.HARM_WIDTH)
 
 
+def c_reader_unavailable() -> str:
+    """Why a compiled scorer reads text in Python although the C reader was asked for."""
+    if _speedups is None:
+        return "iscore._speedups is not built (no C compiler at install: python3 -m pip install -e . rebuilds it)"
+    return "a text part the C reader does not know (character n-grams, raw text, or cleaners that differ)"
+
+
 class _CReader:
     """The text parts of a model read in C, a whole batch per call (iscore/_speedups.c).
 

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from iscore import registry
-from iscore.compiled import CompiledMismatch, NotCompilable, compile_pipeline, verification_records, verify
+from iscore.compiled import (CompiledMismatch, NotCompilable, c_reader_unavailable, compile_pipeline,
+                             verification_records, verify)
 from iscore.registry import ArtifactError, LoadedModel
 from iscore.scoring import reply_items
 
@@ -249,9 +250,10 @@ def with_scorer(loaded: LoadedModel, c_reader: bool = True) -> tuple[LoadedModel
     """The version with its compiled scorer, checked against its pipeline; or as it is, and why not.
 
     A pipeline the compiled scorer does not know is served by the pipeline itself (the reason is
-    returned, to be logged and counted). ``c_reader``: read headlines in C where the extension is built;
-    a C reader that fails the check is dropped (logged) and the text parts read in Python. A compiled form that disagrees with its pipeline by more than
+    returned, to be logged and counted). A compiled form that disagrees with its pipeline by more than
     iscore.compiled.TOLERANCE on the smoke batch and the verification headlines refuses the version.
+    ``c_reader``: read headlines in C where the extension is built; a C reader that fails the check is
+    dropped (logged) and the text parts read in Python. Where the text is read is logged either way.
     """
     try:
         scorer = compile_pipeline(loaded.pipeline, c_reader)
@@ -263,10 +265,15 @@ def with_scorer(loaded: LoadedModel, c_reader: bool = True) -> tuple[LoadedModel
         # not of the version: serve the compiled scorer reading text in Python, and say so.
         try:
             verify(scorer, records)
+            log.info("compiled scorer: text read in C", extra={"fields": {"version": loaded.version}})
+            return dataclasses.replace(loaded, scorer=scorer), None
         except Exception as e:  # noqa: BLE001 - whatever went wrong in C, Python reads the text next
             log.warning("compiled scorer: text read in Python, the C reader failed its check", extra={"fields": {
                 "version": loaded.version, "reason": f"{type(e).__name__}: {e}"}})
             scorer = scorer.without_c()
+    elif c_reader:
+        log.info("compiled scorer: text read in Python", extra={"fields": {
+            "version": loaded.version, "reason": c_reader_unavailable()}})
     try:
         verify(scorer, records)
     except CompiledMismatch as e:

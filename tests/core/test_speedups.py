@@ -244,6 +244,23 @@ def test_the_size_layout_and_the_content_layout_are_read_too():
     assert [reader.read_one("Earthquake hits the city")[2][k] for k in layout] == legacy.row("Earthquake hits the city")
 
 
+def test_where_text_is_read_is_logged(monkeypatch):
+    import dataclasses
+
+    import service.holder as holder
+
+    said = []
+    monkeypatch.setattr(holder.log, "info", lambda msg, **kw: said.append((msg, kw["extra"]["fields"])))
+    loaded = dataclasses.make_dataclass("Loaded", [("version", str), ("pipeline", object), ("scorer", object)])
+    holder.with_scorer(loaded("v1", SCORER.pipeline, None))
+    holder.with_scorer(loaded("v2", toy("char n-grams too"), None))
+    monkeypatch.setattr(compiled_module, "_speedups", None)
+    holder.with_scorer(loaded("v3", SCORER.pipeline, None))
+    assert said[0] == ("compiled scorer: text read in C", {"version": "v1"})
+    assert said[1][0] == "compiled scorer: text read in Python" and "does not know" in said[1][1]["reason"]
+    assert said[2][0] == "compiled scorer: text read in Python" and "not built" in said[2][1]["reason"]
+
+
 def test_parts_c_does_not_know_are_read_in_python(monkeypatch):
     assert compile_pipeline(toy("char n-grams too")).reader is None  # character n-grams
     assert compile_pipeline(toy("no cleaner (before #14)")).reader is None  # raw text
