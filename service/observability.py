@@ -112,6 +112,7 @@ class _ServedVersionsOnly:
 # json.dumps(obj, default=str) builds this encoder on every call; one, made once, gives the same text.
 _ENCODE = json.JSONEncoder(default=str).encode
 _PLAIN = (int, float, bool, type(None))
+_PLAIN_TYPES = frozenset(_PLAIN)  # exactly these types (no subclass) are logged as they are
 
 
 def _redacted(value: Any) -> Any:
@@ -151,7 +152,9 @@ class JsonFormatter(logging.Formatter):
                                "msg": redact_url(msg)}
         for key, value in fields.items():
             # The last line of defence: no credentials in a log line, whatever a message or traceback held.
-            out[key] = _redacted(value)
+            # (_redacted, without a call per field for the exact types most fields have.)
+            kind = type(value)
+            out[key] = redact_url(value) if kind is str else value if kind in _PLAIN_TYPES else _redacted(value)
         if exc is not None:
             out["exc"] = redact_url(exc)
         return _ENCODE(out)
