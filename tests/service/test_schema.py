@@ -118,3 +118,62 @@ def test_body_parser_raises_only_api_errors(raw):
 @pytest.mark.parametrize("ctype", ["application/json", "application/json; charset=utf-8", "application/vnd.x+json"])
 def test_json_content_types_are_accepted(ctype):
     assert parse_json_body(b'{"a": 1}', ctype) == {"a": 1}
+
+
+def _decode_reference(raw: bytes):
+    """decode_json as it was written first (json.loads per call, the depth walked on every body)."""
+    from service.schema import MAX_JSON_DEPTH, _depth, _reject_constant
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ApiError(400, "malformed_json", "the body is not valid UTF-8", {"position": e.start}) from None
+    if not text.strip():
+        raise ApiError(400, "malformed_json", "the body is empty: send a JSON object", {"line": 1, "column": 1})
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {e.msg}",
+                       {"line": e.lineno, "column": e.colno}) from None
+    except RecursionError:
+        raise ApiError(400, "malformed_json", f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as e:
+        what = "a number with too many digits" if "digits" in str(e) else str(e)[:200]
+        raise ApiError(400, "malformed_json", f"the body is not acceptable JSON: {what}") from None
+    if _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise ApiError(400, "malformed_json", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value, text
+
+
+def _outcome(decode, raw: bytes):
+    try:
+        return "ok", decode(raw)
+    except ApiError as e:
+        return "error", (e.status, e.error, e.message, e.details)
+
+
+_JSON_PIECES = st.sampled_from(["[", "]", "{", "}", '"a"', ":", ",", "1", "NaN", "-Infinity", "1e999", "null",
+                                "\ufeff", " ", '"[{"', "\\u0000", '"', "9" * 5000, "\xff"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces=st.lists(_JSON_PIECES | st.text(max_size=3), max_size=40), depth=st.integers(0, 40),
+       scalar=st.sampled_from(["1", "[]", "{}", '"x"', "[1]", '"[[["']))
+def test_decode_json_is_the_reference_decoder(pieces, depth, scalar):
+    """The decoder made once and the bracket count before the depth walk change no answer: any text, and
+    values nested around the limit (31 to 33 levels, with brackets inside strings too)."""
+    from service.schema import decode_json
+
+    for text in ("".join(pieces), "[" * depth + scalar + "]" * depth, '{"a":' * depth + scalar + "}" * depth,
+                 "\ufeff" + "[" * depth + "]" * depth):
+        for raw in (text.encode("utf-8", "surrogatepass"), text.encode("latin-1", "replace")):
+            assert _outcome(decode_json, raw) == _outcome(_decode_reference, raw)
+
+
+def test_decode_json_refuses_the_nesting_just_over_the_limit():
+    from service.schema import MAX_JSON_DEPTH, decode_json
+
+    decode_json(("[" * (MAX_JSON_DEPTH - 1) + "1" + "]" * (MAX_JSON_DEPTH - 1)).encode())  # 32 levels with the 1
+    for body in ("[" * MAX_JSON_DEPTH + "1" + "]" * MAX_JSON_DEPTH, "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)):
+        with pytest.raises(ApiError, match="nested deeper"):
+            decode_json(body.encode())
