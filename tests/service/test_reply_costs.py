@@ -1,0 +1,67 @@
+"""The cheaper per-request parts of a reply (request id, access-log line) say what the plain ones said."""
+
+from __future__ import annotations
+
+import enum
+import json
+import uuid
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service import observability
+from service.observability import JsonFormatter, Replies, _redacted, fresh_request_id
+from iscore.redact import redact_url
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(min_size=16, max_size=16))
+def test_a_fresh_request_id_is_uuid4_hex_of_the_same_bytes(raw):
+    real = observability.os.urandom
+    observability.os.urandom = lambda n: raw if n == 16 else real(n)
+    try:
+        assert fresh_request_id() == uuid.UUID(bytes=raw, version=4).hex
+    finally:
+        observability.os.urandom = real
+
+
+def test_fresh_request_ids_differ_and_a_good_client_id_is_kept():
+    ids = {Replies.request_id("") for _ in range(1000)} | {Replies.request_id("bad id!") for _ in range(1000)}
+    assert len(ids) == 2000 and all(len(i) == 32 and uuid.UUID(i).version == 4 for i in ids)
+    assert Replies.request_id("abc-1.2_3") == "abc-1.2_3"
+
+
+class _Str(str):
+    pass
+
+
+class _Num(enum.IntEnum):
+    ONE = 1
+
+
+def _line_reference(f: JsonFormatter, created: float, msecs: float, level: str, logger: str, msg: str, fields: dict):
+    """JsonFormatter.line as first written: _redacted on every field."""
+    import time
+
+    out = {"ts": f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(int(created)))}.{int(msecs):03d}Z", "level": level,
+           "logger": logger, "msg": redact_url(msg)}
+    for key, value in fields.items():
+        out[key] = _redacted(value)
+    return json.JSONEncoder(default=str).encode(out)
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
+    | st.sampled_from(["https://u:p@h/x", "token=abc", "/v1/score", "POST", "a:b", "x=1"]).map(_Str)
+    | st.sampled_from(["https://u:p@h/x?token=abc", "password: hunter2", "/v1/score"]) | st.just(_Num.ONE),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    | st.tuples(inner, inner), max_leaves=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(fields=st.dictionaries(st.text(max_size=10), _VALUES, max_size=8), msg=st.text(max_size=20),
+       created=st.floats(0, 4e9), msecs=st.floats(0, 999.9))
+def test_the_log_line_is_the_line_of_redacted_fields(fields, msg, created, msecs):
+    f = JsonFormatter()
+    assert f.line(created, msecs, "INFO", "iscore.access", msg, fields) == \
+        _line_reference(f, created, msecs, "INFO", "iscore.access", msg, fields)
