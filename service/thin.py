@@ -21,9 +21,11 @@ import io
 import logging
 import time
 from collections.abc import Callable, Iterable
+from json import JSONEncoder
 from typing import Any
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from iscore.model import blends
 from iscore.registry import LoadedModel
@@ -80,6 +82,7 @@ class ThinScore:
         self.replies = replies
         self.served = 0  # requests answered here (tests check the path is taken)
         self._blend: tuple[LoadedModel | None, str] = (None, "")
+        self._encoder: tuple[tuple[Any, ...] | None, Callable[[Any], str]] = (None, str)  # (settings, encode)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if (environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST"
@@ -105,6 +108,25 @@ class ThinScore:
             blend = parse_blend(None, blends(model.pipeline), self.app.extensions["iscore"].settings.blend)
             self._blend = (model, blend)
         return blend
+
+    def _dumps(self, reply: dict[str, Any]) -> str:
+        """``jsonify``'s text of ``reply``: ``app.json.dumps`` compact (or indented in debug), with the encoder of
+        Flask's default provider made once for its settings (json.dumps makes one per call)."""
+        app = self.app
+        provider = app.json
+        compact = provider.compact
+        if (compact is None and app.debug) or compact is False:
+            return provider.dumps(reply, indent=2)
+        if type(provider) is not DefaultJSONProvider:
+            return provider.dumps(reply, separators=(",", ":"))
+        settings = (provider.default, provider.ensure_ascii, provider.sort_keys)
+        made, encode = self._encoder
+        if made != settings:
+            # json.dumps(reply, default=..., ensure_ascii=..., sort_keys=..., separators=...) builds this encoder.
+            encode = JSONEncoder(default=settings[0], ensure_ascii=settings[1], sort_keys=settings[2],
+                                 separators=(",", ":")).encode
+            self._encoder = (settings, encode)
+        return encode(reply)
 
     def _answer(self, environ: dict[str, Any], t0: float) -> tuple[list[tuple[str, str]], bytes] | None:
         """The reply's headers and body, or None to let Flask answer (the environ then says what was done)."""
@@ -161,10 +183,7 @@ class ThinScore:
             return None
         s.metrics.headlines.inc(len(heads))
         app = self.app
-        dump: dict[str, Any] = ({"indent": 2} if (app.json.compact is None and app.debug) or app.json.compact is False
-                                else {"separators": (",", ":")})
-        body = (app.json.dumps({"model_version": model.version, "blend": blend, "scores": items}, **dump)
-                + "\n").encode()
+        body = (self._dumps({"model_version": model.version, "blend": blend, "scores": items}) + "\n").encode()
         replies = self.replies
         request_id = replies.request_id(environ.get("HTTP_X_REQUEST_ID", ""))
         headers = [("Content-Type", app.json.mimetype), ("Content-Length", str(len(body))),

@@ -226,3 +226,26 @@ def test_a_client_over_its_budget_is_refused_before_its_body_is_parsed(make_app,
     r = front.post("/v1/score", json={"headlines": ["x"], "x": 1}, environ_base={"REMOTE_ADDR": "thin-fresh"})
     assert_error(r, 422)
     assert parsed == [1, 1] and flask_parses == []
+
+
+@pytest.mark.parametrize("ensure_ascii,sort_keys,compact,debug", [
+    (True, False, None, False), (False, False, None, False), (True, True, None, False), (False, True, True, False),
+    (True, False, False, False), (True, False, None, True)])
+def test_the_reply_encoder_follows_the_apps_json_settings(paths, ensure_ascii, sort_keys, compact, debug):
+    """The encoder the thin path makes once follows app.json's settings, also when they change between requests."""
+    front, flask_only, path = paths
+    app = path.app
+    kw = {"json": {"headlines": ["Séisme en Turquie : au moins 300 morts \u2014 \U0001f600", {"text": "Floods", "id": 7}]},
+          "headers": {"X-Request-ID": "r"}}
+    _same(front.post("/v1/score", **kw), flask_only.post("/v1/score", **kw))  # the default settings, encoder made
+    saved = (app.json.ensure_ascii, app.json.sort_keys, app.json.compact, app.debug)
+    try:
+        app.json.ensure_ascii, app.json.sort_keys, app.json.compact, app.debug = ensure_ascii, sort_keys, compact, debug
+        served = path.served
+        a, b = front.post("/v1/score", **kw), flask_only.post("/v1/score", **kw)
+        assert path.served == served + 1
+        _same(a, b)
+        assert (b"\\u00e9" in a.get_data()) == ensure_ascii
+    finally:
+        app.json.ensure_ascii, app.json.sort_keys, app.json.compact, app.debug = saved
+    _same(front.post("/v1/score", **kw), flask_only.post("/v1/score", **kw))  # and back
