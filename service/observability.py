@@ -131,6 +131,47 @@ def _redacted(value: Any) -> Any:
     return redact_url(str(value))  # what the encoder's default=str would write
 
 
+_STR_JSON = json.encoder.encode_basestring_ascii  # how _ENCODE writes a str (ensure_ascii, the default)
+_OWN_KEYS = frozenset({"ts", "level", "logger", "msg", "exc"})  # keys of the line itself, which a field would replace
+_KEY_JSON: dict[str, str] = {}  # ', "name": ' of the field names met (a few dozen, all written in the code)
+
+
+def _value_json(value: Any) -> str:
+    """``value`` redacted and encoded as _ENCODE writes it inside the line (common exact types without it)."""
+    kind = type(value)
+    if kind is str:
+        return _STR_JSON(redact_url(value))
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and value - value == 0.0:  # finite: NaN and infinities are the encoder's to spell
+        return float.__repr__(value)
+    if value is None:
+        return "null"
+    return _ENCODE(_redacted(value))
+
+
+def _joined(ts: str, level: str, logger: str, msg: str, fields: dict[str, Any], exc: str | None) -> str | None:
+    """``_ENCODE`` of the line's dict, written piece by piece (no dict, no encoder pass over it); None for a field
+    name that is not a plain str (the dict's way then)."""
+    parts = ['{"ts": ', _STR_JSON(ts), ', "level": ', _STR_JSON(level), ', "logger": ', _STR_JSON(logger),
+             ', "msg": ', _STR_JSON(redact_url(msg))]
+    for key, value in fields.items():
+        head = _KEY_JSON.get(key) if type(key) is str else None
+        if head is None:
+            if type(key) is not str:
+                return None
+            head = f", {_STR_JSON(key)}: "
+            if len(_KEY_JSON) < 1024:
+                _KEY_JSON[key] = head
+        parts.append(head)
+        parts.append(_value_json(value))
+    if exc is not None:
+        parts.append(', "exc": ')
+        parts.append(_STR_JSON(redact_url(exc)))
+    parts.append("}")
+    return "".join(parts)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line; structured fields come from ``extra={"fields": {...}}``."""
 
@@ -147,8 +188,12 @@ class JsonFormatter(logging.Formatter):
         second = int(created)
         if second != self._second[0]:
             self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-        out: dict[str, Any] = {"ts": f"{self._second[1]}.{int(msecs):03d}Z", "level": level, "logger": logger,
-                               "msg": redact_url(msg)}
+        ts = f"{self._second[1]}.{int(msecs):03d}Z"
+        if type(level) is str and type(logger) is str and type(msg) is str and fields.keys().isdisjoint(_OWN_KEYS):
+            joined = _joined(ts, level, logger, msg, fields, exc)
+            if joined is not None:
+                return joined
+        out: dict[str, Any] = {"ts": ts, "level": level, "logger": logger, "msg": redact_url(msg)}
         for key, value in fields.items():
             # The last line of defence: no credentials in a log line, whatever a message or traceback held.
             # (_redacted, without a call per field for the exact types most fields have.)

@@ -39,14 +39,17 @@ class _Num(enum.IntEnum):
     ONE = 1
 
 
-def _line_reference(f: JsonFormatter, created: float, msecs: float, level: str, logger: str, msg: str, fields: dict):
-    """JsonFormatter.line as first written: _redacted on every field."""
+def _line_reference(created: float, msecs: float, level: str, logger: str, msg: str, fields: dict,
+                    exc: str | None = None) -> str:
+    """JsonFormatter.line as first written: a dict of _redacted fields, encoded at once."""
     import time
 
     out = {"ts": f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(int(created)))}.{int(msecs):03d}Z", "level": level,
            "logger": logger, "msg": redact_url(msg)}
     for key, value in fields.items():
         out[key] = _redacted(value)
+    if exc is not None:
+        out["exc"] = redact_url(exc)
     return json.JSONEncoder(default=str).encode(out)
 
 
@@ -58,10 +61,25 @@ _VALUES = st.recursive(
     | st.tuples(inner, inner), max_leaves=8)
 
 
-@settings(max_examples=400, deadline=None)
-@given(fields=st.dictionaries(st.text(max_size=10), _VALUES, max_size=8), msg=st.text(max_size=20),
-       created=st.floats(0, 4e9), msecs=st.floats(0, 999.9))
-def test_the_log_line_is_the_line_of_redacted_fields(fields, msg, created, msecs):
+_KEYS = st.text(max_size=10) | st.sampled_from(["ts", "level", "logger", "msg", "exc", "request_id", "ms", "é\n\""]) \
+    | st.integers(-2, 2) | st.just(_Str("status")) | st.none() | st.booleans() | st.floats(allow_nan=False)
+
+
+@settings(max_examples=600, deadline=None)
+@given(fields=st.dictionaries(_KEYS, _VALUES, max_size=8), msg=st.text(max_size=20) | st.just("token=x://a@b"),
+       created=st.floats(0, 4e9), msecs=st.floats(0, 999.9), level=st.sampled_from(["INFO", "WARNING", _Str("ERROR")]),
+       exc=st.none() | st.text(max_size=30) | st.just("Traceback: password=hunter2"))
+def test_the_log_line_is_the_line_of_redacted_fields(fields, msg, created, msecs, level, exc):
     f = JsonFormatter()
-    assert f.line(created, msecs, "INFO", "iscore.access", msg, fields) == \
-        _line_reference(f, created, msecs, "INFO", "iscore.access", msg, fields)
+    for logger in ("iscore.access", "iscore.app"):
+        assert f.line(created, msecs, level, logger, msg, fields, exc) == \
+            _line_reference(created, msecs, level, logger, msg, fields, exc)
+
+
+def test_the_access_line_fields_written_piece_by_piece():
+    fields = {"request_id": "0123abcd" * 4, "method": "POST", "path": "/v1/score?token=abc", "route": "/v1/score",
+              "status": 200, "ms": 0.12, "model_version": "20261124-101112", "headlines": 1, "none": None,
+              "flag": True, "nan": float("nan"), "inf": float("-inf"), "list": ["a=b://u:p@h", 2], "big": 10**30}
+    line = JsonFormatter().line(1764160000.25, 250.0, "INFO", "iscore.access", "request", fields)
+    assert line == _line_reference(1764160000.25, 250.0, "INFO", "iscore.access", "request", fields)
+    assert '"path": "/v1/score?token=***"' in line and '"nan": NaN' in line and '"flag": true' in line
