@@ -83,3 +83,66 @@ def test_the_access_line_fields_written_piece_by_piece():
     line = JsonFormatter().line(1764160000.25, 250.0, "INFO", "iscore.access", "request", fields)
     assert line == _line_reference(1764160000.25, 250.0, "INFO", "iscore.access", "request", fields)
     assert '"path": "/v1/score?token=***"' in line and '"nan": NaN' in line and '"flag": true' in line
+
+
+# service.body's deadline, a class now (it was a generator-based context manager): the same outcomes.
+import io  # noqa: E402
+import socket  # noqa: E402
+
+import pytest  # noqa: E402
+
+from service.body import read_body  # noqa: E402
+from service.errors import ApiError  # noqa: E402
+
+
+class _Sock:
+    """gunicorn.socket as gthread and sync workers give it: the deadline sets its timeout per read."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[float | None] = []
+        self.current: float | None = 7.0
+
+    def settimeout(self, value: float | None) -> None:
+        self.timeouts.append(value)
+        self.current = value
+
+    def gettimeout(self) -> float | None:
+        return self.current
+
+
+class _Stream:
+    def __init__(self, chunks: list[bytes | BaseException]) -> None:
+        self.chunks = chunks
+
+    def read(self, n: int) -> bytes:
+        item = self.chunks.pop(0) if self.chunks else b""
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+
+def test_a_body_read_under_the_socket_deadline_restores_the_socket_timeout():
+    sock = _Sock()
+    env = {"CONTENT_LENGTH": "6", "wsgi.input": _Stream([b"abc", b"def"]), "gunicorn.socket": sock}
+    assert read_body(env, 100, 5.0) == b"abcdef"
+    assert len(sock.timeouts) == 3 and all(0 < t <= 5.0 for t in sock.timeouts[:2]) and sock.current == 7.0
+
+
+@pytest.mark.parametrize("error", [socket.timeout("timed out"), TimeoutError()])
+def test_a_socket_timeout_is_the_408_and_the_timeout_is_restored(error):
+    sock = _Sock()
+    stream = _Stream([b"ab", error])
+    env = {"CONTENT_LENGTH": "6", "wsgi.input": stream, "gunicorn.socket": sock}
+    with pytest.raises(ApiError) as got:
+        read_body(env, 100, 5.0)
+    assert got.value.status == 408 and got.value.details == {"timeout_seconds": 5.0, "received_bytes": 2}
+    assert sock.current == 7.0 and getattr(stream, "failed", False)
+
+
+def test_a_deadline_passed_before_a_read_is_the_408_and_other_errors_pass_through():
+    with pytest.raises(ApiError) as got:
+        read_body({"CONTENT_LENGTH": "3", "wsgi.input": io.BytesIO(b"abc")}, 100, 0.0)
+    assert got.value.status == 408
+    with pytest.raises(ZeroDivisionError):
+        read_body({"CONTENT_LENGTH": "3", "wsgi.input": _Stream([ZeroDivisionError()]), "gunicorn.socket": _Sock()},
+                  100, 5.0)
