@@ -234,8 +234,18 @@ def _opt_str(value: Any, field: str, max_chars: int, problems: list[dict[str, st
     return value
 
 
+def _clean_text(text: str) -> str:
+    """Control characters as spaces, white space collapsed (a printable text has no control character)."""
+    return normalize_text(text if text.isprintable() else _CONTROL.sub(" ", text))
+
+
 def _headline(item: Any, i: int, limits: Limits, problems: list[dict[str, str]],
               array: str = "headlines") -> Headline | None:
+    if type(item) is str and len(item) <= limits.max_headline_chars:
+        # The usual item, a bare string: what the object {"text": item} gives, without building one.
+        clean = _clean_text(item)
+        if clean and _VISIBLE.search(item):
+            return Headline(id=str(i), text=clean)
     field = f"{array}[{i}]"
     if isinstance(item, str):
         item = {"text": item}
@@ -252,7 +262,7 @@ def _headline(item: Any, i: int, limits: Limits, problems: list[dict[str, str]],
     if len(text) > limits.max_headline_chars:
         problems.append(_problem(f"{field}.text", f"must be at most {limits.max_headline_chars} characters"))
         return None
-    clean = normalize_text(_CONTROL.sub(" ", text))
+    clean = _clean_text(text)
     if not _VISIBLE.search(text) or not clean:
         problems.append(_problem(f"{field}.text", "must not be empty or only whitespace"))
         return None
