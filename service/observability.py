@@ -133,6 +133,8 @@ def _redacted(value: Any) -> Any:
 
 _STR_JSON = json.encoder.encode_basestring_ascii  # how _ENCODE writes a str (ensure_ascii, the default)
 _OWN_KEYS = frozenset({"ts", "level", "logger", "msg", "exc"})  # keys of the line itself, which a field would replace
+# The fields of an access-log line (Replies.record), in order.
+_ACCESS_FIELDS = ("request_id", "method", "path", "route", "status", "ms", "model_version", "headlines")
 _KEY_JSON: dict[str, str] = {}  # ', "name": ' of the field names met (a few dozen, all written in the code)
 
 
@@ -182,13 +184,45 @@ class JsonFormatter(logging.Formatter):
         return self.line(record.created, record.msecs, record.levelname, record.name, record.getMessage(),
                          getattr(record, "fields", {}) or {}, exc)
 
-    def line(self, created: float, msecs: float, level: str, logger: str, msg: str, fields: dict[str, Any],
-             exc: str | None = None) -> str:
-        """The JSON line of one log record's parts (format() of a LogRecord, and Replies' access line)."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The parts of access lines that repeat from request to request, encoded (see access_line).
+        self._access_parts: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+
+    def _ts(self, created: float, msecs: float) -> str:
         second = int(created)
         if second != self._second[0]:
             self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-        ts = f"{self._second[1]}.{int(msecs):03d}Z"
+        return f"{self._second[1]}.{int(msecs):03d}Z"
+
+    def access_line(self, created: float, msecs: float, logger: str, fields: dict[str, Any]) -> str:
+        """``line(created, msecs, "INFO", logger, "request", fields)`` of an access-log line (Replies.record's
+        fields, in its order): the text between the request id, the time taken and the headline count (method,
+        path, route, status, model version) is encoded once per combination, not per request."""
+        if tuple(fields) != _ACCESS_FIELDS or type(logger) is not str:
+            return self.line(created, msecs, "INFO", logger, "request", fields)
+        method, path, route, status, version = (fields["method"], fields["path"], fields["route"], fields["status"],
+                                                fields["model_version"])
+        if (type(method) is not str or type(path) is not str or type(route) is not str or type(status) is not int
+                or (version is not None and type(version) is not str)):
+            return self.line(created, msecs, "INFO", logger, "request", fields)
+        key = (logger, method, path, route, status, version)
+        parts = self._access_parts.get(key)
+        if parts is None:
+            parts = (f', "level": "INFO", "logger": {_STR_JSON(logger)}, "msg": "request", "request_id": ',
+                     f', "method": {_value_json(method)}, "path": {_value_json(path)}, "route": {_value_json(route)}, '
+                     f'"status": {_value_json(status)}, "ms": ',
+                     f', "model_version": {_value_json(version)}, "headlines": ')
+            if len(self._access_parts) >= 256:  # paths are the client's: keep the table small whatever they send
+                self._access_parts.clear()
+            self._access_parts[key] = parts
+        return "".join(('{"ts": ', _STR_JSON(self._ts(created, msecs)), parts[0], _value_json(fields["request_id"]),
+                        parts[1], _value_json(fields["ms"]), parts[2], _value_json(fields["headlines"]), "}"))
+
+    def line(self, created: float, msecs: float, level: str, logger: str, msg: str, fields: dict[str, Any],
+             exc: str | None = None) -> str:
+        """The JSON line of one log record's parts (format() of a LogRecord, and Replies' access line)."""
+        ts = self._ts(created, msecs)
         if type(level) is str and type(logger) is str and type(msg) is str and fields.keys().isdisjoint(_OWN_KEYS):
             joined = _joined(ts, level, logger, msg, fields, exc)
             if joined is not None:
@@ -305,8 +339,7 @@ def _write_access_line(handler: logging.StreamHandler, fields: dict[str, Any]) -
     False when it could not (the caller then logs it the ordinary way, and logging reports any error)."""
     now = time.time()
     try:
-        line = handler.formatter.line(now, int((now - int(now)) * 1000), "INFO", access_log.name,  # type: ignore[union-attr]
-                                      "request", fields)
+        line = handler.formatter.access_line(now, int((now - int(now)) * 1000), access_log.name, fields)  # type: ignore[union-attr]
     except Exception:  # noqa: BLE001 - logging's own path formats (and reports) whatever this was
         return False
     try:

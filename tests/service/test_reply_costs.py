@@ -146,3 +146,54 @@ def test_a_deadline_passed_before_a_read_is_the_408_and_other_errors_pass_throug
     with pytest.raises(ZeroDivisionError):
         read_body({"CONTENT_LENGTH": "3", "wsgi.input": _Stream([ZeroDivisionError()]), "gunicorn.socket": _Sock()},
                   100, 5.0)
+
+
+_ACCESS = ("request_id", "method", "path", "route", "status", "ms", "model_version", "headlines")
+_ACCESS_VALUES = {
+    "request_id": st.none() | st.just("0123abcd" * 4) | st.text(max_size=12) | st.just("x=y:z"),
+    "method": st.sampled_from(["POST", "GET", "BREW"]) | st.text(max_size=5) | st.just(_Str("POST")),
+    "path": st.sampled_from(["/v1/score", "/v1/x?token=abc", "/é\\\"", "/a:b"]) | st.text(max_size=8),
+    "route": st.sampled_from(["/v1/score", "(unmatched)"]) | st.just(_Str("/v1/score")),
+    "status": st.sampled_from([200, 404, 503]) | st.just(_Num.ONE) | st.just(True) | st.floats(allow_nan=False),
+    "ms": st.floats() | st.integers(0, 10**6) | st.none(),
+    "model_version": st.none() | st.sampled_from(["20261124-101112", "v=1"]) | st.integers(0, 3),
+    "headlines": st.none() | st.integers(0, 10**4) | st.just(True),
+}
+
+
+@settings(max_examples=600, deadline=None)
+@given(rows=st.lists(st.fixed_dictionaries(_ACCESS_VALUES), min_size=1, max_size=4),
+       order=st.sampled_from([_ACCESS, _ACCESS[::-1]]), created=st.floats(0, 4e9), msecs=st.floats(0, 999.9),
+       logger=st.sampled_from(["iscore.access", "x\"y"]))
+def test_the_access_line_is_the_line_of_its_fields(rows, order, created, msecs, logger):
+    """Encoded with the parts that repeat remembered (asked twice: the second from the table), the access line
+    is the line of its fields, whatever their types and order."""
+    f = JsonFormatter()
+    for row in rows + rows:
+        fields = {k: row[k] for k in order}
+        assert f.access_line(created, msecs, logger, fields) == f.line(created, msecs, "INFO", logger, "request", fields)
+
+
+def test_the_table_of_repeated_parts_stays_small():
+    f = JsonFormatter()
+    fields = dict.fromkeys(_ACCESS)
+    fields.update(method="GET", route="(unmatched)", status=404, ms=0.5, headlines=None)
+    for i in range(1000):
+        fields["path"] = f"/made/up/{i}"
+        assert f.access_line(1.0, 0.0, "iscore.access", fields) == f.line(1.0, 0.0, "INFO", "iscore.access", "request",
+                                                                           fields)
+        assert len(f._access_parts) <= 256
+    assert f"/made/up/999" in f.access_line(1.0, 0.0, "iscore.access", fields)
+
+
+def test_equal_values_of_other_types_do_not_share_remembered_parts():
+    """1, True, 1.0 and an IntEnum are equal keys of a dict but not the same JSON; nor are two loggers alike."""
+    f = JsonFormatter()
+    base = {"request_id": "r", "method": "POST", "path": "/v1/score", "route": "/v1/score", "status": 200, "ms": 1.0,
+            "model_version": "v", "headlines": 1}
+    cases = [{"status": s} for s in (1, True, 1.0, _Num.ONE)] + [{"method": m} for m in ("POST", _Str("POST"))] + \
+            [{"model_version": v} for v in ("1", 1, True, None)]
+    for logger in ("iscore.access", "other"):
+        for change in cases + cases:
+            fields = {**base, **change}
+            assert f.access_line(5.0, 1.0, logger, fields) == f.line(5.0, 1.0, "INFO", logger, "request", fields)
