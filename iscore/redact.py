@@ -51,7 +51,9 @@ def redact_url(text: str) -> str:
     Works on a bare URL and on URLs embedded in longer text (a command line, an error message);
     ``password=...`` style pairs are redacted too. Idempotent.
     """
-    if not text:
+    if not text or ("=" not in text and ":" not in text):
+        # Both patterns need one of these ("://", or the separator of key=value / key: value): a request id,
+        # a path or a method has nothing to redact, and two substring tests say so for a fraction of the rest.
         return text
     out = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text) if "://" in text else text
     # Every key _KEY_VALUE knows holds one of _KEY_PARTS; in ASCII text ignoring case is lower-casing, so

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Container, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Container, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,7 +15,7 @@ from iscore.features import NAME_TOKEN, PROMINENT_TOKEN, HeadlineStats, StaticEm
 from iscore.model import (blends, calibrated_model, feature_union, known_words, linear_terms, median_score,
                           part_columns, trained_sources)
 from iscore.sources import normalize_source
-from iscore.triage import FLAGS, shrink, triage
+from iscore.triage import FLAGS, Triage, shrink, triage
 
 REPLY_FLAGS = (*FLAGS, "unknown_source")  # every flag a reply item can carry
 
@@ -175,9 +175,20 @@ def explain(pipeline: Any, records: Sequence[Any], top: int = 3,
     return out
 
 
+SOURCE_CACHE_SIZE = 4096  # sources (as clients write them) whose key each process remembers
+TRIAGE_CACHE_SIZE = 4096  # texts whose triage each model's context remembers (about 1.5 MB when full)
+
+
+@functools.lru_cache(maxsize=SOURCE_CACHE_SIZE)
+def source_key(source: str) -> str:
+    """``normalize_source(source).key``, remembered: a few hundred outlets send most headlines, and resolving
+    one (NFKD folding, host rules, several look-ups) costs 2-6 us; the source table never changes."""
+    return normalize_source(source).key
+
+
 def model_record(text: str, source: str | None) -> dict[str, str]:
     """The record the pipeline takes, with the source as users write it resolved to its key."""
-    return {"text": text, "source": normalize_source(source).key if source else ""}
+    return {"text": text, "source": source_key(source) if source else ""}
 
 
 @dataclass(frozen=True)
@@ -187,6 +198,15 @@ class InputContext:
     known_words: Container[str] | None  # None: the model learned no vocabulary (hashed words, no word part)
     trained_sources: Container[str]
     median: float
+    # ``triage(text, known=<this vocabulary>)``, remembered per text: triage is a pure function of the text and
+    # the vocabulary, and sidebars send the same headlines again and again (tests/core/test_reply_items.py
+    # checks the remembered answer is triage's).
+    triage: Callable[[str], Triage] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        known = None if self.known_words is None else self.known_words.__contains__
+        object.__setattr__(self, "triage", functools.lru_cache(maxsize=TRIAGE_CACHE_SIZE)(
+            functools.partial(triage, known=known)))
 
     @classmethod
     def of(cls, pipeline: Any) -> "InputContext":
@@ -218,7 +238,7 @@ def reply_items(pipeline: Any, headlines: Sequence[tuple[str, str, str | None]],
     values = score(pipeline, records, blend) if scorer is None else scorer.score(records, blend)
     items = []
     for (hid, text, source), record, value in zip(headlines, records, values):
-        t = triage(text, known=None if ctx.known_words is None else ctx.known_words.__contains__)
+        t = ctx.triage(text)
         flags = list(t.flags)
         if source and record["source"] not in ctx.trained_sources:
             flags.append("unknown_source")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from service.errors import ApiError
@@ -90,55 +89,67 @@ def _content_length(environ: dict[str, Any], max_bytes: int) -> int | None:
     return length
 
 
-@contextlib.contextmanager
-def _deadline(environ: dict[str, Any], seconds: float) -> Iterator[Any]:
-    """One deadline over all reads; yields a function to call before each read.
+class _deadline:  # noqa: N801 - used as the context manager it replaced: ``with _deadline(...) as remaining``
+    """One deadline over all reads; ``with`` gives a function to call before each read.
 
     Under gevent workers a gevent.Timeout interrupts a read however the client spaces its bytes.
     Elsewhere (gthread, sync) the socket's timeout is set to the time left before each read: a
     bound per read, looser than a true deadline, and gunicorn's worker timeout still applies.
+    (A class rather than a generator-based context manager: it is entered on every request with a body.)
     """
-    end = time.monotonic() + seconds
-    gevent_timeout = _gevent_timeout(seconds)
-    sock = environ.get("gunicorn.socket") if gevent_timeout is None else None
-    use_socket = sock is not None and hasattr(sock, "settimeout") and hasattr(sock, "gettimeout")
-    prior = sock.gettimeout() if use_socket else None
 
-    def remaining() -> None:
-        left = end - time.monotonic()
+    __slots__ = ("end", "gevent_timeout", "sock", "prior")
+
+    def __init__(self, environ: dict[str, Any], seconds: float):
+        self.end = time.monotonic() + seconds
+        self.gevent_timeout = _gevent_timeout(seconds)
+        sock = environ.get("gunicorn.socket") if self.gevent_timeout is None else None
+        self.sock = sock if sock is not None and hasattr(sock, "settimeout") and hasattr(sock, "gettimeout") else None
+        self.prior = self.sock.gettimeout() if self.sock is not None else None
+
+    def remaining(self) -> None:
+        left = self.end - time.monotonic()
         if left <= 0:
             raise _BodyTimeout()
-        if use_socket:
+        if self.sock is not None:
             with contextlib.suppress(OSError):
-                sock.settimeout(left)
+                self.sock.settimeout(left)
 
-    try:
-        if gevent_timeout is not None:
-            gevent_timeout.start()
-        yield remaining
-    except socket.timeout:
-        raise _BodyTimeout() from None
-    except BaseException as e:
-        if gevent_timeout is not None and e is gevent_timeout:
-            raise _BodyTimeout() from None
-        raise
-    finally:
-        if gevent_timeout is not None:
-            gevent_timeout.close()
-        elif use_socket:
-            with contextlib.suppress(OSError):
-                sock.settimeout(prior)
+    def __enter__(self) -> Any:
+        if self.gevent_timeout is not None:
+            self.gevent_timeout.start()
+        return self.remaining
+
+    def __exit__(self, kind: Any, e: BaseException | None, tb: Any) -> bool:
+        try:
+            if e is not None and (isinstance(e, socket.timeout)
+                                  or (self.gevent_timeout is not None and e is self.gevent_timeout)):
+                raise _BodyTimeout() from None
+            return False
+        finally:
+            if self.gevent_timeout is not None:
+                self.gevent_timeout.close()
+            elif self.sock is not None:
+                with contextlib.suppress(OSError):
+                    self.sock.settimeout(self.prior)
+
+
+_gevent: Any = None  # the gevent module once its sockets are known to be patched (patching is never undone)
 
 
 def _gevent_timeout(seconds: float) -> Any:
     """A gevent.Timeout when this process runs gevent's patched sockets, else None."""
-    try:
-        import gevent
-        import gevent.monkey
-    except ImportError:
-        return None
-    if not gevent.monkey.is_module_patched("socket"):
-        return None
+    global _gevent
+    gevent = _gevent
+    if gevent is None:
+        try:
+            import gevent
+            import gevent.monkey
+        except ImportError:
+            return None
+        if not gevent.monkey.is_module_patched("socket"):
+            return None
+        _gevent = gevent
     return gevent.Timeout(seconds)
 
 

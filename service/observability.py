@@ -8,7 +8,6 @@ import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -112,6 +111,7 @@ class _ServedVersionsOnly:
 # json.dumps(obj, default=str) builds this encoder on every call; one, made once, gives the same text.
 _ENCODE = json.JSONEncoder(default=str).encode
 _PLAIN = (int, float, bool, type(None))
+_PLAIN_TYPES = frozenset(_PLAIN)  # exactly these types (no subclass) are logged as they are
 
 
 def _redacted(value: Any) -> Any:
@@ -131,6 +131,49 @@ def _redacted(value: Any) -> Any:
     return redact_url(str(value))  # what the encoder's default=str would write
 
 
+_STR_JSON = json.encoder.encode_basestring_ascii  # how _ENCODE writes a str (ensure_ascii, the default)
+_OWN_KEYS = frozenset({"ts", "level", "logger", "msg", "exc"})  # keys of the line itself, which a field would replace
+# The fields of an access-log line (Replies.record), in order.
+_ACCESS_FIELDS = ("request_id", "method", "path", "route", "status", "ms", "model_version", "headlines")
+_KEY_JSON: dict[str, str] = {}  # ', "name": ' of the field names met (a few dozen, all written in the code)
+
+
+def _value_json(value: Any) -> str:
+    """``value`` redacted and encoded as _ENCODE writes it inside the line (common exact types without it)."""
+    kind = type(value)
+    if kind is str:
+        return _STR_JSON(redact_url(value))
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and value - value == 0.0:  # finite: NaN and infinities are the encoder's to spell
+        return float.__repr__(value)
+    if value is None:
+        return "null"
+    return _ENCODE(_redacted(value))
+
+
+def _joined(ts: str, level: str, logger: str, msg: str, fields: dict[str, Any], exc: str | None) -> str | None:
+    """``_ENCODE`` of the line's dict, written piece by piece (no dict, no encoder pass over it); None for a field
+    name that is not a plain str (the dict's way then)."""
+    parts = ['{"ts": ', _STR_JSON(ts), ', "level": ', _STR_JSON(level), ', "logger": ', _STR_JSON(logger),
+             ', "msg": ', _STR_JSON(redact_url(msg))]
+    for key, value in fields.items():
+        head = _KEY_JSON.get(key) if type(key) is str else None
+        if head is None:
+            if type(key) is not str:
+                return None
+            head = f", {_STR_JSON(key)}: "
+            if len(_KEY_JSON) < 1024:
+                _KEY_JSON[key] = head
+        parts.append(head)
+        parts.append(_value_json(value))
+    if exc is not None:
+        parts.append(', "exc": ')
+        parts.append(_STR_JSON(redact_url(exc)))
+    parts.append("}")
+    return "".join(parts)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line; structured fields come from ``extra={"fields": {...}}``."""
 
@@ -141,17 +184,55 @@ class JsonFormatter(logging.Formatter):
         return self.line(record.created, record.msecs, record.levelname, record.name, record.getMessage(),
                          getattr(record, "fields", {}) or {}, exc)
 
-    def line(self, created: float, msecs: float, level: str, logger: str, msg: str, fields: dict[str, Any],
-             exc: str | None = None) -> str:
-        """The JSON line of one log record's parts (format() of a LogRecord, and Replies' access line)."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The parts of access lines that repeat from request to request, encoded (see access_line).
+        self._access_parts: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+
+    def _ts(self, created: float, msecs: float) -> str:
         second = int(created)
         if second != self._second[0]:
             self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-        out: dict[str, Any] = {"ts": f"{self._second[1]}.{int(msecs):03d}Z", "level": level, "logger": logger,
-                               "msg": redact_url(msg)}
+        return f"{self._second[1]}.{int(msecs):03d}Z"
+
+    def access_line(self, created: float, msecs: float, logger: str, fields: dict[str, Any]) -> str:
+        """``line(created, msecs, "INFO", logger, "request", fields)`` of an access-log line (Replies.record's
+        fields, in its order): the text between the request id, the time taken and the headline count (method,
+        path, route, status, model version) is encoded once per combination, not per request."""
+        if tuple(fields) != _ACCESS_FIELDS or type(logger) is not str:
+            return self.line(created, msecs, "INFO", logger, "request", fields)
+        method, path, route, status, version = (fields["method"], fields["path"], fields["route"], fields["status"],
+                                                fields["model_version"])
+        if (type(method) is not str or type(path) is not str or type(route) is not str or type(status) is not int
+                or (version is not None and type(version) is not str)):
+            return self.line(created, msecs, "INFO", logger, "request", fields)
+        key = (logger, method, path, route, status, version)
+        parts = self._access_parts.get(key)
+        if parts is None:
+            parts = (f', "level": "INFO", "logger": {_STR_JSON(logger)}, "msg": "request", "request_id": ',
+                     f', "method": {_value_json(method)}, "path": {_value_json(path)}, "route": {_value_json(route)}, '
+                     f'"status": {_value_json(status)}, "ms": ',
+                     f', "model_version": {_value_json(version)}, "headlines": ')
+            if len(self._access_parts) >= 256:  # paths are the client's: keep the table small whatever they send
+                self._access_parts.clear()
+            self._access_parts[key] = parts
+        return "".join(('{"ts": ', _STR_JSON(self._ts(created, msecs)), parts[0], _value_json(fields["request_id"]),
+                        parts[1], _value_json(fields["ms"]), parts[2], _value_json(fields["headlines"]), "}"))
+
+    def line(self, created: float, msecs: float, level: str, logger: str, msg: str, fields: dict[str, Any],
+             exc: str | None = None) -> str:
+        """The JSON line of one log record's parts (format() of a LogRecord, and Replies' access line)."""
+        ts = self._ts(created, msecs)
+        if type(level) is str and type(logger) is str and type(msg) is str and fields.keys().isdisjoint(_OWN_KEYS):
+            joined = _joined(ts, level, logger, msg, fields, exc)
+            if joined is not None:
+                return joined
+        out: dict[str, Any] = {"ts": ts, "level": level, "logger": logger, "msg": redact_url(msg)}
         for key, value in fields.items():
             # The last line of defence: no credentials in a log line, whatever a message or traceback held.
-            out[key] = _redacted(value)
+            # (_redacted, without a call per field for the exact types most fields have.)
+            kind = type(value)
+            out[key] = redact_url(value) if kind is str else value if kind in _PLAIN_TYPES else _redacted(value)
         if exc is not None:
             out["exc"] = redact_url(exc)
         return _ENCODE(out)
@@ -191,6 +272,16 @@ def configure_logging(level: str) -> None:
         py_warnings.propagate = False
 
 
+# uuid.UUID's version-4 bits: the version nibble (bits 76-79) is 4, the variant (bits 62-63) is 10.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def fresh_request_id() -> str:
+    """``uuid.uuid4().hex`` (the same 16 random bytes give the same text) without building a UUID object."""
+    return "%032x" % ((int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR) | _UUID4_SET)
+
+
 class Replies:
     """What every reply gets besides its body: request id, model version and security headers, a metric
     sample and an access-log line. The Flask hooks (:func:`install_hooks`) and the thin ``POST /v1/score``
@@ -205,7 +296,7 @@ class Replies:
     @staticmethod
     def request_id(given: str) -> str:
         """The client's X-Request-ID when it has the accepted form, else a fresh id."""
-        return given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        return given if given and REQUEST_ID.match(given) else fresh_request_id()
 
     def served(self, model_version: str | None) -> str | None:
         """The X-Model-Version of a reply: the version the request used, else the one loaded now."""
@@ -248,8 +339,7 @@ def _write_access_line(handler: logging.StreamHandler, fields: dict[str, Any]) -
     False when it could not (the caller then logs it the ordinary way, and logging reports any error)."""
     now = time.time()
     try:
-        line = handler.formatter.line(now, int((now - int(now)) * 1000), "INFO", access_log.name,  # type: ignore[union-attr]
-                                      "request", fields)
+        line = handler.formatter.access_line(now, int((now - int(now)) * 1000), access_log.name, fields)  # type: ignore[union-attr]
     except Exception:  # noqa: BLE001 - logging's own path formats (and reports) whatever this was
         return False
     try:

@@ -78,6 +78,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # what json.loads(text, parse_constant=...) builds
+
+
 def _depth(value: Any, limit: int) -> int:
     """Nesting depth of a parsed JSON value, iteratively (no recursion on hostile input)."""
     stack = [(value, 1)]
@@ -131,7 +134,9 @@ def decode_json(raw: bytes) -> tuple[Any, str]:
     if not text.strip():
         raise ApiError(400, "malformed_json", "the body is empty: send a JSON object", {"line": 1, "column": 1})
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        if text.startswith("\ufeff"):  # json.loads' own test, which the decoder alone does not make
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _DECODER.decode(text)  # json.loads(text, parse_constant=...) without a decoder per call
     except json.JSONDecodeError as e:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {e.msg}",
                        {"line": e.lineno, "column": e.colno}) from None
@@ -141,7 +146,9 @@ def decode_json(raw: bytes) -> tuple[Any, str]:
         # Python's own wording (e.g. about sys.set_int_max_str_digits) is not for clients.
         what = "a number with too many digits" if "digits" in str(e) else str(e)[:200]
         raise ApiError(400, "malformed_json", f"the body is not acceptable JSON: {what}") from None
-    if _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+    # A value nested deeper than MAX_JSON_DEPTH sits inside at least MAX_JSON_DEPTH containers, each opened by
+    # a "[" or "{" in the text (brackets inside strings only add to the count): fewer, and no walk is needed.
+    if text.count("[") + text.count("{") >= MAX_JSON_DEPTH and _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise ApiError(400, "malformed_json", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return value, text
 
@@ -227,8 +234,18 @@ def _opt_str(value: Any, field: str, max_chars: int, problems: list[dict[str, st
     return value
 
 
+def _clean_text(text: str) -> str:
+    """Control characters as spaces, white space collapsed (a printable text has no control character)."""
+    return normalize_text(text if text.isprintable() else _CONTROL.sub(" ", text))
+
+
 def _headline(item: Any, i: int, limits: Limits, problems: list[dict[str, str]],
               array: str = "headlines") -> Headline | None:
+    if type(item) is str and len(item) <= limits.max_headline_chars:
+        # The usual item, a bare string: what the object {"text": item} gives, without building one.
+        clean = _clean_text(item)
+        if clean and _VISIBLE.search(item):
+            return Headline(id=str(i), text=clean)
     field = f"{array}[{i}]"
     if isinstance(item, str):
         item = {"text": item}
@@ -245,7 +262,7 @@ def _headline(item: Any, i: int, limits: Limits, problems: list[dict[str, str]],
     if len(text) > limits.max_headline_chars:
         problems.append(_problem(f"{field}.text", f"must be at most {limits.max_headline_chars} characters"))
         return None
-    clean = normalize_text(_CONTROL.sub(" ", text))
+    clean = _clean_text(text)
     if not _VISIBLE.search(text) or not clean:
         problems.append(_problem(f"{field}.text", "must not be empty or only whitespace"))
         return None

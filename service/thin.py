@@ -21,9 +21,12 @@ import io
 import logging
 import time
 from collections.abc import Callable, Iterable
+from json import JSONEncoder
+from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from iscore.model import blends
 from iscore.registry import LoadedModel
@@ -71,6 +74,25 @@ def unsupported(app: Flask, replies: Replies) -> str | None:
     return None
 
 
+_ITEM_KEYS = ("id", "text", "i_score", "tier", "flags")  # a reply item without explain (iscore.scoring.reply_items)
+
+
+def _items_json(items: list[dict[str, Any]], string: Callable[[str], str]) -> str | None:
+    """The compact JSON of reply items as json's encoder writes them (``string`` its str encoder), or None when
+    an item has another shape or a field another type (the encoder then writes them all)."""
+    out = []
+    for item in items:
+        if type(item) is not dict or tuple(item) != _ITEM_KEYS:
+            return None
+        hid, text, score, tier, flags = item["id"], item["text"], item["i_score"], item["tier"], item["flags"]
+        if (type(hid) is not str or type(text) is not str or type(score) is not float or score - score != 0.0
+                or type(tier) is not str or type(flags) is not list or any(type(f) is not str for f in flags)):
+            return None
+        out.append(f'{{"id":{string(hid)},"text":{string(text)},"i_score":{float.__repr__(score)},'
+                   f'"tier":{string(tier)},"flags":[{",".join(map(string, flags))}]}}')
+    return "[" + ",".join(out) + "]"
+
+
 class ThinScore:
     """WSGI middleware answering ordinary ``POST /v1/score`` requests; Flask answers everything else."""
 
@@ -80,6 +102,8 @@ class ThinScore:
         self.replies = replies
         self.served = 0  # requests answered here (tests check the path is taken)
         self._blend: tuple[LoadedModel | None, str] = (None, "")
+        self._encoder: tuple[tuple[Any, ...] | None, Callable[[Any], str]] = (None, str)  # (settings, encode)
+        self._heads: dict[tuple[str, str], str] = {}  # the reply's text before its items, per model version and blend
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if (environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "POST"
@@ -105,6 +129,40 @@ class ThinScore:
             blend = parse_blend(None, blends(model.pipeline), self.app.extensions["iscore"].settings.blend)
             self._blend = (model, blend)
         return blend
+
+    def _dumps(self, version: str, blend: str, items: list[dict[str, Any]]) -> str:
+        """``jsonify``'s text of the reply: ``app.json.dumps`` compact (or indented in debug). With Flask's default
+        provider the encoder is made once for its settings (json.dumps makes one per call), and unless it sorts
+        keys the reply is written as that encoder writes it: the part before the items once per model and blend,
+        each item of the usual shape from its five fields (_items_json)."""
+        app = self.app
+        provider = app.json
+        compact = provider.compact
+        reply = {"model_version": version, "blend": blend, "scores": items}
+        if (compact is None and app.debug) or compact is False:
+            return provider.dumps(reply, indent=2)
+        if type(provider) is not DefaultJSONProvider:
+            return provider.dumps(reply, separators=(",", ":"))
+        settings = (provider.default, provider.ensure_ascii, provider.sort_keys)
+        made, encode = self._encoder
+        if made != settings:
+            # json.dumps(reply, default=..., ensure_ascii=..., sort_keys=..., separators=...) builds this encoder.
+            encode = JSONEncoder(default=settings[0], ensure_ascii=settings[1], sort_keys=settings[2],
+                                 separators=(",", ":")).encode
+            self._encoder = (settings, encode)
+            self._heads.clear()
+        if settings[2] or type(version) is not str or type(blend) is not str:
+            return encode(reply)
+        string = encode_basestring_ascii if settings[1] else encode_basestring
+        scores = _items_json(items, string)
+        if scores is None:
+            return encode(reply)
+        head = self._heads.get((version, blend))
+        if head is None:
+            if len(self._heads) >= 16:
+                self._heads.clear()
+            head = self._heads[(version, blend)] = f'{{"model_version":{string(version)},"blend":{string(blend)},"scores":'
+        return head + scores + "}"
 
     def _answer(self, environ: dict[str, Any], t0: float) -> tuple[list[tuple[str, str]], bytes] | None:
         """The reply's headers and body, or None to let Flask answer (the environ then says what was done)."""
@@ -161,10 +219,7 @@ class ThinScore:
             return None
         s.metrics.headlines.inc(len(heads))
         app = self.app
-        dump: dict[str, Any] = ({"indent": 2} if (app.json.compact is None and app.debug) or app.json.compact is False
-                                else {"separators": (",", ":")})
-        body = (app.json.dumps({"model_version": model.version, "blend": blend, "scores": items}, **dump)
-                + "\n").encode()
+        body = (self._dumps(model.version, blend, items) + "\n").encode()
         replies = self.replies
         request_id = replies.request_id(environ.get("HTTP_X_REQUEST_ID", ""))
         headers = [("Content-Type", app.json.mimetype), ("Content-Length", str(len(body))),

@@ -128,3 +128,57 @@ def test_models_without_a_vocabulary_or_a_source_part_still_reply(cfg):
         assert "unknown_source" in items[0]["flags"]  # a model without sources gives no source a weight
     if cfg.get("out_of_core") or cfg.get("use_words") is False:
         assert ctx.known_words is None and "few_known_words" not in items[0]["flags"]
+
+
+# Remembered triage and source keys (a cache per model context, one per process): the same answers as the functions.
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from iscore.scoring import source_key  # noqa: E402
+from iscore.sources import normalize_source  # noqa: E402
+
+_WORDS = st.sampled_from(["Floods", "kill", "dozens", "in", "Kenya", "KENYA", "300", "2019", "www.bbc.co.uk",
+                          "https://x.org/a", "Erdbeben", "tötet", "Türkei", "l'été", "\u00a0", "\t", "zzqx", ""])
+_TEXTS = st.lists(_WORDS | st.text(max_size=6), max_size=10).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(_TEXTS, min_size=1, max_size=8), vocab=st.frozensets(st.sampled_from(
+    ["floods", "kill", "dozens", "in", "kenya", "erdbeben", "l'été"]), max_size=7), none=st.booleans())
+def test_remembered_triage_is_triage(texts, vocab, none):
+    """A context's triage, asked twice per text (the second from the cache), is triage with its vocabulary."""
+    ctx = InputContext(known_words=None if none else set(vocab), trained_sources=set(), median=40.0)
+    for text in texts + texts:
+        assert ctx.triage(text) == triage(text, known=None if none else set(vocab).__contains__)
+
+
+def test_triage_is_remembered_per_context():
+    a = InputContext(known_words={"floods"}, trained_sources=set(), median=40.0)
+    b = InputContext(known_words=set(), trained_sources=set(), median=40.0)
+    text = "Floods kill dozens in Kenya"
+    assert a.triage(text) is a.triage(text)  # the second answer is the remembered one
+    assert "few_known_words" in b.triage(text).flags and "few_known_words" in a.triage(text).flags
+    assert InputContext(known_words={"floods", "kill", "dozens", "in", "kenya"}, trained_sources=set(),
+                        median=40.0).triage(text).flags == ()  # another vocabulary: not a's answer
+
+
+@settings(max_examples=300, deadline=None)
+@given(sources=st.lists(st.sampled_from(["bbc", "BBC News", "https://www.bbc.co.uk/news", "reuters.com", "the guardian",
+                                         "Some Parish Newsletter", "www.", "é", " "]) | st.text(max_size=12),
+                        min_size=1, max_size=6))
+def test_remembered_source_key_is_normalize_source(sources):
+    for source in sources + sources:
+        assert source_key(source) == normalize_source(source).key
+        assert model_record("x", source)["source"] == (normalize_source(source).key if source else "")
+
+
+def test_reply_items_remember_triage_and_give_the_same_items():
+    ctx = InputContext(known_words={"floods", "kill"}, trained_sources={"bbcnews"}, median=35.0)
+    fresh = lambda: InputContext(known_words={"floods", "kill"}, trained_sources={"bbcnews"}, median=35.0)  # noqa: E731
+    texts = HEADLINES + ["Trump", "https://www.bbc.co.uk/news/world-12345"]
+    values = [80.0, 20.0, 55.5, 61.0, 99.0, 70.0]
+    kw = {"red_threshold": 60.0, "explain_top": 3, "with_explain": False}
+    first = reply_items(FixedPipeline(values), triples(texts, "BBC News"), context=ctx, **kw)
+    again = reply_items(FixedPipeline(values), triples(texts, "BBC News"), context=ctx, **kw)
+    assert first == again == reply_items(FixedPipeline(values), triples(texts, "BBC News"), context=fresh(), **kw)
+    assert ctx.triage.cache_info().hits >= len(texts)

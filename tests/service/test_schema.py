@@ -118,3 +118,119 @@ def test_body_parser_raises_only_api_errors(raw):
 @pytest.mark.parametrize("ctype", ["application/json", "application/json; charset=utf-8", "application/vnd.x+json"])
 def test_json_content_types_are_accepted(ctype):
     assert parse_json_body(b'{"a": 1}', ctype) == {"a": 1}
+
+
+def _decode_reference(raw: bytes):
+    """decode_json as it was written first (json.loads per call, the depth walked on every body)."""
+    from service.schema import MAX_JSON_DEPTH, _depth, _reject_constant
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ApiError(400, "malformed_json", "the body is not valid UTF-8", {"position": e.start}) from None
+    if not text.strip():
+        raise ApiError(400, "malformed_json", "the body is empty: send a JSON object", {"line": 1, "column": 1})
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {e.msg}",
+                       {"line": e.lineno, "column": e.colno}) from None
+    except RecursionError:
+        raise ApiError(400, "malformed_json", f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as e:
+        what = "a number with too many digits" if "digits" in str(e) else str(e)[:200]
+        raise ApiError(400, "malformed_json", f"the body is not acceptable JSON: {what}") from None
+    if _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise ApiError(400, "malformed_json", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value, text
+
+
+def _outcome(decode, raw: bytes):
+    try:
+        return "ok", decode(raw)
+    except ApiError as e:
+        return "error", (e.status, e.error, e.message, e.details)
+
+
+_JSON_PIECES = st.sampled_from(["[", "]", "{", "}", '"a"', ":", ",", "1", "NaN", "-Infinity", "1e999", "null",
+                                "\ufeff", " ", '"[{"', "\\u0000", '"', "9" * 5000, "\xff"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(pieces=st.lists(_JSON_PIECES | st.text(max_size=3), max_size=40), depth=st.integers(0, 40),
+       scalar=st.sampled_from(["1", "[]", "{}", '"x"', "[1]", '"[[["']))
+def test_decode_json_is_the_reference_decoder(pieces, depth, scalar):
+    """The decoder made once and the bracket count before the depth walk change no answer: any text, and
+    values nested around the limit (31 to 33 levels, with brackets inside strings too)."""
+    from service.schema import decode_json
+
+    for text in ("".join(pieces), "[" * depth + scalar + "]" * depth, '{"a":' * depth + scalar + "}" * depth,
+                 "\ufeff" + "[" * depth + "]" * depth):
+        for raw in (text.encode("utf-8", "surrogatepass"), text.encode("latin-1", "replace")):
+            assert _outcome(decode_json, raw) == _outcome(_decode_reference, raw)
+
+
+def test_decode_json_refuses_the_nesting_just_over_the_limit():
+    from service.schema import MAX_JSON_DEPTH, decode_json
+
+    decode_json(("[" * (MAX_JSON_DEPTH - 1) + "1" + "]" * (MAX_JSON_DEPTH - 1)).encode())  # 32 levels with the 1
+    for body in ("[" * MAX_JSON_DEPTH + "1" + "]" * MAX_JSON_DEPTH, "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)):
+        with pytest.raises(ApiError, match="nested deeper"):
+            decode_json(body.encode())
+
+
+def _headline_reference(item, i, limits, problems, array="headlines"):
+    """service.schema._headline as first written (every item through the object path, the control regex always)."""
+    from iscore.features import normalize_text
+    from service.schema import (_CONTROL, _VISIBLE, MAX_ID_CHARS, MAX_SOURCE_CHARS, Headline, _opt_str, _problem,
+                                _unknown_fields)
+
+    field = f"{array}[{i}]"
+    if isinstance(item, str):
+        item = {"text": item}
+    if not isinstance(item, dict):
+        problems.append(_problem(field, "must be a string or an object with a 'text' string"))
+        return None
+    unknown = set(item) - {"text", "id", "published_at", "source"}
+    if unknown:
+        problems.append(_unknown_fields(field, unknown))
+    text = item.get("text")
+    if not isinstance(text, str):
+        problems.append(_problem(f"{field}.text", "is required and must be a string"))
+        return None
+    if len(text) > limits.max_headline_chars:
+        problems.append(_problem(f"{field}.text", f"must be at most {limits.max_headline_chars} characters"))
+        return None
+    clean = normalize_text(_CONTROL.sub(" ", text))
+    if not _VISIBLE.search(text) or not clean:
+        problems.append(_problem(f"{field}.text", "must not be empty or only whitespace"))
+        return None
+    raw_id = item.get("id")
+    if isinstance(raw_id, int) and not isinstance(raw_id, bool):
+        raw_id = str(raw_id)
+    hid = _opt_str(raw_id, f"{field}.id", MAX_ID_CHARS, problems)
+    source = _opt_str(item.get("source"), f"{field}.source", MAX_SOURCE_CHARS, problems)
+    published = parse_time(item.get("published_at"), f"{field}.published_at", problems)
+    return Headline(id=hid if hid is not None else str(i), text=clean, published_at=published,
+                    source=normalize_text(source).lower() if source else None)
+
+
+_TEXT_PIECES = st.sampled_from(["Floods", " ", "\t", "\n", "\x00", "\x07", "\x7f", "\x85", "\u00a0", "\u200b", "\ufeff",
+                                "\u2028", "é", "\U0001f600", "x" * 30])
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.lists(_TEXT_PIECES | st.text(max_size=4), max_size=8).map("".join),
+       wrap=st.sampled_from(["bare", "object", "object+id", "object+extra"]), i=st.integers(0, 3),
+       max_chars=st.sampled_from([5, 40, 300]))
+def test_a_headline_item_parses_as_the_reference_does(text, wrap, i, max_chars):
+    """The bare-string fast path and the printable-text shortcut change neither headline nor problem."""
+    from service.schema import Limits, _headline
+
+    item = {"bare": text, "object": {"text": text}, "object+id": {"text": text, "id": 7, "source": " BBC  News "},
+            "object+extra": {"text": text, "other": 1}}[wrap]
+    limits = Limits(max_headlines=10, max_headline_chars=max_chars)
+    mine: list = []
+    ref: list = []
+    assert _headline(item, i, limits, mine) == _headline_reference(item, i, limits, ref)
+    assert mine == ref

@@ -226,3 +226,66 @@ def test_a_client_over_its_budget_is_refused_before_its_body_is_parsed(make_app,
     r = front.post("/v1/score", json={"headlines": ["x"], "x": 1}, environ_base={"REMOTE_ADDR": "thin-fresh"})
     assert_error(r, 422)
     assert parsed == [1, 1] and flask_parses == []
+
+
+@pytest.mark.parametrize("ensure_ascii,sort_keys,compact,debug", [
+    (True, False, None, False), (False, False, None, False), (True, True, None, False), (False, True, True, False),
+    (True, False, False, False), (True, False, None, True)])
+def test_the_reply_encoder_follows_the_apps_json_settings(paths, ensure_ascii, sort_keys, compact, debug):
+    """The encoder the thin path makes once follows app.json's settings, also when they change between requests."""
+    front, flask_only, path = paths
+    app = path.app
+    kw = {"json": {"headlines": ["Séisme en Turquie : au moins 300 morts \u2014 \U0001f600", {"text": "Floods", "id": 7}]},
+          "headers": {"X-Request-ID": "r"}}
+    _same(front.post("/v1/score", **kw), flask_only.post("/v1/score", **kw))  # the default settings, encoder made
+    saved = (app.json.ensure_ascii, app.json.sort_keys, app.json.compact, app.debug)
+    try:
+        app.json.ensure_ascii, app.json.sort_keys, app.json.compact, app.debug = ensure_ascii, sort_keys, compact, debug
+        served = path.served
+        a, b = front.post("/v1/score", **kw), flask_only.post("/v1/score", **kw)
+        assert path.served == served + 1
+        _same(a, b)
+        assert (b"\\u00e9" in a.get_data()) == ensure_ascii
+    finally:
+        app.json.ensure_ascii, app.json.sort_keys, app.json.compact, app.debug = saved
+    _same(front.post("/v1/score", **kw), flask_only.post("/v1/score", **kw))  # and back
+
+
+_FLOATS = st.floats() | st.floats(0, 100).map(lambda x: round(x, 1))
+_ITEM = st.fixed_dictionaries({"id": st.text(max_size=5), "text": st.text(max_size=20), "i_score": _FLOATS,
+                               "tier": st.sampled_from(["red", "blue"]),
+                               "flags": st.lists(st.sampled_from(["too_short", "not_english", "é\""]), max_size=3)})
+_ODD_ITEM = st.one_of(
+    _ITEM.map(lambda it: {**it, "i_score": int(it["i_score"]) if it["i_score"] == it["i_score"] and abs(it["i_score"]) < 1e9 else 1}),
+    _ITEM.map(lambda it: dict(reversed(list(it.items())))),
+    _ITEM.map(lambda it: {**it, "explain": {"up": [], "down": []}}),
+    _ITEM.map(lambda it: {**it, "flags": tuple(it["flags"])}),
+    _ITEM.map(lambda it: {**it, "id": 3}),
+)
+
+
+@HYP
+@given(items=st.lists(_ITEM | _ODD_ITEM, max_size=4), version=st.text(max_size=8) | st.just("20261124-101112"),
+       blend=st.sampled_from(["editorial", "engagement", "é"]), ensure_ascii=st.booleans(), sort_keys=st.booleans())
+def test_the_reply_text_is_the_encoders(paths, items, version, blend, ensure_ascii, sort_keys):
+    """The reply written piece by piece is what app.json.dumps writes, for any items, versions, blends and settings;
+    asked twice (the part before the items then remembered)."""
+    _, _, path = paths
+    provider = path.app.json
+    saved = (provider.ensure_ascii, provider.sort_keys)
+    provider.ensure_ascii, provider.sort_keys = ensure_ascii, sort_keys
+    try:
+        want = provider.dumps({"model_version": version, "blend": blend, "scores": items}, separators=(",", ":"))
+        assert path._dumps(version, blend, items) == want
+        assert path._dumps(version, blend, items) == want
+    finally:
+        provider.ensure_ascii, provider.sort_keys = saved
+
+
+def test_the_usual_items_are_written_without_the_encoder(paths):
+    _, _, path = paths
+    items = [{"id": "0", "text": "Séisme \u2014 300 morts", "i_score": 63.2, "tier": "blue", "flags": ["all_caps"]}]
+    assert thin._items_json(items, thin.encode_basestring_ascii) == \
+        '[{"id":"0","text":"S\\u00e9isme \\u2014 300 morts","i_score":63.2,"tier":"blue","flags":["all_caps"]}]'
+    assert thin._items_json([{**items[0], "i_score": float("nan")}], thin.encode_basestring_ascii) is None
+    assert thin._items_json([{**items[0], "explain": {}}], thin.encode_basestring_ascii) is None
