@@ -103,6 +103,14 @@ def check_serve(clone: Path, env: dict[str, str], command: str) -> None:
         out_path.write_text(p.stdout.read() if p.stdout else "")
     if p.returncode not in (0, -signal.SIGTERM):
         sys.exit(f"readme check: the server did not stop cleanly on SIGTERM (exit {p.returncode})")
+    # The base install builds the C reader (setup.py's optional extension) wherever a C compiler is at hand, as
+    # here: a build that silently stopped happening would only show as a slower service.
+    served = out_path.read_text()
+    if shutil.which("cc") or shutil.which("gcc"):
+        if "compiled scorer: text read in C" not in served:
+            sys.exit("readme check: a C compiler is here, but the server did not log 'compiled scorer: text read in C':\n"
+                     + "\n".join(line for line in served.splitlines() if "compiled scorer" in line)[-2000:])
+        log("the base install built the C reader: the server reads text in C")
 
 
 def sample_presets(dest: Path, rows: int = 4000) -> None:
