@@ -27,7 +27,9 @@ typedef uint32_t ch_t;
  * digit, no white space and have no case, so every rule below treats them as any ASCII punctuation. Latin-1
  * letters (U+00C0-U+00FF but the signs U+00D7 and U+00F7): word characters, no digit, never in [A-Za-z], and
  * lower() maps U+00C0-U+00DE to the letter 0x20 above (tests/core/test_speedups.py checks all of it). */
-static const ch_t EXTRA[] = {0xA0, 0xA3, 0xAB, 0xBB, 0x2013, 0x2014, 0x2018, 0x2019, 0x201C, 0x201D, 0x2026, 0x20AC};
+static const ch_t EXTRA[] = {0xA0,   0xA3,   0xA9,   0xAB,   0xAE,   0xB0,   0xB7,   0xBB,   0x200B, 0x200C,
+                             0x200D, 0x2013, 0x2014, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2026, 0x20AC,
+                             0x2122, 0x25BA, 0xFEFF};
 #define N_EXTRA (sizeof(EXTRA) / sizeof(EXTRA[0]))
 
 static int latin_letter(ch_t c) { return c >= 0xC0 && c <= 0xFF && c != 0xD7 && c != 0xF7; }

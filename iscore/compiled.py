@@ -51,8 +51,11 @@ from iscore.model import (FEATURES_STEP, MODEL_STEP, EditorialBlendRegressor, Fa
 
 try:  # built by setup.py where a C compiler is at hand; without it the Python code reads every headline
     from iscore import _speedups
-except ImportError:  # pragma: no cover - depends on the install
+
+    _SPEEDUPS_ERROR = ""
+except ImportError as e:  # pragma: no cover - depends on the install
     _speedups = None
+    _SPEEDUPS_ERROR = str(e)  # why, for the log line (not built; or built for another Python)
 
 # Every compiled score must be within this of the pipeline's on the verification records.
 TOLERANCE = 1e-6
@@ -558,13 +561,6 @@ def c_reader_of(cleaner: HeadlineCleaner, vocabulary: Mapping[str, int] | None =
         features.QUANTITY_CENTRE, features.QUANTITY_CAP, features.HARM_WIDTH)
 
 
-def c_reader_unavailable() -> str:
-    """Why a compiled scorer reads text in Python although the C reader was asked for."""
-    if _speedups is None:
-        return "iscore._speedups is not built (no C compiler at install: python3 -m pip install -e . rebuilds it)"
-    return "a text part the C reader does not know (character n-grams, raw text, or cleaners that differ)"
-
-
 class _CReader:
     """The text parts of a model read in C, a whole batch per call (iscore/_speedups.c).
 
@@ -579,34 +575,40 @@ class _CReader:
         self.layout = None if stats is None else [C_STAT_NAMES.index(n) for n in stats.stats.names_out()]
 
     @classmethod
-    def of(cls, parts: list[Any], shared: dict[int, _SharedClean]) -> "_CReader | None":
-        """The C reader of these compiled parts, or None when iscore._speedups is not built or some text part
-        reads headlines in a way it does not know (then every part reads in Python)."""
-        if _speedups is None or len(shared) != 1:
-            return None
+    def of(cls, parts: list[Any], shared: dict[int, _SharedClean]) -> "tuple[_CReader | None, str | None]":
+        """The C reader of these compiled parts and None; or None and why not (iscore._speedups not built, or a
+        text part that reads headlines in a way it does not know: then every part reads in Python)."""
+        if _speedups is None:
+            return None, f"iscore._speedups is not built or does not load ({_SPEEDUPS_ERROR}); python3 -m pip install -e . builds it"
+        if len(shared) != 1:
+            return None, ("no text part cleans its text" if not shared
+                          else f"the text parts' cleaners differ ({len(shared)} distinct fitted cleaners)")
         (stand_in,) = shared.values()
         cleaner = stand_in.cleaner
         if type(cleaner) is not HeadlineCleaner or not hasattr(cleaner, "proper_"):
-            return None
+            return None, f"a cleaner the C reader does not know ({type(cleaner).__name__})"
         found: dict[type, Any] = {}
         for part in parts:
             if type(part) is _Source:
                 continue
+            if type(part) is _TextTerms and part.ngrams is None:
+                return None, "an n-gram part the C reader does not know (character n-grams or another analyzer)"
             if type(part) in found or type(part) not in (_TextTerms, _Stats, _Semantic):
-                return None
+                return None, f"a text part the C reader does not know or a second one ({type(part).__name__})"
             found[type(part)] = part
         words, stats, semantic = found.get(_TextTerms), found.get(_Stats), found.get(_Semantic)
         if words is not None and (words.ngrams is None or words.picker.field != "text"
                                   or words.picker.cleaner_ is not stand_in):
-            return None  # character n-grams, another field, or the raw text
+            return None, "an n-gram part that is not word n-grams of the cleaned text (character n-grams, raw text)"
         if stats is not None and (stats.stats.cleaner_ is not stand_in or stats.stats.names_out() not in C_LAYOUTS):
-            return None
+            return None, "statistics of raw text or of a layout the C reader does not know"
         if semantic is not None and semantic.embedder.cleaner_ is not stand_in:
-            return None
+            return None, "token vectors of raw text"
         reader = c_reader_of(cleaner, None if words is None else words.vocabulary,
-                          (1, 1) if words is None else words.ngrams.ngram_range,
-                          None if semantic is None else semantic.embedder.vocab, None if stats is None else stats.stats)
-        return cls(reader, words, stats, semantic)
+                             (1, 1) if words is None else words.ngrams.ngram_range,
+                             None if semantic is None else semantic.embedder.vocab,
+                             None if stats is None else stats.stats)
+        return cls(reader, words, stats, semantic), None
 
     def blocks(self, texts: list[str]) -> dict[int, _Block]:
         """Each C-read part's block for ``texts`` (by ``id`` of the part)."""
@@ -694,6 +696,7 @@ class CompiledScorer:
                  cleaners: tuple[_SharedClean, ...] = (), reader: _CReader | None = None):
         self.pipeline = pipeline
         self.reader = reader  # the text parts read in C (iscore/_speedups.c), or None: read by their Python methods
+        self.text_in_python: str | None = None if reader is not None else "no C reader"  # why, when reader is None
         self.cleaners = cleaners  # the parts' shared cleaners: their memory of a batch is dropped after it
         self.parts = parts
         self.intercepts = intercepts  # per blend
@@ -758,7 +761,9 @@ class CompiledScorer:
 
     def without_c(self) -> "CompiledScorer":
         """The same scorer with every text part read by its Python methods."""
-        return CompiledScorer(self.pipeline, self.parts, self.intercepts, self.calibrated, self._terms, self.cleaners)
+        scorer = CompiledScorer(self.pipeline, self.parts, self.intercepts, self.calibrated, self._terms, self.cleaners)
+        scorer.text_in_python = "dropped"
+        return scorer
 
     def _forget(self) -> None:
         """Drop the cleaned texts of the batch just scored (the next batch is other headlines)."""
@@ -871,9 +876,11 @@ def compile_pipeline(pipeline: Any, c_reader: bool = True) -> CompiledScorer:
     for b, c in coefs.items():
         if start != c.shape[0]:
             raise NotCompilable(f"the parts have {start} columns, the {b} blend {c.shape[0]} coefficients")
-    reader = _CReader.of([p.compiled for p in parts], shared) if c_reader else None
-    return CompiledScorer(pipeline, parts, {b: i for b, (_, i) in terms.items()}, calibrated, terms,
-                          tuple(shared.values()), reader)
+    reader, why = _CReader.of([p.compiled for p in parts], shared) if c_reader else (None, "ISCORE_C_READER=0")
+    scorer = CompiledScorer(pipeline, parts, {b: i for b, (_, i) in terms.items()}, calibrated, terms,
+                            tuple(shared.values()), reader)
+    scorer.text_in_python = why
+    return scorer
 
 
 def verification_records(texts: Sequence[str] = ()) -> list[dict[str, str]]:

@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from iscore import registry
-from iscore.compiled import (CompiledMismatch, NotCompilable, c_reader_unavailable, compile_pipeline,
-                             verification_records, verify)
+from iscore.compiled import CompiledMismatch, NotCompilable, compile_pipeline, verification_records, verify
 from iscore.registry import ArtifactError, LoadedModel
 from iscore.scoring import reply_items
 
@@ -271,9 +270,9 @@ def with_scorer(loaded: LoadedModel, c_reader: bool = True) -> tuple[LoadedModel
             log.warning("compiled scorer: text read in Python, the C reader failed its check", extra={"fields": {
                 "version": loaded.version, "reason": f"{type(e).__name__}: {e}"}})
             scorer = scorer.without_c()
-    elif c_reader:
+    else:
         log.info("compiled scorer: text read in Python", extra={"fields": {
-            "version": loaded.version, "reason": c_reader_unavailable()}})
+            "version": loaded.version, "reason": scorer.text_in_python}})
     try:
         verify(scorer, records)
     except CompiledMismatch as e:
