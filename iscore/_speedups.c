@@ -880,6 +880,10 @@ static int Reader_init(Reader *r, PyObject *args, PyObject *kw) {
                                                                                   *harm = Py_None, *scale = Py_None;
     int join_runs, lo = 0, hi = 0;
     double share, centre = 0.0, neutral = 0.0, cap = 0.0, width = 1.0;
+    if (r->table.count || r->small.count) { /* its tables are filled once: a second __init__ would only add to them */
+        PyErr_SetString(PyExc_RuntimeError, "a Reader is initialised once");
+        return -1;
+    }
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOpdOO|O(ii)OOOdddd", names, &proper, &common, &prominent, &kickers,
                                      &join_runs, &share, &number_words, &multipliers, &ngrams, &lo, &hi, &embed,
                                      &harm, &scale, &centre, &neutral, &cap, &width))
@@ -971,7 +975,8 @@ static int cmp_long(const void *a, const void *b) {
 }
 
 /* terms_share(cols, packed, tf, idf, f32, l2): compiled._TextTerms.share_of_columns step for step (the same doubles,
- * rounded to float32 where it rounds with array("f")); None when an n-gram repeats more often than tf has counts. */
+ * rounded to float32 where it rounds with array("f"); its sums are Python 3.11's sum(), one addition after another,
+ * which 3.12 replaced by a compensated sum); None when an n-gram repeats more often than tf has counts. */
 static PyObject *terms_share(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *cols_obj, *packed_obj, *tf_obj, *idf_obj;

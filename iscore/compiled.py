@@ -442,7 +442,9 @@ class _Semantic:
         total = vectors[0] if len(ids) == 1 else np.add.accumulate(vectors, axis=0)[-1]
         norm = np.sqrt(np.add.reduce(total * total))
         row = (total / norm if norm > 0 else total) * self.weight
-        return float(np.dot(row, coef))  # the float32 row as doubles (dot casts it) times the coefficients
+        # The float32 row as doubles times the coefficients, added one after another (as embed_share adds them; a
+        # BLAS dot adds in an order of its own, a last bit apart).
+        return sum((row.astype(np.float64) * coef).tolist())
 
     def rows(self, texts: Sequence[str]) -> np.ndarray:
         """The part's float32 rows for ``texts``, as StaticEmbedder.transform computes them (its own code)."""
@@ -623,7 +625,8 @@ class _CReader:
                 cols = np.concatenate([cols, np.fromiter((j for _, j in extra), dtype=np.int64, count=len(extra))])
             out[id(self.words)] = self.words.block_of(rows, cols, n)
         if self.stats is not None:
-            values = np.frombuffer(stats_b, dtype=np.float64).reshape(n, len(C_STAT_NAMES))[:, self.layout]
+            # Rows in C order, as the Python path builds them: einsum adds a row's products in memory order.
+            values = np.take(np.frombuffer(stats_b, dtype=np.float64).reshape(n, len(C_STAT_NAMES)), self.layout, axis=1)
             for r in fallback:
                 values[r] = self.stats.stats.row(texts[r])
             out[id(self.stats)] = self.stats.block_of(values)

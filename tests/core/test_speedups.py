@@ -283,6 +283,8 @@ def test_bad_tables_are_refused_with_a_clear_error():
         speedups.Reader(set(), set(), set(), set(), True, 0.6, {}, {}, {"a": 0}, (2, 1))
     with pytest.raises(TypeError, match="must be str"):
         READER.clean(b"bytes")
+    with pytest.raises(RuntimeError, match="initialised once"):
+        READER.__init__(set(), set(), set(), set(), True, 0.6, {}, {})
     with pytest.raises(TypeError):
         READER.read([1, 2])
 
@@ -397,3 +399,17 @@ def test_share_functions_refuse_bad_input():
     with pytest.raises(TypeError, match="float64"):
         speedups.terms_share([0], array("f", [0.0] * 9), tf, None, True, True)
     assert speedups.terms_share([], packed, tf, None, True, True) == 0.0
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(headline, min_size=1, max_size=9))
+def test_c_and_python_reading_give_the_same_scores_bit_for_bit(texts):
+    # Beyond what the tests above compare (what is read), the arithmetic after it adds in the same order on both
+    # paths: the same doubles, not only within a tolerance of the pipeline.
+    recs = [{"text": t, "source": ("reuters", "")[i % 2]} for i, t in enumerate(texts)]
+    python = SCORER.without_c()
+    for blend in SCORER.blends:
+        assert SCORER.raw(recs, blend).tolist() == python.raw(recs, blend).tolist()
+        assert SCORER.score(recs, blend).tolist() == python.score(recs, blend).tolist()  # batches of 5+: the arrays
+        for r in recs[:2]:  # one at a time: the one-record path
+            assert SCORER.score([r], blend).tolist() == python.score([r], blend).tolist()
