@@ -55,7 +55,9 @@ try:  # built by setup.py where a C compiler is at hand; without it the Python c
     _SPEEDUPS_ERROR = ""
 except ImportError as e:  # pragma: no cover - depends on the install
     _speedups = None
-    _SPEEDUPS_ERROR = str(e)  # why, for the log line (not built; or built for another Python)
+    # Why, for the log line; not the message, which names the file's path when a build does not load.
+    _SPEEDUPS_ERROR = ("not built" if isinstance(e, ModuleNotFoundError)
+                       else f"built but does not load: {type(e).__name__}, a build for another Python?")
 
 # Every compiled score must be within this of the pipeline's on the verification records.
 TOLERANCE = 1e-6
@@ -581,7 +583,7 @@ class _CReader:
         """The C reader of these compiled parts and None; or None and why not (iscore._speedups not built, or a
         text part that reads headlines in a way it does not know: then every part reads in Python)."""
         if _speedups is None:
-            return None, f"iscore._speedups is not built or does not load ({_SPEEDUPS_ERROR}); python3 -m pip install -e . builds it"
+            return None, f"iscore._speedups: {_SPEEDUPS_ERROR} (python3 -m pip install -e . builds it)"
         if len(shared) != 1:
             return None, ("no text part cleans its text" if not shared
                           else f"the text parts' cleaners differ ({len(shared)} distinct fitted cleaners)")
