@@ -111,7 +111,6 @@ class _ServedVersionsOnly:
 # json.dumps(obj, default=str) builds this encoder on every call; one, made once, gives the same text.
 _ENCODE = json.JSONEncoder(default=str).encode
 _PLAIN = (int, float, bool, type(None))
-_PLAIN_TYPES = frozenset(_PLAIN)  # exactly these types (no subclass) are logged as they are
 
 
 def _redacted(value: Any) -> Any:
@@ -228,11 +227,9 @@ class JsonFormatter(logging.Formatter):
             if joined is not None:
                 return joined
         out: dict[str, Any] = {"ts": ts, "level": level, "logger": logger, "msg": redact_url(msg)}
-        for key, value in fields.items():
-            # The last line of defence: no credentials in a log line, whatever a message or traceback held.
-            # (_redacted, without a call per field for the exact types most fields have.)
-            kind = type(value)
-            out[key] = redact_url(value) if kind is str else value if kind in _PLAIN_TYPES else _redacted(value)
+        # The last line of defence: no credentials in a log line, whatever a message or traceback held.
+        # (The usual line went out through _joined above; this is the way of unusual ones.)
+        out.update({key: _redacted(value) for key, value in fields.items()})
         if exc is not None:
             out["exc"] = redact_url(exc)
         return _ENCODE(out)
