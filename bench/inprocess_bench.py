@@ -71,11 +71,10 @@ def cpu_each(fn, batches, rounds: int = 3) -> float:
     return best
 
 
-def forget_triage(pipe: object | None = None) -> None:
-    """Empty triage's memories (the language cache and each model context's triage per text): every headline new."""
+def forget_triage(pipe: object) -> None:
+    """Empty triage's memories (the language cache and ``pipe``'s context's triage per text): every headline new."""
     _classify.cache_clear()
-    if pipe is not None:
-        _context(pipe).triage.cache_clear()
+    _context(pipe).triage.cache_clear()
 
 
 def main() -> None:

@@ -698,10 +698,12 @@ class CompiledScorer:
 
     def __init__(self, pipeline: Any, parts: list[_Part], intercepts: dict[str, float],
                  calibrated: PercentileCalibratedRegressor, terms: dict[str, tuple[np.ndarray, float]],
-                 cleaners: tuple[_SharedClean, ...] = (), reader: _CReader | None = None):
+                 cleaners: tuple[_SharedClean, ...] = (), reader: _CReader | None = None,
+                 text_in_python: str | None = None):
         self.pipeline = pipeline
         self.reader = reader  # the text parts read in C (iscore/_speedups.c), or None: read by their Python methods
-        self.text_in_python: str | None = None if reader is not None else "no C reader"  # why, when reader is None
+        # Why the text parts read in Python, when they do (the service logs it at load).
+        self.text_in_python = None if reader is not None else (text_in_python or "no C reader")
         self.cleaners = cleaners  # the parts' shared cleaners: their memory of a batch is dropped after it
         self.parts = parts
         self.intercepts = intercepts  # per blend
@@ -766,9 +768,8 @@ class CompiledScorer:
 
     def without_c(self) -> "CompiledScorer":
         """The same scorer with every text part read by its Python methods."""
-        scorer = CompiledScorer(self.pipeline, self.parts, self.intercepts, self.calibrated, self._terms, self.cleaners)
-        scorer.text_in_python = "dropped"
-        return scorer
+        return CompiledScorer(self.pipeline, self.parts, self.intercepts, self.calibrated, self._terms, self.cleaners,
+                              text_in_python="dropped")
 
     def _forget(self) -> None:
         """Drop the cleaned texts of the batch just scored (the next batch is other headlines)."""
@@ -882,10 +883,8 @@ def compile_pipeline(pipeline: Any, c_reader: bool = True) -> CompiledScorer:
         if start != c.shape[0]:
             raise NotCompilable(f"the parts have {start} columns, the {b} blend {c.shape[0]} coefficients")
     reader, why = _CReader.of([p.compiled for p in parts], shared) if c_reader else (None, "ISCORE_C_READER=0")
-    scorer = CompiledScorer(pipeline, parts, {b: i for b, (_, i) in terms.items()}, calibrated, terms,
-                            tuple(shared.values()), reader)
-    scorer.text_in_python = why
-    return scorer
+    return CompiledScorer(pipeline, parts, {b: i for b, (_, i) in terms.items()}, calibrated, terms,
+                          tuple(shared.values()), reader, why)
 
 
 def verification_records(texts: Sequence[str] = ()) -> list[dict[str, str]]:
