@@ -81,6 +81,13 @@ def _reject_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # what json.loads(text, parse_constant=...) builds
 
 
+def _loads(text: str) -> Any:
+    """``json.loads(text, parse_constant=_reject_constant)`` without a decoder made per call."""
+    if text.startswith("\ufeff"):  # json.loads' own test, which the decoder alone does not make
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _DECODER.decode(text)
+
+
 def _depth(value: Any, limit: int) -> int:
     """Nesting depth of a parsed JSON value, iteratively (no recursion on hostile input)."""
     stack = [(value, 1)]
@@ -134,9 +141,7 @@ def decode_json(raw: bytes) -> tuple[Any, str]:
     if not text.strip():
         raise ApiError(400, "malformed_json", "the body is empty: send a JSON object", {"line": 1, "column": 1})
     try:
-        if text.startswith("\ufeff"):  # json.loads' own test, which the decoder alone does not make
-            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-        value = _DECODER.decode(text)  # json.loads(text, parse_constant=...) without a decoder per call
+        value = _loads(text)
     except json.JSONDecodeError as e:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {e.msg}",
                        {"line": e.lineno, "column": e.colno}) from None
